@@ -1,0 +1,66 @@
+"""Atomic checkpoints that OpenCLIP can load, with a JSON sidecar describing the run.
+
+``ckpt.pt`` holds ``{"state_dict": <model weights>, ...training state}`` — the layout
+``open_clip.load_checkpoint`` reads — and ``ckpt.json`` beside it holds the model config, the
+loss config (its projection matrix is in ``loss_state``), the training config, step and metrics.
+Both are written to a temporary file and renamed, so a crash never leaves a half-written file
+where a good one used to be.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+
+from .models import sidecar_path
+
+
+def atomic_write_bytes(path: Union[str, Path], writer) -> None:
+    """Call ``writer(file_obj)`` on a temp file in ``path``'s folder, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            writer(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Union[str, Path], text: str) -> None:
+    """Write text atomically (temp file + rename)."""
+    atomic_write_bytes(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def save_checkpoint(path: Union[str, Path], payload: dict[str, Any], sidecar: dict[str, Any]) -> Path:
+    """Write ``payload`` (must contain ``state_dict``) and its sidecar, each atomically.
+
+    The weights go first: a sidecar never describes weights that are not on disk yet.
+    """
+    if "state_dict" not in payload:
+        raise ValueError("checkpoint payload needs a 'state_dict'")
+    path = Path(path)
+    atomic_write_bytes(path, lambda f: torch.save(payload, f))
+    atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=2, default=str))
+    return path
+
+
+def load_training_state(path: Union[str, Path]) -> dict[str, Any]:
+    """Everything a resumed run needs (weights, optimiser, scheduler, RNG, step)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint to resume from not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or foreign file
+        raise ValueError(f"{path} is not a readable semclip checkpoint: {exc}") from exc

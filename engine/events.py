@@ -1,0 +1,106 @@
+"""Typed events that long-running engine jobs yield.
+
+Every long job (training, evaluation, embedding a gallery, batch caption generation) is a plain
+generator of these events that also accepts a :class:`StopFlag`. The CLI turns them into tqdm bars
+and tables; the GUI's worker thread turns them into Qt signals. Keeping the set small and fixed is
+what lets both clients stay thin.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator, Protocol, Union
+
+
+class StopFlag(Protocol):
+    """Anything with ``is_set()``: a ``threading.Event`` works, so does :class:`NeverStop`."""
+
+    def is_set(self) -> bool: ...
+
+
+class NeverStop:
+    """A stop flag that is never set, for callers that just want to run to the end."""
+
+    def is_set(self) -> bool:
+        return False
+
+
+def new_stop_flag() -> threading.Event:
+    """A fresh, unset stop flag that another thread may set to request a cooperative stop."""
+    return threading.Event()
+
+
+@dataclass
+class Progress:
+    """Coarse progress of a job phase: ``done`` of ``total`` units (total 0 = unknown)."""
+
+    done: int
+    total: int
+    phase: str = ""
+    message: str = ""
+
+
+@dataclass
+class StepMetrics:
+    """One optimiser step: every loss term, learning rate and throughput."""
+
+    step: int
+    total_steps: int
+    epoch: int
+    lr: float
+    losses: dict[str, float]
+    samples_per_s: float
+    logit_scale: float = 0.0
+
+
+@dataclass
+class EvalResult:
+    """Metrics of one evaluation pass (e.g. after an epoch, or a benchmark run)."""
+
+    step: int
+    epoch: int
+    split: str
+    metrics: dict[str, float]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class CheckpointSaved:
+    """A checkpoint was written atomically to ``path``."""
+
+    step: int
+    path: str
+
+
+@dataclass
+class Log:
+    """A human-readable line for log views (warnings, cache decisions, skipped files)."""
+
+    message: str
+    level: str = "info"
+
+
+@dataclass
+class Done:
+    """The job finished (or stopped early on request: ``stopped=True``)."""
+
+    result: dict[str, Any] = field(default_factory=dict)
+    stopped: bool = False
+
+
+@dataclass
+class Error:
+    """The job failed; ``kind`` is a short machine-readable tag, ``message`` says what to do."""
+
+    kind: str
+    message: str
+
+
+Event = Union[Progress, StepMetrics, EvalResult, CheckpointSaved, Log, Done, Error]
+EventStream = Iterator[Event]
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """JSON-ready form of an event, tagged with its type name."""
+    return {"event": type(event).__name__, **asdict(event)}

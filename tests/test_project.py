@@ -1,0 +1,37 @@
+"""Project-level promises: CI runs the README's test command; the engine never imports Qt."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text())[:2]
+
+
+def test_readme_opens_with_two_setup_commands_and_ci_runs_the_second():
+    install_and_run, install_and_test = readme_commands()
+    assert install_and_run.endswith("semclip-gui")
+    assert "pytest" in install_and_test
+    ci = (ROOT / ".ci" / "run").read_text()
+    # CI creates its own venv, then runs the README's command from the install on
+    after_venv = install_and_test.split(" && ", 2)[2]
+    assert after_venv in ci
+
+
+def test_engine_never_imports_qt():
+    modules = sorted(p.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+                     for p in (ROOT / "engine").rglob("*.py") if p.name != "__main__.py")
+    code = ("import importlib, sys\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'qasync'))\n"
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "", f"engine imported Qt modules: {out.stdout}"
