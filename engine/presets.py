@@ -1,0 +1,43 @@
+"""Named training recipes. ``shapes-demo`` trains the app's two demo models on the shapes world."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .config import TrainConfig
+
+# The demo pair: identical but for the loss weights, so any difference is SemCLIP's doing.
+# Both start from the same init: a small ViT image tower (trained, there are no pretrained
+# image weights offline) and the all-MiniLM-L6-v2 text tower (pretrained; it knows "big" is
+# close to "large", which lets people type their own words in the app).
+_SHAPES_BASE = TrainConfig(
+    model="semclip-shapes-minilm",
+    lock_image=False,
+    dataset="shapes",
+    shapes_train_size=8192,
+    shapes_eval_size=256,
+    epochs=3,
+    batch_size=64,
+    lr=1e-3,
+    text_lr_scale=0.05,
+    warmup_steps=30,
+    weight_decay=0.05,
+    n_projections=2,
+    seed=0,
+)
+
+PRESETS: dict[str, list[TrainConfig]] = {
+    "shapes-demo": [
+        replace(_SHAPES_BASE, name="clip-baseline", alpha=1.0, beta=0.0, gamma=0.0,
+                out_dir="runs/shapes-demo/clip-baseline"),
+        replace(_SHAPES_BASE, name="semclip", alpha=1.0, beta=1.0, gamma=1.0,
+                out_dir="runs/shapes-demo/semclip"),
+    ],
+}
+
+
+def preset(name: str) -> list[TrainConfig]:
+    """The configs of a named preset (copies, safe to modify)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
+    return [replace(c) for c in PRESETS[name]]

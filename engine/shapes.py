@@ -1,0 +1,287 @@
+"""The embedded shapes world: procedural scenes with captions, paraphrases and grounded negations.
+
+The offline default for demos and tests. A scene holds 1–3 objects (shape, colour, size) in
+distinct horizontal thirds of a dark-grey canvas. Everything is a pure function of
+(seed, split, index), so datasets are map-style, worker-safe and resumable.
+
+Captions describe the scene left to right ("a large red circle and a small blue square").
+Paraphrases rewrite it (synonyms, templates, reordering, spatial phrasing). Negations are
+grounded in the picture:
+
+* ``negation`` — a *false* negated caption: it denies an object that is there ("there is no red
+  circle"). This is c− for training and the wrong option of the original-over-negation test.
+* ``true_negation`` — a *true* caption that uses negation: it denies something absent ("a red
+  circle and no triangle").
+
+Some (colour, shape) combinations never appear in the train split; val and test scenes use them
+about half the time, so evaluation measures composition rather than memorisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Union
+
+from PIL import Image, ImageDraw
+
+from .events import Done, Event, NeverStop, Progress, StopFlag
+
+SHAPES = ("circle", "square", "triangle", "star", "diamond", "cross")
+COLOURS = {
+    "red": (220, 40, 40), "green": (40, 180, 60), "blue": (50, 90, 230),
+    "yellow": (235, 215, 40), "purple": (150, 60, 200), "orange": (245, 140, 30),
+    "white": (240, 240, 240),
+}
+SIZES = ("small", "large")
+POSITIONS = ("left", "middle", "right")
+BACKGROUND = (60, 60, 60)
+SPLITS = ("train", "val", "test")
+
+# Only true synonyms: a paraphrase must keep the meaning.
+SYNONYMS = {
+    "large": ("big",), "small": ("little", "tiny"), "circle": ("disk", "round disc"),
+    "square": ("box",), "diamond": ("rhombus",), "cross": ("plus sign",),
+    "star": ("five-pointed star",), "triangle": ("triangle",),
+}
+POSITION_PHRASES = {"left": "on the left", "middle": "in the middle", "right": "on the right"}
+
+
+@dataclass(frozen=True)
+class ShapeObject:
+    shape: str
+    colour: str
+    size: str
+    position: str
+    dx: float = 0.0  # jitter in [-1, 1], as a share of the free room in the cell
+    dy: float = 0.0
+
+    def phrase(self, synonyms: Optional[random.Random] = None, with_size: bool = True) -> str:
+        """'a large red circle' (optionally with synonyms drawn from the given rng)."""
+        size, shape = self.size, self.shape
+        if synonyms is not None:
+            size = synonyms.choice((size,) + SYNONYMS.get(size, ()))
+            shape = synonyms.choice((shape,) + SYNONYMS.get(shape, ()))
+        words = [size] if with_size else []
+        return _article(" ".join(words + [self.colour, shape]))
+
+
+@dataclass(frozen=True)
+class Scene:
+    objects: tuple[ShapeObject, ...]  # left to right
+
+    def has(self, colour: Optional[str] = None, shape: Optional[str] = None) -> bool:
+        return any((colour is None or o.colour == colour) and (shape is None or o.shape == shape)
+                   for o in self.objects)
+
+
+def _article(phrase: str) -> str:
+    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
+
+def _join(parts: list[str]) -> str:
+    if len(parts) == 1:
+        return parts[0]
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _seed_for(*parts: Any) -> int:
+    digest = hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+class ShapesWorld:
+    """A deterministic world of shape scenes; ``item(split, index)`` is a pure function."""
+
+    def __init__(self, seed: int = 0, image_size: int = 64, heldout_fraction: float = 0.15,
+                 true_negation_prob: float = 0.0, max_objects: int = 3):
+        self.seed, self.image_size = seed, image_size
+        self.true_negation_prob, self.max_objects = true_negation_prob, max_objects
+        self.heldout_combos = self._choose_heldout(heldout_fraction)
+        combos = [(c, s) for c in COLOURS for s in SHAPES]
+        self.train_combos = [c for c in combos if c not in self.heldout_combos]
+        self.all_combos = combos
+
+    def _choose_heldout(self, fraction: float) -> frozenset[tuple[str, str]]:
+        """Held-out (colour, shape) pairs; every colour and shape keeps other training partners."""
+        rng = random.Random(_seed_for(self.seed, "heldout"))
+        target = round(fraction * len(COLOURS) * len(SHAPES))
+        chosen: set[tuple[str, str]] = set()
+        colours, shapes = list(COLOURS), list(SHAPES)
+        rng.shuffle(colours)
+        for i, colour in enumerate(colours):  # a cyclic pattern: at most ~1 per colour and shape
+            if len(chosen) >= target:
+                break
+            chosen.add((colour, shapes[(i * 2 + rng.randrange(2)) % len(shapes)]))
+        while len(chosen) < target:
+            chosen.add((rng.choice(colours), rng.choice(shapes)))
+        return frozenset(chosen)
+
+    # ---- scenes ----------------------------------------------------------------------------
+    def scene(self, split: str, index: int) -> Scene:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
+        rng = random.Random(_seed_for(self.seed, split, index))
+        count = rng.randint(1, self.max_objects)
+        if split == "train":
+            pool = self.train_combos
+        else:  # about half the held-out scenes contain at least one unseen combination
+            pool = self.all_combos
+        combos = rng.sample(pool, count)
+        if split != "train" and rng.random() < 0.5 and not any(c in self.heldout_combos for c in combos):
+            combos[0] = rng.choice(sorted(self.heldout_combos))
+            if len(set(combos)) < len(combos):
+                combos = list(dict.fromkeys(combos))
+        positions = sorted(rng.sample(POSITIONS, len(combos)), key=POSITIONS.index)
+        objects = tuple(
+            ShapeObject(shape=s, colour=c, size=rng.choice(SIZES), position=p,
+                        dx=rng.uniform(-1, 1), dy=rng.uniform(-1, 1))
+            for (c, s), p in zip(combos, positions))
+        return Scene(objects)
+
+    def render(self, scene: Scene) -> Image.Image:
+        size = self.image_size
+        image = Image.new("RGB", (size, size), BACKGROUND)
+        draw = ImageDraw.Draw(image)
+        cell = size / 3
+        for obj in scene.objects:
+            radius = cell * (0.42 if obj.size == "large" else 0.22)
+            room = cell / 2 - radius
+            cx = cell * (POSITIONS.index(obj.position) + 0.5) + obj.dx * room * 0.8
+            cy = size / 2 + obj.dy * (size / 2 - radius) * 0.8
+            _draw_shape(draw, obj.shape, cx, cy, radius, COLOURS[obj.colour])
+        return image
+
+    # ---- language --------------------------------------------------------------------------
+    def caption(self, scene: Scene, rng: random.Random) -> str:
+        parts = [o.phrase() for o in scene.objects]
+        if len(scene.objects) > 1 and rng.random() < 0.3:
+            parts = [f"{o.phrase()} {POSITION_PHRASES[o.position]}" for o in scene.objects]
+        return _join(parts)
+
+    def paraphrase(self, scene: Scene, rng: random.Random) -> str:
+        objs = list(scene.objects)
+        kind = rng.choice(("synonym", "template", "reorder", "there_is") if len(objs) > 1
+                          else ("synonym", "template", "there_is"))
+        if kind == "reorder":
+            rng.shuffle(objs)
+            if objs == list(scene.objects):
+                objs.reverse()
+            return _join([o.phrase(rng) for o in objs])
+        body = _join([o.phrase(rng if kind == "synonym" else None) for o in objs])
+        if kind == "there_is":
+            return f"there is {body}" if len(objs) == 1 else f"there are {body}"
+        template = rng.choice(("a picture of {}", "an image showing {}", "{} on a grey background",
+                               "a drawing of {}"))
+        return template.format(body)
+
+    def negation(self, scene: Scene, rng: random.Random) -> str:
+        """A false caption: it denies an object that is in the picture."""
+        target = rng.choice(scene.objects)
+        others = [o for o in scene.objects if o is not target]
+        denied = f"{target.colour} {target.shape}"
+        if not others:
+            return rng.choice((f"there is no {denied}", f"no {denied}",
+                               f"a picture without a {denied}", f"an empty picture with no {denied}"))
+        kept = _join([o.phrase() for o in others])
+        return rng.choice((f"{kept} and no {denied}", f"{kept} but not a {denied}",
+                           f"{kept} without a {denied}", f"there is no {denied}"))
+
+    def true_negation(self, scene: Scene, rng: random.Random) -> tuple[str, str]:
+        """A true caption that uses negation, and its (false) affirmative negation."""
+        absent_shapes = [s for s in SHAPES if not scene.has(shape=s)]
+        base = _join([o.phrase() for o in scene.objects])
+        if absent_shapes and rng.random() < 0.5:
+            shape = rng.choice(absent_shapes)
+            return f"{base} and no {shape}", f"{base} and {_article(shape)}"
+        absent_colours = [c for c in COLOURS if not scene.has(colour=c)]
+        colour = rng.choice(absent_colours)
+        return f"{base} without any {colour} shape", f"{base} and {_article(colour)} shape"
+
+    def item(self, split: str, index: int) -> dict[str, Any]:
+        """Image, caption, paraphrase, false negation, true negation and the scene's objects."""
+        scene = self.scene(split, index)
+        rng = random.Random(_seed_for(self.seed, split, index, "text"))
+        caption, paraphrase, negation = (self.caption(scene, rng), self.paraphrase(scene, rng),
+                                         self.negation(scene, rng))
+        true_neg, true_neg_negated = self.true_negation(scene, rng)
+        if rng.random() < self.true_negation_prob:
+            # the caption itself uses negation; its negation is then the false affirmative
+            caption, paraphrase, negation = true_neg, true_neg.replace(" and no ", " but no "), true_neg_negated
+        return {"image": self.render(scene), "caption": caption, "paraphrase": paraphrase,
+                "negation": negation, "true_negation": true_neg,
+                "objects": [asdict(o) for o in scene.objects]}
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float,
+                colour: tuple[int, int, int]) -> None:
+    if shape == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+    elif shape == "square":
+        s = r * 0.85
+        draw.rectangle((cx - s, cy - s, cx + s, cy + s), fill=colour)
+    elif shape == "triangle":
+        draw.polygon([(cx, cy - r), (cx + r * 0.95, cy + r * 0.8), (cx - r * 0.95, cy + r * 0.8)],
+                     fill=colour)
+    elif shape == "diamond":
+        draw.polygon([(cx, cy - r), (cx + r * 0.75, cy), (cx, cy + r), (cx - r * 0.75, cy)], fill=colour)
+    elif shape == "star":
+        points = []
+        for k in range(10):
+            rad = r if k % 2 == 0 else r * 0.45
+            angle = -math.pi / 2 + k * math.pi / 5
+            points.append((cx + rad * math.cos(angle), cy + rad * math.sin(angle)))
+        draw.polygon(points, fill=colour)
+    elif shape == "cross":
+        w = r * 0.35
+        draw.rectangle((cx - r, cy - w, cx + r, cy + w), fill=colour)
+        draw.rectangle((cx - w, cy - r, cx + w, cy + r), fill=colour)
+    else:
+        raise ValueError(f"unknown shape {shape!r}")
+
+
+class ShapesDataset:
+    """Map-style dataset streaming scenes of one split (nothing is written to disk)."""
+
+    def __init__(self, world: ShapesWorld, split: str, length: int,
+                 transform: Optional[Callable] = None):
+        self.world, self.split, self.length, self.transform = world, split, length, transform
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        item = self.world.item(self.split, index)
+        image = self.transform(item["image"]) if self.transform else item["image"]
+        return {"image": image, "caption": item["caption"], "paraphrase": item["paraphrase"],
+                "negation": item["negation"], "index": index}
+
+
+def write_shapes(out_dir: Union[str, Path], n: int, split: str = "train",
+                 world: Optional[ShapesWorld] = None, stop: Optional[StopFlag] = None
+                 ) -> Iterator[Event]:
+    """Write ``n`` scenes as PNGs plus ``triples.csv`` (paths relative to the CSV)."""
+    from .data import write_triples
+
+    world = world or ShapesWorld()
+    stop = stop or NeverStop()
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        if stop.is_set():
+            break
+        item = world.item(split, i)
+        rel = f"images/{split}_{i:06d}.png"
+        item["image"].save(out / rel)
+        rows.append({"image": rel, "caption": item["caption"], "paraphrase": item["paraphrase"],
+                     "negation": item["negation"]})
+        if i % 100 == 0 or i == n - 1:
+            yield Progress(done=i + 1, total=n, phase="write")
+    csv_path = write_triples(out / "triples.csv", rows)
+    yield Done(result={"csv": str(csv_path), "n": len(rows)}, stopped=stop.is_set())
