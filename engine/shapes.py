@@ -156,11 +156,14 @@ class ShapesWorld:
         return image
 
     # ---- language --------------------------------------------------------------------------
-    def caption(self, scene: Scene, rng: random.Random) -> str:
-        parts = [o.phrase() for o in scene.objects]
+    def caption_parts(self, scene: Scene, rng: random.Random) -> list[str]:
+        """One noun phrase per object, left to right, sometimes with its position."""
         if len(scene.objects) > 1 and rng.random() < 0.3:
-            parts = [f"{o.phrase()} {POSITION_PHRASES[o.position]}" for o in scene.objects]
-        return _join(parts)
+            return [f"{o.phrase()} {POSITION_PHRASES[o.position]}" for o in scene.objects]
+        return [o.phrase() for o in scene.objects]
+
+    def caption(self, scene: Scene, rng: random.Random) -> str:
+        return _join(self.caption_parts(scene, rng))
 
     def paraphrase(self, scene: Scene, rng: random.Random) -> str:
         objs = list(scene.objects)
@@ -178,17 +181,21 @@ class ShapesWorld:
                                "a drawing of {}"))
         return template.format(body)
 
-    def negation(self, scene: Scene, rng: random.Random) -> str:
-        """A false caption: it denies an object that is in the picture."""
-        target = rng.choice(scene.objects)
-        others = [o for o in scene.objects if o is not target]
-        denied = f"{target.colour} {target.shape}"
+    def negation(self, parts: list[str], rng: random.Random) -> str:
+        """A false caption: the caption's own words with one present object denied.
+
+        Keeping every content word means only the negation tells it from the caption, so
+        a bag-of-words model scores at chance on the original-over-negation test.
+        """
+        k = rng.randrange(len(parts))
+        bare = parts[k].split(" ", 1)[1]  # drop the article: "a large red circle" -> "large red circle"
+        others = parts[:k] + parts[k + 1:]
         if not others:
-            return rng.choice((f"there is no {denied}", f"no {denied}",
-                               f"a picture without a {denied}", f"an empty picture with no {denied}"))
-        kept = _join([o.phrase() for o in others])
-        return rng.choice((f"{kept} and no {denied}", f"{kept} but not a {denied}",
-                           f"{kept} without a {denied}", f"there is no {denied}"))
+            return rng.choice((f"there is no {bare}", f"no {bare}", f"a picture without {parts[k]}",
+                               f"an empty picture with no {bare}"))
+        denied = parts[:k] + [f"no {bare}"] + parts[k + 1:]
+        return rng.choice((_join(denied), f"{_join(others)} but not {parts[k]}",
+                           f"{_join(others)} without {parts[k]}"))
 
     def true_negation(self, scene: Scene, rng: random.Random) -> tuple[str, str]:
         """A true caption that uses negation, and its (false) affirmative negation."""
@@ -205,8 +212,8 @@ class ShapesWorld:
         """Image, caption, paraphrase, false negation, true negation and the scene's objects."""
         scene = self.scene(split, index)
         rng = random.Random(_seed_for(self.seed, split, index, "text"))
-        caption, paraphrase, negation = (self.caption(scene, rng), self.paraphrase(scene, rng),
-                                         self.negation(scene, rng))
+        parts = self.caption_parts(scene, rng)
+        caption, paraphrase, negation = _join(parts), self.paraphrase(scene, rng), self.negation(parts, rng)
         true_neg, true_neg_negated = self.true_negation(scene, rng)
         if rng.random() < self.true_negation_prob:
             # the caption itself uses negation; its negation is then the false affirmative

@@ -120,7 +120,7 @@ def collate(batch: list[Optional[dict]]) -> Optional[dict]:
     return out
 
 
-def build_datasets(cfg: TrainConfig, transform) -> tuple[Dataset, Optional[Dataset], list[str]]:
+def build_datasets(cfg: TrainConfig, transform, tokenizer) -> tuple[Dataset, Optional[Dataset], list[str]]:
     """Training set, held-out set (or None) and log lines about skipped input."""
     notes: list[str] = []
     if cfg.dataset == "shapes":
@@ -129,9 +129,17 @@ def build_datasets(cfg: TrainConfig, transform) -> tuple[Dataset, Optional[Datas
         train_set = ShapesDataset(world, "train", cfg.shapes_train_size, transform=transform)
         val_set = ShapesDataset(world, "val", cfg.shapes_eval_size, transform=transform)
         return train_set, val_set, notes
-    from .data import TriplesDataset, read_triples
-    train_set = TriplesDataset(read_triples(cfg.dataset, root=cfg.data_root), transform=transform)
-    notes += [f"{cfg.dataset}: image missing, row skipped: {p}" for p in getattr(train_set, "missing", [])]
+    from .data import TriplesDataset, overlong_captions, read_triples
+    triples = read_triples(cfg.dataset, root=cfg.data_root)
+    texts = [s for t in triples for s in (t.caption, t.paraphrase, t.negation)]
+    too_long = overlong_captions(texts, tokenizer, tokenizer.context_length)
+    if too_long:
+        rows = sorted({triples[i // 3].line for i in too_long})
+        notes.append(f"{cfg.dataset}: {len(too_long)} caption(s) longer than the "
+                     f"{tokenizer.context_length}-token context are truncated (lines {rows[:10]}"
+                     f"{' ...' if len(rows) > 10 else ''})")
+    train_set = TriplesDataset(triples, transform=transform)
+    notes += [f"{cfg.dataset}:{p.line}: {p.reason}, row skipped: {p.path}" for p in train_set.missing]
     val_set = None
     if cfg.val_dataset:
         val_set = TriplesDataset(read_triples(cfg.val_dataset, root=cfg.data_root), transform=transform)
@@ -289,7 +297,7 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
 
     # ---- data --------------------------------------------------------------------------------
     transform = loaded.train_preprocess if cfg.augment else loaded.preprocess
-    train_set, val_set, notes = build_datasets(cfg, transform)
+    train_set, val_set, notes = build_datasets(cfg, transform, loaded.tokenizer)
     for line in notes:
         yield Log(line, level="warning")
     steps_per_epoch = (len(train_set) // dist_info.world_size) // (cfg.batch_size * cfg.accum_steps)

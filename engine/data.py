@@ -1,0 +1,186 @@
+"""The triples format shared by the caption generator, the trainer and the evaluator.
+
+CSV (header row) or JSONL (one object per line) with the fields ``image, caption, paraphrase,
+negation``. Image paths are relative to the file's folder unless a ``root`` is given; absolute
+paths are kept. Malformed input raises :class:`TriplesFormatError` naming the file and line;
+missing and unreadable images are counted, reported and skipped, never a crash.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
+
+from PIL import Image, UnidentifiedImageError
+
+from .checkpoint import atomic_write_text
+
+FIELDS = ("image", "caption", "paraphrase", "negation")
+TEXT_FIELDS = FIELDS[1:]
+
+
+class TriplesFormatError(ValueError):
+    """A triples file is malformed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Triple:
+    image: Path
+    caption: str
+    paraphrase: str
+    negation: str
+    line: int  # 1-based line in the source file (CSV: counting the header)
+
+
+@dataclass
+class Problem:
+    path: str
+    reason: str
+    line: int = 0
+
+
+def _check_row(values: dict[str, Any], where: str) -> dict[str, str]:
+    missing = [k for k in FIELDS if k not in values or values[k] is None]
+    if missing:
+        raise TriplesFormatError(f"{where}: missing field(s) {', '.join(missing)}")
+    out = {}
+    for key in FIELDS:
+        value = values[key]
+        if not isinstance(value, str):
+            raise TriplesFormatError(f"{where}: field {key!r} must be text, got {type(value).__name__}")
+        value = value.strip()
+        if not value:
+            what = "image path" if key == "image" else key
+            raise TriplesFormatError(f"{where}: empty {what}")
+        out[key] = value
+    return out
+
+
+def _rows_csv(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise TriplesFormatError(f"{path}: empty file (expected a header {','.join(FIELDS)})")
+        header = [h.strip() for h in header]
+        absent = [k for k in FIELDS if k not in header]
+        if absent:
+            raise TriplesFormatError(f"{path}:1: header lacks column(s) {', '.join(absent)} "
+                                     f"(has {', '.join(header)})")
+        for values in reader:
+            line = reader.line_num
+            if not any(v.strip() for v in values):
+                continue  # blank line
+            if len(values) != len(header):
+                raise TriplesFormatError(f"{path}:{line}: {len(values)} fields, header has {len(header)}")
+            yield line, dict(zip(header, values))
+
+
+def _rows_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    with open(path, encoding="utf-8") as f:
+        for line, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise TriplesFormatError(f"{path}:{line}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise TriplesFormatError(f"{path}:{line}: expected a JSON object")
+            yield line, obj
+
+
+def read_triples(path: Union[str, Path], root: Optional[Union[str, Path]] = None,
+                 on_bad_row: str = "raise", problems: Optional[list[Problem]] = None) -> list[Triple]:
+    """Read a triples CSV/JSONL file.
+
+    ``on_bad_row="skip"`` skips malformed rows instead of raising, appending each to
+    ``problems`` (a list the caller passes) so nothing goes unreported.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"triples file not found: {path}")
+    if on_bad_row not in ("raise", "skip"):
+        raise ValueError("on_bad_row must be 'raise' or 'skip'")
+    base = Path(root) if root is not None else path.parent
+    rows = _rows_jsonl(path) if path.suffix.lower() in (".jsonl", ".json") else _rows_csv(path)
+    triples = []
+    for line, values in rows:
+        try:
+            row = _check_row(values, f"{path}:{line}")
+        except TriplesFormatError as exc:
+            if on_bad_row == "raise":
+                raise
+            if problems is not None:
+                problems.append(Problem(str(path), str(exc), line))
+            continue
+        image = Path(row["image"])
+        triples.append(Triple(image if image.is_absolute() else base / image,
+                              row["caption"], row["paraphrase"], row["negation"], line))
+    return triples
+
+
+def write_triples(path: Union[str, Path], rows: Sequence[dict[str, str]]) -> Path:
+    """Write rows (dicts with the four fields) atomically as CSV, or JSONL by extension."""
+    path = Path(path)
+    if path.suffix.lower() == ".jsonl":
+        text = "".join(json.dumps({k: r[k] for k in FIELDS}, ensure_ascii=False) + "\n" for r in rows)
+    else:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(FIELDS), extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buf.getvalue()
+    atomic_write_text(path, text)
+    return path
+
+
+def overlong_captions(texts: Sequence[str], tokenizer: Callable, context_length: int) -> list[int]:
+    """Indices of texts the tokenizer will truncate at ``context_length`` tokens.
+
+    Callers log these: the tokenizer keeps the first tokens (and the end token), so the tail of
+    an over-long caption does not reach the model.
+    """
+    tokens = tokenizer(list(texts))
+    last = tokens[:, -1]
+    pad = getattr(tokenizer, "pad_token_id", 0) or 0
+    return [i for i, t in enumerate(last.tolist()) if t != pad]
+
+
+@dataclass
+class TriplesDataset:
+    """Map-style dataset over triples; missing images are skipped at construction, unreadable
+    ones at read time (``__getitem__`` returns None, the collate function drops it)."""
+
+    triples: list[Triple]
+    transform: Optional[Callable] = None
+    missing: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def __post_init__(self):
+        present = []
+        for t in self.triples:
+            if t.image.is_file():
+                present.append(t)
+            else:
+                self.missing.append(Problem(str(t.image), "image file not found", t.line))
+        self.triples = present
+
+    def __len__(self) -> int:
+        return len(self.triples)
+
+    def __getitem__(self, index: int) -> Optional[dict[str, Any]]:
+        t = self.triples[index]
+        try:
+            with Image.open(t.image) as im:
+                image = im.convert("RGB")
+        except (OSError, UnidentifiedImageError) as exc:
+            self.problems.append(Problem(str(t.image), f"unreadable image: {exc}", t.line))
+            return None
+        return {"image": self.transform(image) if self.transform else image,
+                "caption": t.caption, "paraphrase": t.paraphrase, "negation": t.negation,
+                "index": index}

@@ -1,0 +1,161 @@
+"""SemClipLoss against values worked out by hand on 2-4 dimensional vectors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from open_clip.loss import ClipLoss
+
+from engine.losses import SemClipLoss, random_orthonormal
+
+S = math.sqrt(0.5)
+
+
+def loss_with_v(v: list[list[float]], **kw) -> SemClipLoss:
+    """A loss whose frozen V is set to the given (orthonormal) rows."""
+    v = torch.tensor(v)
+    loss = SemClipLoss(v.shape[1], n_projections=v.shape[0], **kw)
+    loss.projection_matrix.copy_(v)
+    return loss
+
+
+def t(rows) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+# Three unit captions in R^3 with V = the first two axes (n = 2):
+#   t  = (1, 0, 0)        p(t)  = (1, 0)
+#   t+ = (S, S, 0)        p(t+) = (S, S)   cos = S          -> L_para = 1 - S
+#   t- = (S, 0, S)        p(t-) = (S, 0)   cos = 1          -> L_neg  = 1
+# a second row where everything is already right:
+#   t  = (0, 1, 0), t+ = (0, 1, 0) (cos 1 -> 0), t- = (-1, 0, 0) (cos 0 -> hinge 0)
+TEXT = t([[1, 0, 0], [0, 1, 0]])
+PARA = t([[S, S, 0], [0, 1, 0]])
+NEG = t([[S, 0, S], [-1, 0, 0]])
+IMG = t([[1, 0, 0], [0, 1, 0]])
+V2 = [[1, 0, 0], [0, 1, 0]]
+
+
+def test_paraphrase_and_negation_terms_n2():
+    para_only = loss_with_v(V2, alpha=0, beta=1, gamma=0)
+    assert para_only(IMG, TEXT, PARA, NEG, torch.tensor(1.0)).item() == pytest.approx((1 - S + 0) / 2)
+    neg_only = loss_with_v(V2, alpha=0, beta=0, gamma=1)
+    assert neg_only(IMG, TEXT, PARA, NEG, torch.tensor(1.0)).item() == pytest.approx((1 + 0) / 2)
+
+
+def test_negation_hinge_is_zero_for_opposite_projections():
+    loss = loss_with_v(V2, alpha=0, beta=0, gamma=1)
+    # p(t) = (1, 0), p(t-) = (-S, S): cos = -S < 0 -> max(0, -S) = 0
+    out = loss(t([[1, 0, 0]]), t([[1, 0, 0]]), t([[1, 0, 0]]), t([[-S, S, 0]]), torch.tensor(1.0))
+    assert out.item() == 0.0
+
+
+def test_contrastive_term_by_hand_and_equal_to_open_clip():
+    # logits = s * I T^T with s = 2: [[2, 0], [0, 2]]; CE per row = log(1 + e^-2)
+    expected = math.log(1 + math.exp(-2))
+    contrastive = loss_with_v(V2, alpha=1, beta=0, gamma=0)
+    assert contrastive(IMG, TEXT, PARA, NEG, torch.tensor(2.0)).item() == pytest.approx(expected)
+    assert contrastive(IMG, TEXT, PARA, NEG, torch.tensor(2.0)).item() == pytest.approx(
+        ClipLoss()(IMG, TEXT, torch.tensor(2.0)).item())
+
+
+def test_weighted_total_is_normalised_by_the_weight_sum_and_the_dict_sums_to_it():
+    a, b, g = 0.5, 2.0, 1.5
+    loss = loss_with_v(V2, alpha=a, beta=b, gamma=g)
+    out = loss(IMG, TEXT, PARA, NEG, torch.tensor(2.0), output_dict=True)
+    lc, lp, ln = math.log(1 + math.exp(-2)), (1 - S) / 2, 0.5
+    assert set(out) == {"contrastive_loss", "paraphrase_loss", "negation_loss"}
+    assert out["contrastive_loss"].item() == pytest.approx(a * lc / 4)
+    assert out["paraphrase_loss"].item() == pytest.approx(b * lp / 4)
+    assert out["negation_loss"].item() == pytest.approx(g * ln / 4)
+    total = loss(IMG, TEXT, PARA, NEG, torch.tensor(2.0))
+    assert total.item() == pytest.approx(sum(v.item() for v in out.values()))
+    assert total.item() == pytest.approx((a * lc + b * lp + g * ln) / (a + b + g))
+
+
+def test_n3_uses_the_full_projection():
+    # V = identity in R^3 -> plain cosine of the vectors themselves
+    loss = loss_with_v([[1, 0, 0], [0, 1, 0], [0, 0, 1]], alpha=0, beta=1, gamma=1)
+    out = loss(IMG, TEXT, PARA, NEG, torch.tensor(1.0), output_dict=True)
+    # row 1: cos(t, t+) = S, cos(t, t-) = S; row 2: 1 and 0
+    assert out["paraphrase_loss"].item() == pytest.approx(((1 - S) + 0) / 2 / 2)
+    assert out["negation_loss"].item() == pytest.approx((S + 0) / 2 / 2)
+
+
+def test_n1_compares_angles_to_v_and_has_gradients():
+    # v = x-axis. t at 0 deg, t+ at 60 deg (v.t+ = 0.5), t- at 120 deg (v.t- = -0.5)
+    loss = loss_with_v([[1, 0]], alpha=0, beta=1, gamma=1)
+    h = math.sqrt(3) / 2
+    text = t([[1, 0]]).requires_grad_()
+    para, neg = t([[0.5, h]]), t([[-0.5, h]])
+    out = loss(t([[1, 0]]), text, para, neg, torch.tensor(1.0), output_dict=True)
+    # cos(0 - 60 deg) = 0.5 -> L_para = 0.5; cos(0 - 120 deg) = -0.5 -> hinge 0
+    assert out["paraphrase_loss"].item() == pytest.approx(0.5 / 2, abs=1e-4)
+    assert out["negation_loss"].item() == pytest.approx(0.0)
+    # t- at 60 deg instead: cos = 0.5 -> L_neg = 0.5 and a real gradient on the captions
+    text2 = t([[S, S]]).requires_grad_()  # 45 deg
+    neg2 = t([[0.5, h]])  # 60 deg: cos(15 deg)
+    value = loss_with_v([[1, 0]], alpha=0, beta=0, gamma=1)(t([[1, 0]]), text2, text2, neg2, torch.tensor(1.0))
+    assert value.item() == pytest.approx(math.cos(math.radians(15)), abs=1e-5)
+    value.backward()
+    assert torch.isfinite(text2.grad).all() and text2.grad.abs().sum() > 0
+
+
+def test_hard_negatives_by_hand():
+    # B = 2, s = 1. Image 0 = (1,0), image 1 = (0,1); captions = images; negations:
+    # n0 = (1,0) (identical to caption 0), n1 = (0,-1)
+    img = t([[1, 0], [0, 1]])
+    neg = t([[1, 0], [0, -1]])
+    loss = SemClipLoss(2, n_projections=1, alpha=1, beta=0, gamma=0, hard_negatives=True)
+    # image->text logits rows: [1, 0, 1, 0] and [0, 1, 0, -1]
+    ce_i0 = -1 + math.log(2 * math.e + 2)
+    ce_i1 = -1 + math.log(math.e + 2 + math.exp(-1))
+    ce_t = math.log(math.e + 1) - 1  # text->image rows [1, 0] and [0, 1]
+    expected = ((ce_i0 + ce_i1) / 2 + ce_t) / 2
+    assert loss(img, img, img, neg, torch.tensor(1.0)).item() == pytest.approx(expected, rel=1e-5)
+    plain = SemClipLoss(2, n_projections=1, alpha=1, beta=0, gamma=0)
+    assert plain(img, img, img, neg, torch.tensor(1.0)).item() == pytest.approx(
+        ClipLoss()(img, img, torch.tensor(1.0)).item())
+
+
+def test_projection_is_orthonormal_frozen_and_learnable():
+    frozen_a, frozen_b = SemClipLoss(16, 3, projection_seed=7), SemClipLoss(16, 3, projection_seed=7)
+    assert torch.equal(frozen_a.projection, frozen_b.projection)
+    assert "projection_matrix" in frozen_a.state_dict()
+    v = frozen_a.projection
+    torch.testing.assert_close(v @ v.T, torch.eye(3), atol=1e-5, rtol=0)
+    assert torch.equal(v, random_orthonormal(3, 16, 7))
+
+    learn = SemClipLoss(16, 3, learnable_projections=True, alpha=0, projection_seed=7)
+    torch.testing.assert_close(learn.projection, v, atol=1e-5, rtol=0)  # starts from the same V
+    opt = torch.optim.SGD(learn.parameters(), lr=0.5)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        feats = [torch.nn.functional.normalize(torch.randn(8, 16, generator=g), dim=-1) for _ in range(4)]
+        loss = learn(*feats, torch.tensor(1.0))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    moved = learn.projection.detach()
+    assert not torch.allclose(moved, v, atol=1e-3)
+    torch.testing.assert_close(moved @ moved.T, torch.eye(3), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_projections": 0}, "n_projections"),
+    ({"n_projections": 9}, "n_projections"),
+    ({"alpha": -1.0}, "alpha"),
+    ({"alpha": 0, "beta": 0, "gamma": 0}, "positive"),
+])
+def test_bad_arguments_are_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SemClipLoss(8, **kwargs)
+
+
+def test_config_rebuilds_an_identical_loss():
+    loss = SemClipLoss(8, 2, alpha=0.5, beta=2, gamma=1.5, hard_negatives=True, projection_seed=4)
+    again = SemClipLoss(**loss.config())
+    assert again.config() == loss.config()
+    assert torch.equal(again.projection, loss.projection)

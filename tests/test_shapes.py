@@ -1,0 +1,95 @@
+"""The shapes world: deterministic, held-out combinations, grounded captions and negations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.data import read_triples
+from engine.events import Done, Progress
+from engine.shapes import COLOURS, SHAPES, ShapesDataset, ShapesWorld, write_shapes
+
+
+def mentions(text: str, obj: dict) -> bool:
+    return obj["colour"] in text and obj["shape"] in text
+
+
+def test_items_are_a_pure_function_of_seed_split_and_index():
+    a, b = ShapesWorld(seed=3), ShapesWorld(seed=3)
+    for split, i in (("train", 0), ("test", 17), ("val", 5)):
+        x, y = a.item(split, i), b.item(split, i)
+        assert np.array_equal(np.asarray(x["image"]), np.asarray(y["image"]))
+        assert {k: v for k, v in x.items() if k != "image"} == {k: v for k, v in y.items() if k != "image"}
+    captions = [a.item("train", i)["caption"] for i in range(20)]
+    assert len(set(captions)) > 15  # indices differ
+    assert captions != [ShapesWorld(seed=4).item("train", i)["caption"] for i in range(20)]  # seeds too
+
+
+def test_heldout_combinations_never_appear_in_training():
+    world = ShapesWorld(seed=0)
+    assert len(world.heldout_combos) == round(0.15 * len(COLOURS) * len(SHAPES))
+    trained = {(o["colour"], o["shape"]) for i in range(2000) for o in world.item("train", i)["objects"]}
+    assert not trained & world.heldout_combos
+    # every colour and every shape still appears in training
+    assert {c for c, _ in trained} == set(COLOURS) and {s for _, s in trained} == set(SHAPES)
+    tested = [any((o["colour"], o["shape"]) in world.heldout_combos for o in world.item("test", i)["objects"])
+              for i in range(400)]
+    assert 0.3 < sum(tested) / len(tested) < 0.8
+
+
+def test_captions_paraphrases_and_negations_are_grounded():
+    world = ShapesWorld(seed=1)
+    for i in range(300):
+        item = world.item("test", i)
+        objs = item["objects"]
+        assert 1 <= len(objs) <= 3
+        assert all(mentions(item["caption"], o) for o in objs)
+        assert item["paraphrase"] != item["caption"]
+        # the false negation denies an object that is in the picture
+        neg = item["negation"]
+        assert any(cue in neg.split() for cue in ("no", "not", "without"))
+        denied = neg.split(" no ")[-1].split(" not ")[-1].split(" without ")[-1].split("there is no ")[-1]
+        assert any(mentions(denied, o) for o in objs), (neg, objs)
+        # the caption's content words all survive, only negation tells them apart
+        words = lambda text: set(text.replace(",", " ").split()) - {"a", "an", "and"}
+        assert words(item["caption"]) <= words(neg), (item["caption"], neg)
+        # the true negation denies something absent
+        tn = item["true_negation"]
+        if " and no " in tn:
+            shape = tn.rsplit(" and no ", 1)[1]
+            assert all(o["shape"] != shape for o in objs)
+        else:
+            colour = tn.rsplit("without any ", 1)[1].split()[0]
+            assert all(o["colour"] != colour for o in objs)
+
+
+def test_objects_are_drawn_where_the_caption_says():
+    world = ShapesWorld(seed=2, image_size=96)
+    item = next(world.item("train", i) for i in range(50) if len(world.item("train", i)["objects"]) == 1)
+    obj = item["objects"][0]
+    pixels = np.asarray(item["image"]).astype(int)
+    target = np.array(COLOURS[obj["colour"]])
+    hits = np.argwhere(np.abs(pixels - target).sum(-1) < 10)
+    assert len(hits) > 20
+    third = {"left": 0, "middle": 1, "right": 2}[obj["position"]]
+    assert int(hits[:, 1].mean() // 32) == third
+
+
+def test_true_negation_prob_makes_negated_captions():
+    world = ShapesWorld(seed=0, true_negation_prob=1.0)
+    item = world.item("train", 4)
+    assert item["caption"] == item["true_negation"]
+    assert " no " in item["caption"] or "without" in item["caption"]
+    assert " no " not in item["negation"]
+
+
+def test_dataset_streams_and_write_shapes_writes_a_readable_triples_csv(tmp_path):
+    data = ShapesDataset(ShapesWorld(), "train", 5)
+    assert len(data) == 5 and data[4]["index"] == 4
+    with pytest.raises(IndexError):
+        data[5]
+    events = list(write_shapes(tmp_path, 7, split="val"))
+    assert isinstance(events[0], Progress) and isinstance(events[-1], Done)
+    triples = read_triples(events[-1].result["csv"])
+    assert len(triples) == 7 and all(t.image.is_file() for t in triples)
+    assert triples[0].caption == ShapesWorld().item("val", 0)["caption"]
