@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -11,24 +10,6 @@ from typing import Optional, Sequence
 
 from .config import TrainConfig
 from .events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
-
-
-def _print_table(rows: dict[str, dict[str, float]], metric_order: Sequence[str]) -> None:
-    """Metrics as rows, models as columns, plus a difference column for two models."""
-    names = list(rows)
-    header = ["metric"] + names + (["diff"] if len(names) == 2 else [])
-    lines = [header]
-    for metric in metric_order:
-        values = [rows[n].get(metric) for n in names]
-        line = [metric] + [f"{v:.3f}" if v is not None else "-" for v in values]
-        if len(names) == 2 and None not in values:
-            line.append(f"{values[1] - values[0]:+.3f}")
-        lines.append(line)
-    widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
-    for i, line in enumerate(lines):
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def run_training(cfg: TrainConfig, quiet: bool = False) -> Optional[dict]:
@@ -66,18 +47,6 @@ def run_training(cfg: TrainConfig, quiet: bool = False) -> Optional[dict]:
     return result
 
 
-def test_split_metrics(checkpoint: str, seed: int, n: int) -> dict[str, float]:
-    """Evaluate a trained checkpoint on the shapes world's held-out test split."""
-    from .models import load_model
-    from .shapes import ShapesDataset, ShapesWorld
-    from .train import evaluate_triples
-
-    loaded = load_model(checkpoint)
-    world = ShapesWorld(seed=seed, image_size=loaded.model.visual.image_size[0])
-    data = ShapesDataset(world, "test", n, transform=loaded.preprocess)
-    return evaluate_triples(loaded.model, loaded.tokenizer, data, loaded.device)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from .presets import preset
 
@@ -100,13 +69,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             return 1
         results[cfg.name or cfg.model] = done
     if all(c.dataset == "shapes" for c in configs):
-        table = {name: test_split_metrics(r["checkpoint"], configs[0].shapes_seed, args.test_size)
-                 for name, r in results.items()}
-        print(f"\nshapes world, held-out test split ({args.test_size} scenes):")
-        _print_table(table, ["ono_accuracy", "caption_top1", "caption_top5",
-                             "paraphrase_top1", "paraphrase_top5"])
+        from .eval_cli import format_table
+        from .evaluate import run_evaluation, save_results
+        from .models import load_model
+
+        models = [load_model(r["checkpoint"]) for r in results.values()]
+        table = run_evaluation("shapes", str(configs[0].shapes_seed), None, models,
+                               n=args.test_size, use_cache=False)
+        print(f"\nshapes world, held-out test split ({args.test_size} scenes): "
+              f"{' vs '.join(results)}")
+        print(format_table(table))
         if args.json:
-            Path(args.json).write_text(json.dumps(table, indent=2))
+            save_results(args.json, table)
     return 0
 
 
@@ -139,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
     p.add_argument("--out", help="output folder (one sub-folder per run)")
     p.add_argument("--test-size", type=int, default=500, help="held-out scenes for the final table")
-    p.add_argument("--json", help="write the final table as JSON")
+    p.add_argument("--json", help="write the final table as an evaluation results file")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 

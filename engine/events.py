@@ -63,6 +63,7 @@ class EvalResult:
     split: str
     metrics: dict[str, float]
     counts: dict[str, int] = field(default_factory=dict)
+    label: str = ""  # which model, when one job evaluates several
 
 
 @dataclass

@@ -1,0 +1,347 @@
+"""Loaders that turn benchmark files in their published formats into one common row list.
+
+Every loader returns a :class:`BenchmarkData`: rows whose image exists (as a file, or an
+in-memory PIL image for the shapes world) and a separate list of rows whose image file is
+absent. Missing images are never an error and never silently dropped: they are counted and
+named in the evaluation's report. Malformed files raise :class:`BenchmarkFormatError` naming
+the file, the row and the field.
+
+Formats (see ``../shared/data/README.md``):
+
+* SugarCrepe++ JSON (any of its five subset files): ``id, filename, caption, caption2,
+  negative_caption`` + a COCO image folder.
+* CC-Neg ``ccneg_preprocessed.pt``: ``image_paths`` and ``annotations[i]["json"]["caption"]`` /
+  ``annotations[i]["sop_data"]["negative-prompt"]``; the evaluation split is the last 40,000.
+* NegBench MCQ CSV: ``image_path, correct_answer, caption_0..caption_K,
+  correct_answer_template``; ``image_path`` carries a foreign prefix mapped onto a local folder.
+* The project's triples CSV/JSONL (:func:`engine.data.read_triples`) and the shapes world.
+* A folder with one sub-folder of images per class, for zero-shot classification.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Optional, Union
+
+from PIL import Image
+
+ImageSource = Union[Path, Image.Image]
+
+CCNEG_EVAL_SIZE = 40_000
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+ZEROSHOT_AFFIRMATIVE_TEMPLATE = "this is a photo of a {}"
+ZEROSHOT_NEGATED_TEMPLATE = "this is not a photo of a {}"
+
+# NegBench files name their template types differently across releases; report canonical names.
+NEGBENCH_TEMPLATE_NAMES = {"positive": "affirmation", "affirmation": "affirmation",
+                           "affirmative": "affirmation", "negative": "negation",
+                           "negation": "negation", "hybrid": "hybrid"}
+
+
+class BenchmarkFormatError(ValueError):
+    """A benchmark file does not have the expected format; the message names file/row/field."""
+
+
+@dataclass
+class EvalRow:
+    """One scored item: an image, its texts, and (for choice tasks) the right answer."""
+
+    image: ImageSource
+    texts: dict[str, str]  # role -> text, e.g. caption / paraphrase / negation, option_0..
+    label: int = -1  # right option (MCQ) or class index (zero-shot)
+    group: str = ""  # NegBench template type
+    source: str = ""  # "file:row" for messages
+
+
+@dataclass
+class MissingImage:
+    """A row left out before encoding because its image file does not exist."""
+
+    path: str
+    source: str
+
+
+@dataclass
+class BenchmarkData:
+    """A loaded benchmark: rows with an image on hand, and rows whose image is missing."""
+
+    name: str
+    source: str
+    rows: list[EvalRow]
+    missing: list[MissingImage] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)  # zero-shot only
+    info: dict[str, Any] = field(default_factory=dict)  # loader details worth reporting
+
+    @property
+    def total_rows(self) -> int:
+        return len(self.rows) + len(self.missing)
+
+
+def resolve_image_path(raw: str, images_dir: Optional[Path]) -> Path:
+    """Map an image path written on another machine onto a local image folder.
+
+    Tries, in order: the path itself when absolute (and no folder is given), then
+    ``images_dir / suffix`` for ever shorter trailing parts of the path, so a foreign prefix
+    such as ``data/coco/images/val2017/`` maps onto any folder holding the file (directly or
+    under a tail of that prefix). Returns the first existing candidate, else the most direct
+    one (``images_dir / filename``), which the caller reports as missing.
+    """
+    parts = PurePosixPath(raw.replace("\\", "/")).parts
+    if images_dir is None:
+        return Path(raw)
+    images_dir = Path(images_dir)
+    candidates = [images_dir.joinpath(*parts[i:]) for i in range(len(parts))
+                  if parts[i] not in ("/", "..", ".")]
+    if Path(raw).is_absolute():
+        candidates.append(Path(raw))
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    return images_dir / parts[-1] if parts else images_dir
+
+
+def _split_missing(name: str, source: str, rows: list[EvalRow], **extra: Any) -> BenchmarkData:
+    present, missing = [], []
+    for row in rows:
+        if isinstance(row.image, Path) and not row.image.is_file():
+            missing.append(MissingImage(path=str(row.image), source=row.source))
+        else:
+            present.append(row)
+    return BenchmarkData(name=name, source=source, rows=present, missing=missing, **extra)
+
+
+def _need_file(path: Union[str, Path], what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise BenchmarkFormatError(f"{what} not found: {path}")
+    return path
+
+
+def _need_dir(path: Optional[Union[str, Path]], what: str) -> Path:
+    if path is None:
+        raise BenchmarkFormatError(f"{what}: give the image folder (--images DIR)")
+    path = Path(path)
+    if not path.is_dir():
+        raise BenchmarkFormatError(f"{what}: image folder not found: {path}")
+    return path
+
+
+def _text_field(item: dict, key: str, where: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise BenchmarkFormatError(f"{where}: field {key!r} is missing or empty")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# SugarCrepe++
+# ---------------------------------------------------------------------------------------------
+
+def load_sugarcrepe_pp(json_path: Union[str, Path], images_dir: Union[str, Path]) -> BenchmarkData:
+    """A SugarCrepe++ subset file (e.g. ``replace_rel.json``) with its COCO image folder.
+
+    Texts: ``p1`` = caption, ``p2`` = caption2 (its paraphrase), ``negative`` = negative_caption.
+    """
+    path = _need_file(json_path, "SugarCrepe++ file")
+    folder = _need_dir(images_dir, f"SugarCrepe++ {path.name}")
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BenchmarkFormatError(f"{path}: not valid JSON ({exc})") from exc
+    if isinstance(items, dict):  # some copies are keyed by id instead of a list
+        items = list(items.values())
+    if not isinstance(items, list):
+        raise BenchmarkFormatError(f"{path}: expected a JSON list of items")
+    rows = []
+    for index, item in enumerate(items):
+        where = f"{path}: item {index}"
+        if not isinstance(item, dict):
+            raise BenchmarkFormatError(f"{where}: expected an object")
+        filename = _text_field(item, "filename", where)
+        rows.append(EvalRow(
+            image=resolve_image_path(filename, folder),
+            texts={"p1": _text_field(item, "caption", where),
+                   "p2": _text_field(item, "caption2", where),
+                   "negative": _text_field(item, "negative_caption", where)},
+            source=f"{path.name}:{item.get('id', index)}"))
+    return _split_missing("sugarcrepe_pp", str(path), rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# CC-Neg
+# ---------------------------------------------------------------------------------------------
+
+def load_ccneg(pt_path: Union[str, Path], images_dir: Optional[Union[str, Path]] = None,
+               eval_size: int = CCNEG_EVAL_SIZE) -> BenchmarkData:
+    """CC-Neg's ``ccneg_preprocessed.pt``; keeps the evaluation split (the last ``eval_size``).
+
+    Image paths are mapped onto ``images_dir`` by :func:`resolve_image_path` (as written when
+    no folder is given). Texts: ``caption`` (true) and ``negation`` (the negated prompt).
+    """
+    import torch
+
+    path = _need_file(pt_path, "CC-Neg file")
+    folder = Path(images_dir) if images_dir is not None else None
+    if folder is not None and not folder.is_dir():
+        raise BenchmarkFormatError(f"CC-Neg: image folder not found: {folder}")
+    try:  # plain containers of strings: the safe loader suffices
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not this format"
+        raise BenchmarkFormatError(f"{path}: cannot read as a CC-Neg .pt file ({exc})") from exc
+    if not isinstance(blob, dict) or "image_paths" not in blob or "annotations" not in blob:
+        raise BenchmarkFormatError(f"{path}: expected a dict with 'image_paths' and 'annotations'")
+    paths, annotations = list(blob["image_paths"]), list(blob["annotations"])
+    if len(paths) != len(annotations):
+        raise BenchmarkFormatError(f"{path}: {len(paths)} image_paths but "
+                                   f"{len(annotations)} annotations")
+    if eval_size <= 0:
+        raise BenchmarkFormatError(f"CC-Neg eval_size must be positive, got {eval_size}")
+    start = max(0, len(paths) - eval_size)
+    rows = []
+    for index in range(start, len(paths)):
+        where = f"{path}: annotations[{index}]"
+        ann = annotations[index]
+        try:
+            caption = ann["json"]["caption"]
+            negation = ann["sop_data"]["negative-prompt"]
+        except (KeyError, TypeError) as exc:
+            raise BenchmarkFormatError(f"{where}: missing field {exc} (expected "
+                                       f"['json']['caption'] and ['sop_data']['negative-prompt'])") from exc
+        if not isinstance(caption, str) or not isinstance(negation, str):
+            raise BenchmarkFormatError(f"{where}: caption and negative-prompt must be strings")
+        rows.append(EvalRow(image=resolve_image_path(str(paths[index]), folder),
+                            texts={"caption": caption, "negation": negation},
+                            source=f"{path.name}:{index}"))
+    return _split_missing("ccneg", str(path), rows,
+                          info={"items_in_file": len(paths), "eval_start": start})
+
+
+# ---------------------------------------------------------------------------------------------
+# NegBench multiple choice
+# ---------------------------------------------------------------------------------------------
+
+def load_negbench_mcq(csv_path: Union[str, Path], images_dir: Union[str, Path]) -> BenchmarkData:
+    """NegBench's MCQ CSV; ``image_path``'s foreign prefix is mapped onto ``images_dir``.
+
+    Texts ``option_0..option_K`` from ``caption_0..caption_K``; ``label`` = correct_answer;
+    ``group`` = the template type, canonicalised to ``affirmation`` / ``negation`` / ``hybrid``
+    (files also say ``positive`` / ``negative``).
+    """
+    path = _need_file(csv_path, "NegBench CSV")
+    folder = _need_dir(images_dir, f"NegBench {path.name}")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        option_keys = sorted((k for k in header if re.fullmatch(r"caption_\d+", k)),
+                             key=lambda k: int(k.split("_")[1]))
+        for needed in ("image_path", "correct_answer"):
+            if needed not in header:
+                raise BenchmarkFormatError(f"{path}: no column {needed!r} (header: {header})")
+        if len(option_keys) < 2:
+            raise BenchmarkFormatError(f"{path}: expected columns caption_0..caption_K")
+        rows = []
+        for line, record in enumerate(reader, start=2):
+            where = f"{path}:{line}"
+            try:
+                label = int(record["correct_answer"])
+            except (TypeError, ValueError) as exc:
+                raise BenchmarkFormatError(f"{where}: correct_answer {record['correct_answer']!r} "
+                                           f"is not an integer") from exc
+            if not 0 <= label < len(option_keys):
+                raise BenchmarkFormatError(f"{where}: correct_answer {label} outside "
+                                           f"0..{len(option_keys) - 1}")
+            template = (record.get("correct_answer_template") or "").strip()
+            rows.append(EvalRow(
+                image=resolve_image_path(_text_field(record, "image_path", where), folder),
+                texts={f"option_{i}": _text_field(record, key, where)
+                       for i, key in enumerate(option_keys)},
+                label=label, group=NEGBENCH_TEMPLATE_NAMES.get(template.lower(), template),
+                source=f"{path.name}:{line}"))
+    return _split_missing("negbench_mcq", str(path), rows,
+                          info={"options": len(option_keys)})
+
+
+# ---------------------------------------------------------------------------------------------
+# the project's own data
+# ---------------------------------------------------------------------------------------------
+
+def load_triples_file(path: Union[str, Path], images_dir: Optional[Union[str, Path]] = None) -> BenchmarkData:
+    """The project's triples CSV/JSONL (image, caption, paraphrase, negation)."""
+    from .data import read_triples
+
+    path = _need_file(path, "triples file")
+    try:
+        triples = read_triples(path, root=Path(images_dir) if images_dir else None)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a format error of this file
+        message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+        raise BenchmarkFormatError(message) from exc
+    rows = [EvalRow(image=Path(t.image),
+                    texts={"caption": t.caption, "paraphrase": t.paraphrase,
+                           "negation": t.negation},
+                    source=f"{path.name}:{t.line}") for t in triples]
+    return _split_missing("triples", str(path), rows)
+
+
+def load_shapes(n: int = 500, seed: int = 0, image_size: int = 64) -> BenchmarkData:
+    """``n`` scenes of the shapes world's held-out ``test`` split (in-memory images).
+
+    ``negation`` is the *false* negation (a statement the image contradicts), the one the
+    original-over-negation accuracy compares the caption with.
+    """
+    from .shapes import ShapesWorld
+
+    if n <= 0:
+        raise BenchmarkFormatError(f"shapes: the number of scenes must be positive, got {n}")
+    world = ShapesWorld(seed=seed, image_size=image_size)
+    rows = []
+    for index in range(n):
+        item = world.item("test", index)
+        rows.append(EvalRow(image=item["image"],
+                            texts={"caption": item["caption"], "paraphrase": item["paraphrase"],
+                                   "negation": item["negation"]},
+                            source=f"shapes[seed={seed}]:test:{index}"))
+    return BenchmarkData(name="shapes", source=f"shapes-world seed={seed} test n={n}", rows=rows,
+                         info={"seed": seed, "image_size": image_size})
+
+
+# ---------------------------------------------------------------------------------------------
+# zero-shot image folder
+# ---------------------------------------------------------------------------------------------
+
+def class_name_from_folder(folder_name: str) -> str:
+    """``golden_retriever`` / ``golden-retriever`` -> ``golden retriever``."""
+    return re.sub(r"[_\-]+", " ", folder_name).strip()
+
+
+def load_zeroshot_folder(root: Union[str, Path]) -> BenchmarkData:
+    """A folder with one sub-folder of images per class (sorted names = class indices).
+
+    Texts per row are none: the prompts are per class (see :func:`zeroshot_prompts`).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise BenchmarkFormatError(f"zero-shot: folder not found: {root}")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(class_dirs) < 2:
+        raise BenchmarkFormatError(f"zero-shot: {root} needs at least two class sub-folders, "
+                                   f"found {len(class_dirs)}")
+    rows = []
+    for label, class_dir in enumerate(class_dirs):
+        for image in sorted(class_dir.rglob("*")):
+            if image.is_file() and image.suffix.lower() in IMAGE_SUFFIXES:
+                rows.append(EvalRow(image=image, texts={}, label=label,
+                                    source=f"{class_dir.name}/{image.relative_to(class_dir)}"))
+    if not rows:
+        raise BenchmarkFormatError(f"zero-shot: no images ({', '.join(IMAGE_SUFFIXES)}) "
+                                   f"under {root}")
+    return BenchmarkData(name="zeroshot", source=str(root), rows=rows,
+                         class_names=[class_name_from_folder(d.name) for d in class_dirs])
+
+
+def zeroshot_prompts(class_names: list[str], template: str) -> list[str]:
+    """One prompt per class from a template with a ``{}`` slot."""
+    return [template.format(name) for name in class_names]

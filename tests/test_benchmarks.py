@@ -1,0 +1,176 @@
+"""Benchmark loaders on the real file formats (shared samples) and on small built fixtures."""
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from engine import benchmarks as bm
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+COCO = SHARED / "coco_val2017_sample"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(),
+                                  reason=f"real benchmark samples not found at {SHARED}")
+
+
+def _coco_files() -> set[str]:
+    return set(os.listdir(COCO))
+
+
+@needs_shared
+@pytest.mark.parametrize("name, total", [("replace_rel.json", 1406), ("swap_att.json", 666)])
+def test_sugarcrepe_pp_counts_missing_images_exactly(name, total):
+    path = SHARED / "sugarcrepe_pp" / name
+    data = bm.load_sugarcrepe_pp(path, COCO)
+    items = json.loads(path.read_text())
+    expected_present = sum(item["filename"] in _coco_files() for item in items)
+    assert data.total_rows == total == len(items)
+    assert len(data.rows) == expected_present
+    assert len(data.missing) == total - expected_present
+    assert {"replace_rel.json": 43, "swap_att.json": 24}[name] == expected_present
+    first = items[0]
+    entry = next(r for r in data.rows + data.missing if r.source == f"{name}:{first['id']}")
+    if isinstance(entry, bm.EvalRow):
+        assert entry.texts == {"p1": first["caption"], "p2": first["caption2"],
+                               "negative": first["negative_caption"]}
+    else:
+        assert entry.path == str(COCO / first["filename"])
+    assert all(r.image.is_file() for r in data.rows)
+
+
+@needs_shared
+def test_negbench_maps_the_foreign_prefix_and_canonicalises_templates():
+    path = SHARED / "negbench" / "COCO_val_mcq_sample.csv"
+    data = bm.load_negbench_mcq(path, COCO)
+    assert data.total_rows == 68 and len(data.rows) == 68 and not data.missing
+    first = data.rows[0]
+    assert first.image == COCO / "000000397133.jpg"  # from data/coco/images/val2017/...
+    assert first.texts["option_0"] == "This image features a knife, but no car is present."
+    assert list(first.texts) == ["option_0", "option_1", "option_2", "option_3"]
+    assert first.label == 0 and first.group == "hybrid" and first.source.endswith(":2")
+    # the file says positive / negative; reports use affirmation / negation
+    assert Counter(r.group for r in data.rows) == {"affirmation": 24, "negation": 20, "hybrid": 24}
+
+
+def test_resolve_image_path_tries_every_tail_of_a_foreign_path(tmp_path):
+    (tmp_path / "flat.jpg").write_bytes(b"x")
+    (tmp_path / "val2017").mkdir()
+    (tmp_path / "val2017" / "nested.jpg").write_bytes(b"x")
+    prefix = "data/coco/images/val2017/"
+    assert bm.resolve_image_path(prefix + "flat.jpg", tmp_path) == tmp_path / "flat.jpg"
+    assert bm.resolve_image_path(prefix + "nested.jpg", tmp_path) == tmp_path / "val2017" / "nested.jpg"
+    assert bm.resolve_image_path("/abs/val2017/nested.jpg", tmp_path) == tmp_path / "val2017" / "nested.jpg"
+    assert bm.resolve_image_path(prefix + "gone.jpg", tmp_path) == tmp_path / "gone.jpg"
+    assert bm.resolve_image_path("rel/a.jpg", None) == Path("rel/a.jpg")
+
+
+def test_negbench_rejects_an_answer_outside_the_options(tmp_path):
+    csv_path = tmp_path / "mcq.csv"
+    csv_path.write_text("image_path,correct_answer,caption_0,caption_1,correct_answer_template\n"
+                        "a.jpg,0,x,y,positive\n"
+                        "b.jpg,2,x,y,negative\n")
+    with pytest.raises(bm.BenchmarkFormatError, match=r"mcq.csv:3: correct_answer 2"):
+        bm.load_negbench_mcq(csv_path, tmp_path)
+
+
+def test_sugarcrepe_pp_names_the_item_and_field_of_bad_input(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps([{"id": 0, "filename": "a.jpg", "caption": "c", "caption2": "d"}]))
+    with pytest.raises(bm.BenchmarkFormatError, match=r"item 0: field 'negative_caption'"):
+        bm.load_sugarcrepe_pp(path, tmp_path)
+    with pytest.raises(bm.BenchmarkFormatError, match="--images"):
+        bm.load_sugarcrepe_pp(path, None)
+
+
+def write_ccneg(path: Path, n: int, images: Path) -> None:
+    """A small file in CC-Neg's real nested format (foreign absolute image paths)."""
+    annotations = [{"json": {"caption": f"caption {i}", "key": f"{i:05d}"},
+                    "sop_data": {"negative-prompt": f"not caption {i}", "subject": "s"}}
+                   for i in range(n)]
+    torch.save({"image_paths": [f"/datasets/cc3m/training/{i:05d}.jpg" for i in range(n)],
+                "annotations": annotations}, path)
+    for i in range(n):
+        if i != n - 2:  # one image of the evaluation split is missing
+            Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(images / f"{i:05d}.jpg")
+
+
+def test_ccneg_keeps_the_last_items_as_the_evaluation_split(tmp_path):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    write_ccneg(tmp_path / "ccneg_preprocessed.pt", 10, images)
+    data = bm.load_ccneg(tmp_path / "ccneg_preprocessed.pt", images, eval_size=4)
+    assert data.total_rows == 4 and data.info == {"items_in_file": 10, "eval_start": 6}
+    assert [r.source for r in data.rows] == ["ccneg_preprocessed.pt:6", "ccneg_preprocessed.pt:7",
+                                             "ccneg_preprocessed.pt:9"]
+    assert data.rows[0].texts == {"caption": "caption 6", "negation": "not caption 6"}
+    assert data.rows[0].image == images / "00006.jpg"
+    assert [m.path for m in data.missing] == [str(images / "00008.jpg")]
+    everything = bm.load_ccneg(tmp_path / "ccneg_preprocessed.pt", images, eval_size=40_000)
+    assert everything.total_rows == 10 and everything.info["eval_start"] == 0
+
+
+def test_ccneg_names_the_broken_annotation(tmp_path):
+    path = tmp_path / "c.pt"
+    torch.save({"image_paths": ["a.jpg", "b.jpg"],
+                "annotations": [{"json": {"caption": "x"}, "sop_data": {"negative-prompt": "y"}},
+                                {"json": {"caption": "x"}}]}, path)
+    with pytest.raises(bm.BenchmarkFormatError, match=r"annotations\[1\].*sop_data"):
+        bm.load_ccneg(path)
+    torch.save({"paths": []}, path)
+    with pytest.raises(bm.BenchmarkFormatError, match="image_paths"):
+        bm.load_ccneg(path)
+
+
+def draw_shape(kind: str, colour: str, size: int = 32) -> Image.Image:
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    box = (6, 6, size - 6, size - 6)
+    (draw.ellipse if kind == "circle" else draw.rectangle)(box, fill=colour)
+    return image
+
+
+def make_zeroshot_folder(root: Path, per_class: int = 3) -> Path:
+    for kind, colour in (("circle", "red"), ("square", "blue")):
+        folder = root / f"{colour}_{kind}"
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            draw_shape(kind, colour, 32 + 2 * i).save(folder / f"{i}.png")
+    (root / "red_circle" / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_zeroshot_folder_classes_and_labels(tmp_path):
+    data = bm.load_zeroshot_folder(make_zeroshot_folder(tmp_path / "zs"))
+    assert data.class_names == ["blue square", "red circle"]
+    assert [r.label for r in data.rows] == [0, 0, 0, 1, 1, 1]
+    assert data.rows[3].source == "red_circle/0.png"
+    assert bm.zeroshot_prompts(data.class_names, bm.ZEROSHOT_NEGATED_TEMPLATE) == [
+        "this is not a photo of a blue square", "this is not a photo of a red circle"]
+    with pytest.raises(bm.BenchmarkFormatError, match="two class"):
+        bm.load_zeroshot_folder(tmp_path / "zs" / "red_circle")
+
+
+def test_shapes_test_split():
+    pytest.importorskip("engine.shapes", reason="engine/shapes.py not written yet")
+    data = bm.load_shapes(n=4, seed=0, image_size=32)
+    assert len(data.rows) == 4 and not data.missing
+    assert all(isinstance(r.image, Image.Image) for r in data.rows)
+    assert set(data.rows[0].texts) == {"caption", "paraphrase", "negation"}
+
+
+def test_triples_file_counts_missing_images(tmp_path):
+    data_module = pytest.importorskip("engine.data", reason="engine/data.py not written yet")
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    csv_path = tmp_path / "triples.csv"
+    csv_path.write_text("image,caption,paraphrase,negation\n"
+                        "a.png,a red circle,a circle that is red,no red circle\n"
+                        "b.png,a blue square,a square that is blue,no blue square\n")
+    if len(data_module.read_triples(csv_path, root=tmp_path)) != 2:
+        pytest.skip("engine.data.read_triples reads another CSV layout")
+    data = bm.load_triples_file(csv_path, tmp_path)
+    assert data.total_rows == 2 and len(data.rows) == 1 and len(data.missing) == 1
+    assert data.rows[0].texts["negation"] == "no red circle"

@@ -1,0 +1,53 @@
+"""The ``semclip`` command line: shapes, train (config and preset), bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engine.cli import main
+from engine.config import TrainConfig
+from engine.presets import preset
+
+FIXTURE = Path(__file__).parent / "data" / "triples" / "triples.csv"
+
+
+def test_shapes_writes_images_and_triples(tmp_path, capsys):
+    assert main(["shapes", "--out", str(tmp_path), "--n", "4", "--size", "32"]) == 0
+    assert len(list((tmp_path / "images").glob("*.png"))) == 4
+    assert (tmp_path / "triples.csv").read_text().startswith("image,caption,paraphrase,negation")
+    assert "wrote 4 scenes" in capsys.readouterr().out
+
+
+def test_train_from_a_config_file_on_a_triples_file(tmp_path, capsys):
+    cfg = TrainConfig(model="semclip-tiny", dataset=str(FIXTURE), val_dataset=str(FIXTURE),
+                      batch_size=2, epochs=2, warmup_steps=1, out_dir=str(tmp_path / "run"))
+    cfg.to_json(tmp_path / "cfg.json")
+    code = main(["train", "--config", str(tmp_path / "cfg.json"), "--set", "lr=2e-4",
+                 "--set", "n_projections=1", "--quiet"])
+    assert code == 0
+    sidecar = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert sidecar["train_config"]["lr"] == 2e-4 and sidecar["loss_config"]["n_projections"] == 1
+    assert sidecar["step"] == 2 and "ono_accuracy" in sidecar["metrics"]
+    assert "[epoch 2] val: ono_accuracy=" in capsys.readouterr().out
+
+
+def test_train_reports_bad_usage_and_bad_input(tmp_path, capsys):
+    assert main(["train"]) == 2
+    assert main(["train", "--preset", "nope"]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+    assert main(["train", "--preset", "shapes-demo", "--set", "lr=fast"]) == 2
+    cfg = TrainConfig(model="semclip-tiny", dataset=str(tmp_path / "missing.csv"),
+                      out_dir=str(tmp_path / "run"))
+    cfg.to_json(tmp_path / "cfg.json")
+    assert main(["train", "--config", str(tmp_path / "cfg.json"), "--quiet"]) == 1
+    assert "triples file not found" in capsys.readouterr().err
+
+
+def test_the_demo_preset_is_clip_versus_semclip_on_the_same_recipe():
+    baseline, semclip = preset("shapes-demo")
+    assert (baseline.alpha, baseline.beta, baseline.gamma) == (1.0, 0.0, 0.0)
+    assert (semclip.alpha, semclip.beta, semclip.gamma) == (1.0, 1.0, 1.0)
+    strip = lambda c: {k: v for k, v in c.to_dict().items()
+                       if k not in ("alpha", "beta", "gamma", "name", "out_dir")}
+    assert strip(baseline) == strip(semclip)

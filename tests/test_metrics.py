@@ -1,0 +1,121 @@
+"""Every metric against values worked out by hand on tiny embeddings (ties included)."""
+
+import math
+
+import pytest
+import torch
+
+from engine import metrics as M
+
+E1, E2, E3 = torch.eye(3)
+
+
+def rows(*vectors):
+    return torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in vectors])
+
+
+def test_ono_accuracy_counts_ties_as_misses_and_ignores_scale():
+    img = rows([1, 0], [1, 0], [1, 0], [0, 1])
+    cap = rows([1, 0], [0, 1], [1, 1], [0, 1])
+    neg = rows([0, 1], [1, 0], [1, 1], [1, 0])
+    # row 0: 1 > 0 hit; row 1: 0 > 1 miss; row 2: tie (same text) miss; row 3: 1 > 0 hit
+    assert M.original_over_negation_accuracy(img, cap, neg) == 0.5
+    assert M.original_over_negation_accuracy(img * 4, cap * 2, neg * 0.5) == 0.5  # exact scales
+
+
+def test_ono_accuracy_rejects_mismatched_rows():
+    with pytest.raises(ValueError, match="rows"):
+        M.original_over_negation_accuracy(torch.ones(3, 2), torch.ones(2, 2), torch.ones(3, 2))
+
+
+def test_topk_retrieval_with_several_texts_per_image():
+    images = rows([1, 0], [0, 1], [1, 1])
+    texts = rows([1, 0], [1, 0], [1, 1], [1, 0])
+    target = [0, 1, 2, 2]
+    # scores of [1,0]: (1, 0, .707); of [1,1]: (.707, .707, 1)
+    # ranks (images strictly higher than the right one): 0, 2, 0, 1
+    assert M.text_to_image_ranks(texts, images, target).tolist() == [0, 2, 0, 1]
+    assert M.topk_text_to_image_accuracy(texts, images, 1, target) == 0.5
+    assert M.topk_text_to_image_accuracy(texts, images, 2, target) == 0.75
+    assert M.topk_text_to_image_accuracy(texts, images, 3, target) == 1.0
+
+
+def test_topk_ties_do_not_push_the_right_image_down():
+    images = rows([1, 0], [1, 0], [0, 1])
+    texts = rows([1, 0], [1, 0])
+    # both texts score images 0 and 1 equally (1.0): neither is strictly above the other
+    assert M.text_to_image_ranks(texts, images).tolist() == [0, 0]  # default: text i -> image i
+    assert M.topk_text_to_image_accuracy(texts, images, 1, [1, 2]) == 0.5  # image 2: rank 2
+
+
+def test_topk_is_blockwise_exact(monkeypatch):
+    torch.manual_seed(0)
+    texts, images = torch.randn(7, 4), torch.randn(7, 4)
+    full = M.text_to_image_ranks(texts, images)
+    monkeypatch.setattr(M, "RETRIEVAL_CHUNK", 3)
+    assert M.text_to_image_ranks(texts, images).tolist() == full.tolist()
+
+
+def test_topk_validates_mapping_and_k():
+    with pytest.raises(ValueError, match="outside"):
+        M.topk_text_to_image_accuracy(torch.ones(2, 2), torch.ones(2, 2), 1, [0, 2])
+    with pytest.raises(ValueError, match="text_to_image"):
+        M.topk_text_to_image_accuracy(torch.ones(3, 2), torch.ones(2, 2), 1)
+    with pytest.raises(ValueError, match="k must"):
+        M.topk_text_to_image_accuracy(torch.ones(2, 2), torch.ones(2, 2), 0)
+
+
+def test_scaled_negation_and_composite():
+    assert M.scaled_negation_score(0.75) == 0.5
+    assert M.scaled_negation_score(0.4) == 0.0
+    assert M.scaled_negation_score(1.0) == 1.0
+    # (0.6 + 0.3 + (0.8 - 0.5) * 2) / 3 = 1.5 / 3
+    assert M.composite_score(0.6, 0.3, 0.8) == pytest.approx(0.5)
+    assert M.composite_score(0.6, 0.3, 0.2) == pytest.approx(0.3)
+
+
+def test_sugarcrepe_pp_scores_by_hand():
+    img = rows(E1, E1, E1, E1)
+    p1 = rows(E1, E2, E1 + E2, E2)
+    p2 = rows(E1 + E2, E1, E1 + E2, E3)
+    neg = rows(E2, E3, E3, E1)
+    # row 0: img-P1 1>0, img-P2 .71>0 (ITT hit); P1P2 .71 vs P2N .71 tie (TOT miss)
+    # row 1: img-P1 0 vs img-N 0 tie (miss), img-P2 1>0; TOT 0 vs 0 tie (miss)
+    # row 2: img-P .71 > 0 twice (ITT hit); P1P2 1 > 0, 1 > 0 (TOT hit)
+    # row 3: img-P 0 < img-N 1 (misses); P1P2 0 vs 0 (TOT miss)
+    assert M.sugarcrepe_pp_scores(img, p1, p2, neg) == {
+        "itt_accuracy": 0.5, "tot_accuracy": 0.25,
+        "img_p1_n_accuracy": 0.5, "img_p2_n_accuracy": 0.75}
+
+
+def test_multiple_choice_accuracy_per_group_and_ties():
+    img = rows(E1, E1, E1, E1)
+    options = torch.stack([rows(E1, E2, E3),          # right 0: scores 1,0,0 -> hit
+                           rows(E1, E1, E2),          # right 0: tie with option 1 -> miss
+                           rows(E2, E1 + E2, E1),     # right 1: .71 < 1 -> miss
+                           rows(E2, E3, E1 + E2)])    # right 2: .71 > 0 -> hit
+    result = M.multiple_choice_accuracy(img, options, [0, 0, 1, 2],
+                                        groups=["affirmation", "negation", "affirmation", "hybrid"])
+    assert result == {"mcq_accuracy": 0.5, "mcq_accuracy_affirmation": 0.5,
+                      "mcq_accuracy_negation": 0.0, "mcq_accuracy_hybrid": 1.0}
+
+
+def test_multiple_choice_collapsed_model_scores_zero_not_one():
+    # NegBench puts the right answer first; "first max wins" would give a constant model 100%
+    options = torch.ones(5, 4, 3)
+    assert M.multiple_choice_accuracy(torch.ones(5, 3), options, [0] * 5)["mcq_accuracy"] == 0.0
+
+
+def test_zero_shot_affirmative_and_negated():
+    img = rows(E1, E2, E1 + E3, E3)
+    labels = [0, 1, 2, 0]
+    affirmative = rows(E1, E2, E3)  # hit, hit, tie .71/.71 (miss), miss
+    negated = rows(E1, E3, E2)      # hit, miss (picks class 2), tie (miss), miss
+    assert M.zero_shot_accuracy(img, affirmative, labels) == 0.5
+    assert M.zero_shot_negation_scores(img, affirmative, negated, labels) == {
+        "affirmative_accuracy": 0.5, "negated_accuracy": 0.25, "negation_gap": 0.25}
+
+
+def test_empty_input_gives_nan():
+    assert math.isnan(M.original_over_negation_accuracy(torch.ones(0, 2), torch.ones(0, 2),
+                                                        torch.ones(0, 2)))
