@@ -37,6 +37,7 @@ from .paths import MODEL_CONFIG_DIR
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 SIDECAR_SUFFIX = ".json"
+DELTA_FORMAT = "semclip-delta/1"  # weights stored as a difference to a base model (engine.export)
 HUB_HOST = "huggingface.co"
 
 
@@ -239,6 +240,8 @@ def load_model(
         if not path.is_file():
             raise ModelLoadError(f"checkpoint file not found: {path}")
         sidecar = read_sidecar(path)
+        if sidecar.get("format") == DELTA_FORMAT:
+            return _load_delta(path, sidecar, spec, device)
         if "model_name" not in sidecar:
             raise ModelLoadError(
                 f"{path} has no sidecar {sidecar_path(path).name} naming its architecture; "
@@ -282,6 +285,26 @@ def load_model(
     return LoadedModel(model=model, preprocess=preprocess, train_preprocess=train_preprocess,
                        tokenizer=tokenizer, model_name=arch, spec=spec, identity=identity,
                        sidecar=sidecar)
+
+
+def _load_delta(path: Path, sidecar: dict[str, Any], spec: str,
+                device: Union[str, torch.device]) -> LoadedModel:
+    """Rebuild a model saved by ``engine.export.export_delta``: its base plus the stored tensors."""
+    seed = sidecar.get("train_config", {}).get("seed", 0)
+    loaded = load_model(sidecar["base_spec"], device=device, seed=seed)
+    delta = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    target = loaded.model.state_dict()
+    unknown = sorted(set(delta) - set(target))
+    if unknown:
+        raise ModelLoadError(f"{path} does not fit its base {sidecar['base_spec']}: "
+                             f"unknown tensors {unknown[:3]}")
+    for key, value in delta.items():
+        if value.shape != target[key].shape:
+            raise ModelLoadError(f"{path}: tensor {key} has shape {tuple(value.shape)}, base "
+                                 f"{sidecar['base_spec']} expects {tuple(target[key].shape)}")
+    loaded.model.load_state_dict({k: v.to(target[k].dtype) for k, v in delta.items()}, strict=False)
+    loaded.spec, loaded.identity, loaded.sidecar = spec, f"{loaded.model_name}@{_file_digest(path)}", sidecar
+    return loaded
 
 
 def lock_towers(model: torch.nn.Module, lock_image: bool = True, image_unlocked_groups: int = 0,
