@@ -23,6 +23,7 @@ class TrainConfig:
     shapes_seed: int = 0  # seed of the shapes world (scenes, held-out colour-shape combos)
     shapes_train_size: int = 4096  # scenes per epoch from the shapes world's train split
     shapes_eval_size: int = 256  # scenes of the held-out split evaluated after each epoch
+    shapes_true_negation_prob: float = 0.0  # share of training captions that are true negations
     augment: bool = False  # OpenCLIP's training augmentation (turns the image-embedding cache off)
 
     # --- SemCLIP loss -------------------------------------------------------------------------

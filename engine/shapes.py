@@ -197,16 +197,18 @@ class ShapesWorld:
         return rng.choice((_join(denied), f"{_join(others)} but not {parts[k]}",
                            f"{_join(others)} without {parts[k]}"))
 
-    def true_negation(self, scene: Scene, rng: random.Random) -> tuple[str, str]:
-        """A true caption that uses negation, and its (false) affirmative negation."""
+    def true_negation(self, scene: Scene, rng: random.Random) -> tuple[str, str, str]:
+        """A true caption that uses negation, a paraphrase of it, and its (false) negation."""
         absent_shapes = [s for s in SHAPES if not scene.has(shape=s)]
         base = _join([o.phrase() for o in scene.objects])
         if absent_shapes and rng.random() < 0.5:
             shape = rng.choice(absent_shapes)
-            return f"{base} and no {shape}", f"{base} and {_article(shape)}"
+            return (f"{base} and no {shape}", f"{base} with no {shape} anywhere",
+                    f"{base} and {_article(shape)}")
         absent_colours = [c for c in COLOURS if not scene.has(colour=c)]
         colour = rng.choice(absent_colours)
-        return f"{base} without any {colour} shape", f"{base} and {_article(colour)} shape"
+        return (f"{base} without any {colour} shape", f"{base} and nothing {colour}",
+                f"{base} and {_article(colour)} shape")
 
     def item(self, split: str, index: int) -> dict[str, Any]:
         """Image, caption, paraphrase, false negation, true negation and the scene's objects."""
@@ -214,10 +216,10 @@ class ShapesWorld:
         rng = random.Random(_seed_for(self.seed, split, index, "text"))
         parts = self.caption_parts(scene, rng)
         caption, paraphrase, negation = _join(parts), self.paraphrase(scene, rng), self.negation(parts, rng)
-        true_neg, true_neg_negated = self.true_negation(scene, rng)
+        true_neg, true_neg_paraphrase, true_neg_negated = self.true_negation(scene, rng)
         if rng.random() < self.true_negation_prob:
             # the caption itself uses negation; its negation is then the false affirmative
-            caption, paraphrase, negation = true_neg, true_neg.replace(" and no ", " but no "), true_neg_negated
+            caption, paraphrase, negation = true_neg, true_neg_paraphrase, true_neg_negated
         return {"image": self.render(scene), "caption": caption, "paraphrase": paraphrase,
                 "negation": negation, "true_negation": true_neg,
                 "objects": [asdict(o) for o in scene.objects]}

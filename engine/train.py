@@ -125,9 +125,12 @@ def build_datasets(cfg: TrainConfig, transform, tokenizer) -> tuple[Dataset, Opt
     notes: list[str] = []
     if cfg.dataset == "shapes":
         from .shapes import ShapesDataset, ShapesWorld
-        world = ShapesWorld(seed=cfg.shapes_seed, image_size=_image_size(transform))
-        train_set = ShapesDataset(world, "train", cfg.shapes_train_size, transform=transform)
-        val_set = ShapesDataset(world, "val", cfg.shapes_eval_size, transform=transform)
+        size = _image_size(transform)
+        train_world = ShapesWorld(seed=cfg.shapes_seed, image_size=size,
+                                  true_negation_prob=cfg.shapes_true_negation_prob)
+        val_world = ShapesWorld(seed=cfg.shapes_seed, image_size=size)  # affirmative originals
+        train_set = ShapesDataset(train_world, "train", cfg.shapes_train_size, transform=transform)
+        val_set = ShapesDataset(val_world, "val", cfg.shapes_eval_size, transform=transform)
         return train_set, val_set, notes
     from .data import TriplesDataset, overlong_captions, read_triples
     triples = read_triples(cfg.dataset, root=cfg.data_root)

@@ -80,7 +80,8 @@ def test_true_negation_prob_makes_negated_captions():
     item = world.item("train", 4)
     assert item["caption"] == item["true_negation"]
     assert " no " in item["caption"] or "without" in item["caption"]
-    assert " no " not in item["negation"]
+    assert " no " not in item["negation"] and "without" not in item["negation"]
+    assert item["paraphrase"] != item["caption"]
 
 
 def test_dataset_streams_and_write_shapes_writes_a_readable_triples_csv(tmp_path):
