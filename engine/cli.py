@@ -103,6 +103,18 @@ def cmd_shapes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import delta_summary, export_delta
+
+    try:
+        path = export_delta(args.checkpoint, args.out)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(delta_summary(path))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semclip", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=64, help="image size in pixels")
     p.set_defaults(func=cmd_shapes)
+
+    p = sub.add_parser("export", help="write a checkpoint as a small delta over its base model")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by semclip train")
+    p.add_argument("--out", required=True, help="delta file to write (.pt, with a .json sidecar)")
+    p.set_defaults(func=cmd_export)
 
     for module, adder in (("eval_cli", "add_eval_parser"), ("captions.cli", "add_generate_parser")):
         try:

@@ -13,6 +13,7 @@ from .config import TrainConfig
 _SHAPES_BASE = TrainConfig(
     model="semclip-shapes-minilm",
     lock_image=False,
+    text_unlocked_layers=2,  # the last 2 MiniLM layers + projection: ships as a small delta
     dataset="shapes",
     shapes_train_size=8192,
     shapes_eval_size=256,

@@ -52,3 +52,12 @@ def test_delta_for_another_base_is_rejected(minilm_checkpoint, tmp_path):
     (tmp_path / "demo.json").write_text(json.dumps(meta))
     with pytest.raises(ModelLoadError, match="does not fit its base semclip-tiny"):
         load_model(str(delta))
+
+
+def test_cli_export_writes_the_delta_and_says_what_it_kept(minilm_checkpoint, tmp_path, capsys):
+    from engine.cli import main
+
+    assert main(["export", "--checkpoint", str(minilm_checkpoint), "--out", str(tmp_path / "d.pt")]) == 0
+    assert "tensors over base semclip-shapes-minilm" in capsys.readouterr().out
+    assert (tmp_path / "d.json").is_file()
+    assert main(["export", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "e.pt")]) == 1

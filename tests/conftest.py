@@ -1,0 +1,38 @@
+"""Shared fixtures: an isolated cache folder for every test, and tiny models for the app's tests."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests never need a screen
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own SEMCLIP_CACHE, so no test sees another's (or the user's) cache."""
+    root = tmp_path / "semclip-cache"
+    monkeypatch.setenv("SEMCLIP_CACHE", str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_models():
+    """Two small randomly initialised models of one architecture (seeds 0 and 1), loaded once."""
+    from engine.models import load_model
+
+    return load_model("semclip-shapes-tiny", seed=0), load_model("semclip-shapes-tiny", seed=1)
+
+
+@pytest.fixture
+def app_state(qtbot, tiny_models):
+    """An AppState with the tiny pair on the left and right and a 16-scene shapes gallery."""
+    from engine.retrieval import shapes_gallery
+    from semclip_gui.state import AppState
+
+    state = AppState()
+    state.set_model("left", tiny_models[0], label="CLIP")
+    state.set_model("right", tiny_models[1], label="SemCLIP")
+    state.set_gallery(shapes_gallery(n=16, split="test"))
+    return state

@@ -1,0 +1,115 @@
+"""Retrieval, negation parsing and weight-space blending, against hand-computed expectations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.encoding import embed_texts
+from engine.interpolate import InterpolationError, interpolate_state_dicts, interpolated_model
+from engine.retrieval import (folder_gallery, gallery_metrics, negated_terms, objects_match,
+                              shapes_gallery, similarities, top_k)
+
+
+def test_top_k_ranks_by_cosine_and_respects_the_valid_mask():
+    gallery = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [-1.0, 0.0]])
+    query = torch.tensor([0.8, 0.6])
+    # cosines by hand: 0.8, 0.6, 0.48 + 0.48 = 0.96, -0.8
+    idx, scores = top_k(query, gallery, 3)
+    assert idx.tolist() == [2, 0, 1]
+    assert torch.allclose(scores, torch.tensor([0.96, 0.8, 0.6]))
+    idx, _ = top_k(query, gallery, 3, valid=torch.tensor([False, True, True, True]))
+    assert idx.tolist() == [2, 1, 3]
+    idx, _ = top_k(query, gallery, 10, valid=torch.tensor([True, False, False, True]))
+    assert idx.tolist() == [0, 3]  # k clipped to the usable rows
+    batch_idx, _ = top_k(torch.stack([query, -query]), gallery, 1)
+    assert batch_idx.tolist() == [[2], [3]]
+
+
+def test_similarities_refuses_mismatched_widths():
+    assert similarities(torch.ones(3), torch.ones(2, 3)).shape == (1, 2)
+    with pytest.raises(ValueError, match="widths differ"):
+        similarities(torch.ones(3), torch.ones(2, 4))
+
+
+@pytest.mark.parametrize("query, terms", [
+    ("a red circle and no blue square", ["blue square"]),
+    ("a star but not a triangle, without any green shape", ["triangle", "green shape"]),
+    ("there is no large red circle", ["large red circle"]),
+    ("a dog with a ball", []),
+    ("not a single star or a cross", ["star"]),
+])
+def test_negated_terms(query, terms):
+    assert negated_terms(query) == terms
+
+
+SCENE = [{"shape": "circle", "colour": "red", "size": "large", "position": "left"},
+         {"shape": "square", "colour": "blue", "size": "small", "position": "right"}]
+
+
+@pytest.mark.parametrize("term, expected", [
+    ("blue square", True), ("red square", False), ("square", True), ("box", True),
+    ("big red disk", True), ("small red circle", False), ("red shape", True),
+    ("green shape", False), ("square on the right", True), ("square on the left", False),
+    ("dog", False),
+])
+def test_objects_match_uses_every_named_attribute(term, expected):
+    assert objects_match(SCENE, term) is expected
+
+
+def test_interpolation_is_the_weighted_mean_of_floats_and_copies_integers():
+    left = {"w": torch.tensor([0.0, 2.0]), "ids": torch.tensor([1, 2])}
+    right = {"w": torch.tensor([4.0, 6.0]), "ids": torch.tensor([7, 8])}
+    mid = interpolate_state_dicts(left, right, 0.25)
+    assert torch.equal(mid["w"], torch.tensor([1.0, 3.0]))
+    assert torch.equal(mid["ids"], torch.tensor([1, 2]))
+    with pytest.raises(InterpolationError, match="'w' has shape"):
+        interpolate_state_dicts(left, {**right, "w": torch.zeros(3)}, 0.5)
+    with pytest.raises(InterpolationError, match="not the right one"):
+        interpolate_state_dicts(left, {"w": right["w"]}, 0.5)
+    with pytest.raises(InterpolationError, match=r"\[0, 1\]"):
+        interpolate_state_dicts(left, right, 1.5)
+
+
+def test_blended_model_ends_are_the_two_models(tiny_models):
+    left, right = tiny_models
+    texts = ["a red circle", "no blue square"]
+    for lam, ref in ((0.0, left), (1.0, right)):
+        blend = interpolated_model(left, right, lam)
+        assert torch.allclose(embed_texts(blend.model, blend.tokenizer, texts),
+                              embed_texts(ref.model, ref.tokenizer, texts), atol=1e-6)
+    half = interpolated_model(left, right, 0.5)
+    assert half.identity != left.identity and "0.5000" in half.identity
+
+
+def test_gallery_metrics_by_hand(tiny_models):
+    loaded = tiny_models[0]
+    gallery = shapes_gallery(n=6, split="test")
+    image_emb = torch.nn.functional.normalize(torch.randn(6, loaded.embed_dim), dim=-1)
+    got = gallery_metrics(loaded, gallery, image_emb)
+    cap = embed_texts(loaded.model, loaded.tokenizer, gallery.captions)
+    neg = embed_texts(loaded.model, loaded.tokenizer, gallery.negations)
+    ono = sum(float(cap[i] @ image_emb[i]) > float(neg[i] @ image_emb[i]) for i in range(6)) / 6
+    top1 = sum(int((cap[i] @ image_emb.T).argmax()) == i for i in range(6)) / 6
+    assert got == {"ono_accuracy": pytest.approx(ono), "caption_top1": pytest.approx(top1)}
+
+
+def test_folder_gallery_finds_images_recursively_and_refuses_an_empty_folder(tmp_path):
+    gallery = shapes_gallery(n=3)
+    (tmp_path / "sub").mkdir()
+    for i, image in enumerate(gallery.sources):
+        image.save(tmp_path / ("sub" if i else ".") / f"img{i}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    found = folder_gallery(tmp_path)
+    assert found.names == ["img0.png", "sub/img1.png", "sub/img2.png"]
+    assert not found.has_scene_labels
+    with pytest.raises(ValueError, match="no images"):
+        folder_gallery(_empty(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        folder_gallery(tmp_path / "missing")
+
+
+def _empty(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    return empty
