@@ -1,0 +1,277 @@
+"""Batch generation: a captions file in, a triples file out, as a generator of engine events.
+
+Input: CSV (header row) or JSONL with a ``caption`` column and usually an ``image`` column
+(``image_path``, ``filename`` and ``file_name`` are read as ``image`` too); other columns are
+kept and written after the triples fields. Output: the triples format of :mod:`engine.data`
+(``image, caption, paraphrase, negation``), one row per input caption with the first usable
+paraphrase and negation, written atomically (CSV, or JSONL by extension). Rows that could not be
+generated are reported (``Done.result["failures"]``) and written to ``<out>.failed.csv``.
+
+Captions are generated once each (duplicates share), concurrently in a thread pool (useful for
+the LLM backend), and cached in SQLite, so a stopped or interrupted run resumes where it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional, Union
+
+from ..checkpoint import atomic_write_text
+from ..data import FIELDS, TriplesFormatError, _rows_jsonl
+from ..events import Done, Error, Event, Log, NeverStop, Progress, StopFlag
+from .base import NEGATION, PARAPHRASE, CaptionBackend, CaptionBackendError, Generations
+from .cache import GenerationCache
+
+IMAGE_COLUMNS = ("image", "image_path", "filename", "file_name")
+PROGRESS_EVERY_S = 0.1  # a 100k-caption run should not flood a GUI with events
+PathLike = Union[str, Path]
+
+
+class CaptionInputError(ValueError):
+    """The captions file is malformed; the message names the file (and line)."""
+
+
+@dataclass(frozen=True)
+class CaptionRow:
+    line: int  # 1-based line in the input (CSV: counting the header)
+    caption: str
+    image: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failure:
+    line: int
+    caption: str
+    reason: str
+
+
+# ---- reading ------------------------------------------------------------------------------------
+
+def read_captions(path: PathLike) -> tuple[list[CaptionRow], list[str]]:
+    """Rows of a captions CSV/JSONL file and the names of its extra columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"captions file not found: {path}")
+    if path.suffix.lower() in (".jsonl", ".json"):
+        return _read_jsonl(path)
+    return _read_csv(path)
+
+
+def _split(values: dict[str, Any], line: int, image_key: Optional[str]) -> CaptionRow:
+    caption = values.get("caption") or ""
+    image = values.get(image_key) if image_key else None
+    image = "" if image is None else str(image)  # JSONL may hold numbers
+    extra = {k: v for k, v in values.items() if k not in FIELDS and k != image_key}
+    return CaptionRow(line, caption.strip(), image.strip(), extra)
+
+
+def _read_csv(path: Path) -> tuple[list[CaptionRow], list[str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f, strict=True)
+        try:
+            header = [h.strip() for h in next(reader, [])]
+            if not header:
+                raise CaptionInputError(f"{path}: empty file (expected a header with a caption column)")
+            if "caption" not in header:
+                raise CaptionInputError(f"{path}:1: no 'caption' column (columns: {', '.join(header)})")
+            image_key = next((k for k in IMAGE_COLUMNS if k in header), None)
+            rows = []
+            for values in reader:
+                if not any(v.strip() for v in values):
+                    continue
+                if len(values) != len(header):
+                    raise CaptionInputError(f"{path}:{reader.line_num}: {len(values)} fields, "
+                                            f"the header has {len(header)}")
+                rows.append(_split(dict(zip(header, values)), reader.line_num, image_key))
+        except csv.Error as exc:
+            raise CaptionInputError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
+        except UnicodeDecodeError as exc:
+            raise CaptionInputError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    return rows, [h for h in header if h not in FIELDS and h != image_key]
+
+
+def _read_jsonl(path: Path) -> tuple[list[CaptionRow], list[str]]:
+    rows, extra_columns = [], {}
+    try:
+        objects = list(_rows_jsonl(path))
+    except TriplesFormatError as exc:  # same line-level checks as the triples reader
+        raise CaptionInputError(str(exc)) from None
+    for line, obj in objects:
+        if not isinstance(obj.get("caption", ""), str):
+            raise CaptionInputError(f"{path}:{line}: 'caption' must be text")
+    if objects and not any("caption" in obj for _, obj in objects):
+        raise CaptionInputError(f"{path}: no 'caption' field in any row")
+    keys = {k for _, obj in objects for k in obj}
+    image_key = next((k for k in IMAGE_COLUMNS if k in keys), None)
+    for line, obj in objects:
+        rows.append(_split(obj, line, image_key))
+        extra_columns.update(dict.fromkeys(rows[-1].extra))
+    return rows, list(extra_columns)
+
+
+# ---- writing ------------------------------------------------------------------------------------
+
+def _write_rows(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if path.suffix.lower() == ".jsonl":
+        text = "".join(json.dumps({k: r.get(k, "") for k in columns}, ensure_ascii=False) + "\n"
+                       for r in rows)
+    else:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buf.getvalue()
+    atomic_write_text(path, text)
+
+
+def failed_report_path(out: PathLike) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".failed.csv")
+
+
+# ---- the job ------------------------------------------------------------------------------------
+
+def _missing_reason(g: Generations) -> Optional[str]:
+    for role in (PARAPHRASE, NEGATION):
+        if g.first(role) is None:
+            tried = g.paraphrases if role == PARAPHRASE else g.negations
+            if tried:
+                return f"no accepted {role}: the validator rejected all {len(tried)} proposals"
+            return f"the backend produced no {role}"
+    return None
+
+
+def generate_triples(source: PathLike, out: PathLike, backend: CaptionBackend, *, workers: int = 1,
+                     cache_path: Optional[PathLike] = None, use_cache: bool = True,
+                     stop: Optional[StopFlag] = None) -> Iterator[Event]:
+    """Generate a triples file from a captions file (see the module docstring).
+
+    Yields Log, Progress (units: distinct captions), then Done (``result``: out, rows, failed,
+    failures, failed_csv, cached, generated) or Error (bad input, unusable cache, or a backend
+    failure that would hit every row, such as an unreachable server). A set ``stop`` flag ends
+    the run after the captions in flight: nothing is written, everything done is cached.
+    """
+    stop = stop or NeverStop()
+    out = Path(out)
+    if workers < 1:
+        yield Error("usage", f"workers must be >= 1, got {workers}")
+        return
+    try:
+        rows, extra_columns = read_captions(source)
+    except (CaptionInputError, FileNotFoundError) as exc:
+        yield Error("input", str(exc))
+        return
+    try:
+        cache = GenerationCache(cache_path) if use_cache else None
+    except ValueError as exc:
+        yield Error("cache", str(exc))
+        return
+    try:
+        yield from _run(rows, extra_columns, out, backend, workers, cache, stop, source)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _run(rows: list[CaptionRow], extra_columns: list[str], out: Path, backend: CaptionBackend,
+         workers: int, cache: Optional[GenerationCache], stop: StopFlag, source: PathLike
+         ) -> Iterator[Event]:
+    identity = backend.identity
+    captions = list(dict.fromkeys(r.caption for r in rows if r.caption))
+    yield Log(f"{len(rows)} rows, {len(captions)} distinct captions in {source}; backend {identity}")
+    results: dict[str, Generations] = {}
+    if cache is not None:
+        for caption in captions:
+            hit = cache.get(identity, caption)
+            if hit is not None:
+                results[caption] = hit
+        if results:
+            yield Log(f"{len(results)} captions from the cache {cache.path}")
+    cached = len(results)
+    errors: dict[str, str] = {}
+    total = len(captions)
+    yield Progress(cached, total, phase="generate")
+    pending = iter([c for c in captions if c not in results])
+    in_flight: dict[Future, str] = {}
+    done = cached
+    last_progress = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="captions")
+    try:
+        while True:
+            while not stop.is_set() and len(in_flight) < 2 * workers:
+                caption = next(pending, None)
+                if caption is None:
+                    break
+                in_flight[pool.submit(backend.generate, caption)] = caption
+            if not in_flight:
+                break
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                caption = in_flight.pop(future)
+                try:
+                    generations = future.result()
+                except CaptionBackendError as exc:
+                    if exc.fatal:
+                        yield Error("backend", f"{exc} ({done} of {total} captions done and cached; "
+                                               f"run again to resume)")
+                        return
+                    errors[caption] = str(exc)
+                except Exception as exc:  # noqa: BLE001 - one bad caption must not lose the run
+                    errors[caption] = f"{type(exc).__name__}: {exc}"
+                else:
+                    results[caption] = generations
+                    if cache is not None and _missing_reason(generations) is None:
+                        cache.put(identity, caption, generations)  # failures are retried next run
+                done += 1
+                if done == total or time.monotonic() - last_progress >= PROGRESS_EVERY_S:
+                    last_progress = time.monotonic()
+                    yield Progress(done, total, phase="generate")
+    finally:
+        # normally nothing is left; after a fatal error or an abandoned run, do not wait for
+        # requests still in flight (their threads end on their own, within the timeout)
+        pool.shutdown(wait=False, cancel_futures=True)
+    if stop.is_set():
+        yield Log(f"stopped: {done} of {total} captions done and cached; run again to resume")
+        yield Done({"out": None, "rows": 0, "cached": cached, "generated": done - cached}, stopped=True)
+        return
+    yield from _write(rows, extra_columns, out, results, errors, cached, done - cached)
+
+
+def _write(rows: list[CaptionRow], extra_columns: list[str], out: Path,
+           results: dict[str, Generations], errors: dict[str, str], cached: int, generated: int
+           ) -> Iterator[Event]:
+    written, failures, no_image = [], [], 0
+    for row in rows:
+        reason = "empty caption" if not row.caption else errors.get(row.caption)
+        g = results.get(row.caption)
+        if reason is None and g is not None:
+            reason = _missing_reason(g)
+        if reason is not None or g is None:
+            failures.append(Failure(row.line, row.caption, reason or "not generated"))
+            continue
+        no_image += not row.image
+        written.append({**row.extra, "image": row.image, "caption": row.caption,
+                        "paraphrase": g.first(PARAPHRASE).text, "negation": g.first(NEGATION).text})
+    _write_rows(out, written, list(FIELDS) + extra_columns)
+    if no_image:
+        yield Log(f"{no_image} rows have no image path; engine.data.read_triples rejects such rows "
+                  f"(or skips them with on_bad_row='skip')", level="warning")
+    report = failed_report_path(out)
+    if failures:
+        _write_rows(report, [asdict(f) for f in failures], ["line", "caption", "reason"])
+        yield Log(f"{len(failures)} rows failed; see {report}", level="warning")
+    elif report.exists():
+        os.unlink(report)  # a stale report from an earlier run would mislead
+    yield Log(f"wrote {len(written)} triples to {out}")
+    yield Done({"out": str(out), "rows": len(written), "failed": len(failures),
+                "failures": [asdict(f) for f in failures],
+                "failed_csv": str(report) if failures else None,
+                "cached": cached, "generated": generated})

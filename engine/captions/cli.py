@@ -1,0 +1,92 @@
+"""``semclip generate``: a thin command-line client of :func:`.batch.generate_triples`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..events import Done, Error, Log, Progress
+from . import BACKENDS, make_backend
+from .batch import generate_triples
+
+LLM_OPTIONS = {"base_url": "--base-url", "generator_model": "--generator-model",
+               "validator_model": "--validator-model", "max_tries": "--max-tries",
+               "timeout_s": "--timeout"}
+SHOWN_FAILURES = 10
+
+
+def add_generate_parser(sub) -> None:
+    """Register ``generate`` on the ``semclip`` sub-command parser."""
+    p = sub.add_parser("generate", help="add paraphrases and negations to a captions file (triples)",
+                       description="Read a CSV/JSONL file with a caption (and usually an image) "
+                                   "column; write the triples format image,caption,paraphrase,negation.")
+    p.add_argument("--in", dest="source", required=True, metavar="FILE", help="captions CSV or JSONL")
+    p.add_argument("--out", required=True, metavar="FILE", help="triples file to write (.csv or .jsonl)")
+    p.add_argument("--backend", choices=BACKENDS, default="rules",
+                   help="rules: offline and deterministic (default); llm: an OpenAI-compatible server")
+    p.add_argument("--workers", type=int, help="concurrent captions (default: 1 for rules, 4 for llm)")
+    p.add_argument("--base-url", help="LLM server, e.g. http://127.0.0.1:11434/v1 (Ollama, the default)")
+    p.add_argument("--generator-model", help="LLM that proposes (default phi4)")
+    p.add_argument("--validator-model", help="LLM that accepts or rejects (default mistral)")
+    p.add_argument("--max-tries", type=int, help="LLM proposals per caption (default 3)")
+    p.add_argument("--timeout", dest="timeout_s", type=float, metavar="SECONDS",
+                   help="per LLM request (default 60)")
+    p.add_argument("--cache", metavar="FILE", help="SQLite cache (default: <cache dir>/captions.sqlite)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    settings = {key: getattr(args, key) for key in LLM_OPTIONS if getattr(args, key) is not None}
+    if args.backend != "llm" and settings:
+        flags = ", ".join(LLM_OPTIONS[k] for k in settings)
+        print(f"error: {flags} only apply to --backend llm", file=sys.stderr)
+        return 2
+    try:
+        backend = make_backend(args.backend, **settings)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    workers = args.workers or (4 if args.backend == "llm" else 1)
+    events = generate_triples(args.source, args.out, backend, workers=workers, cache_path=args.cache,
+                              use_cache=not args.no_cache)
+    try:
+        return _drain(events, backend.name, args.quiet)
+    except KeyboardInterrupt:
+        resume = "" if args.no_cache else ": finished captions are cached; run the same command to resume"
+        print(f"\ninterrupted{resume}", file=sys.stderr)
+        return 130
+
+
+def _drain(events, name: str, quiet: bool) -> int:
+    from tqdm import tqdm
+
+    bar, say = None, print
+    for event in events:
+        if isinstance(event, Progress):
+            if bar is None:
+                bar = tqdm(total=event.total, desc=f"generate ({name})", disable=quiet,
+                           unit="caption", initial=event.done)
+                say = bar.write
+            bar.n = event.done
+            bar.refresh()
+        elif isinstance(event, Log):
+            say(event.message if event.level == "info" else f"{event.level}: {event.message}")
+        elif isinstance(event, Error):
+            if bar is not None:
+                bar.close()
+            print(f"error ({event.kind}): {event.message}", file=sys.stderr)
+            return 1
+        elif isinstance(event, Done):
+            if bar is not None:
+                bar.close()
+            _print_failures(event.result.get("failures", []))
+    return 0
+
+
+def _print_failures(failures: list[dict]) -> None:
+    for f in failures[:SHOWN_FAILURES]:
+        print(f"  line {f['line']}: {f['reason']} ({f['caption'][:60]!r})")
+    if len(failures) > SHOWN_FAILURES:
+        print(f"  ... and {len(failures) - SHOWN_FAILURES} more")
