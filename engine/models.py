@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -58,21 +59,28 @@ def _minilm_dir() -> Optional[Path]:
 HF_TEXT_ALIASES: dict[str, Callable[[], Optional[Path]]] = {"@minilm": _minilm_dir}
 
 _registered = False
+_register_lock = threading.Lock()
 
 
 def register_project_configs() -> None:
-    """Add ``assets/model_configs/*.json`` to OpenCLIP's registry, resolving HF text aliases."""
+    """Add ``assets/model_configs/*.json`` to OpenCLIP's registry, resolving HF text aliases.
+
+    Thread-safe: the app loads its two models on two threads at once, and a second
+    ``add_model_config`` re-reads the JSON files, briefly putting the unresolved ``@minilm``
+    alias back under the feet of the first thread's model build.
+    """
     global _registered
-    if _registered:
-        return
-    open_clip.add_model_config(MODEL_CONFIG_DIR)
-    for name, cfg in oc_factory._MODEL_CONFIGS.items():
-        text_cfg = cfg.get("text_cfg", {})
-        for key in ("hf_model_name", "hf_tokenizer_name"):
-            value = text_cfg.get(key)
-            if isinstance(value, str) and value.startswith("@"):
-                text_cfg[key] = str(_resolve_hf_alias(value, name))
-    _registered = True
+    with _register_lock:
+        if _registered:
+            return
+        open_clip.add_model_config(MODEL_CONFIG_DIR)
+        for name, cfg in oc_factory._MODEL_CONFIGS.items():
+            text_cfg = cfg.get("text_cfg", {})
+            for key in ("hf_model_name", "hf_tokenizer_name"):
+                value = text_cfg.get(key)
+                if isinstance(value, str) and value.startswith("@"):
+                    text_cfg[key] = str(_resolve_hf_alias(value, name))
+        _registered = True
 
 
 def _resolve_hf_alias(alias: str, config_name: str) -> Path:

@@ -20,12 +20,12 @@ import threading
 import traceback
 from typing import Any, Callable, Generator, Optional
 
-from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Qt, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Qt, QTimer, Signal, Slot
 
 from engine.events import CheckpointSaved, Done, Error, EvalResult, Log, Progress, StepMetrics
 
 EventFactory = Callable[[threading.Event], Generator]
-_live: set = set()  # running workers and pending call receivers, kept alive until they end
+_live: set = set()  # running workers, kept alive until they end
 
 
 class _Runner(QObject):
@@ -147,48 +147,57 @@ class EventWorker(QObject):
         self.running = False
         if self._thread is not None:
             self._thread.wait(5_000)
-        _live.discard(self)
         self.done.emit()
+        # Let go of ourselves only after this slot has returned: a QObject freed inside its
+        # own slot crashes PySide.
+        QTimer.singleShot(0, lambda: _live.discard(self))
 
 
-class _CallSignals(QObject):
-    result = Signal(object)
-    error = Signal(object)
+class _Dispatcher(QObject):
+    """One long-lived object on the GUI thread through which pool jobs hand back their results.
+
+    A per-call QObject that drops its last reference inside its own slot is destroyed while
+    Qt is still delivering to it, which crashes PySide; one dispatcher that outlives every
+    call avoids that whole class of bug.
+    """
+
+    deliver = Signal(object, object)  # callback, value
+
+    @Slot(object, object)
+    def _deliver(self, callback: Callable[[Any], None], value: Any) -> None:
+        callback(value)
 
 
-class _Receiver(QObject):
-    """Lives on the GUI thread, so queued signals land there before calling back."""
+_dispatcher: Optional[_Dispatcher] = None
 
-    def __init__(self, on_result: Callable[[Any], None],
-                 on_error: Optional[Callable[[BaseException], None]]):
-        super().__init__()
-        self.on_result, self.on_error = on_result, on_error
 
-    @Slot(object)
-    def deliver_result(self, value: Any) -> None:
-        _live.discard(self)
-        self.on_result(value)
-
-    @Slot(object)
-    def deliver_error(self, exc: Any) -> None:
-        _live.discard(self)
-        if self.on_error is not None:
-            self.on_error(exc)
+def _gui_dispatcher() -> _Dispatcher:
+    global _dispatcher
+    if _dispatcher is None:  # created on the GUI thread: run_call is only called from there
+        _dispatcher = _Dispatcher()
+        _dispatcher.deliver.connect(_dispatcher._deliver, Qt.QueuedConnection)
+    return _dispatcher
 
 
 class _Call(QRunnable):
-    def __init__(self, fn: Callable[[], Any], signals: _CallSignals):
+    def __init__(self, fn: Callable[[], Any], on_result: Callable[[Any], None],
+                 on_error: Callable[[BaseException], None]):
         super().__init__()
-        self.fn, self.signals = fn, signals
+        self.fn, self.on_result, self.on_error = fn, on_result, on_error
+        self.dispatcher = _gui_dispatcher()
         self.setAutoDelete(True)
 
     def run(self) -> None:
         try:
             value = self.fn()
-        except Exception as exc:  # noqa: BLE001 - delivered to the caller's error slot
-            self.signals.error.emit(exc)
+        except Exception as exc:  # noqa: BLE001 - delivered to the caller's error callback
+            self.dispatcher.deliver.emit(self.on_error, exc)
         else:
-            self.signals.result.emit(value)
+            self.dispatcher.deliver.emit(self.on_result, value)
+
+
+def _ignore(_exc: BaseException) -> None:
+    pass
 
 
 def run_call(fn: Callable[[], Any], on_result: Callable[[Any], None],
@@ -197,12 +206,7 @@ def run_call(fn: Callable[[], Any], on_result: Callable[[Any], None],
 
     Must be called from the GUI thread.
     """
-    signals, receiver = _CallSignals(), _Receiver(on_result, on_error)
-    receiver.signals = signals  # both live until the receiver is discarded after delivery
-    _live.add(receiver)
-    signals.result.connect(receiver.deliver_result)
-    signals.error.connect(receiver.deliver_error)
-    QThreadPool.globalInstance().start(_Call(fn, signals))
+    QThreadPool.globalInstance().start(_Call(fn, on_result, on_error or _ignore))
 
 
 class LatestOnly:
