@@ -36,3 +36,13 @@ def app_state(qtbot, tiny_models):
     state.set_model("right", tiny_models[1], label="SemCLIP")
     state.set_gallery(shapes_gallery(n=16, split="test"))
     return state
+
+
+@pytest.fixture(autouse=True)
+def no_background_jobs_left(request):
+    """A Qt test's pool jobs finish inside it, never emitting into the next test's objects."""
+    yield
+    if "qtbot" in request.fixturenames:
+        from semclip_gui.workers import wait_for_background_jobs
+
+        assert wait_for_background_jobs(30_000), "background jobs still running after 30 s"

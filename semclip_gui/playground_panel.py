@@ -1,0 +1,506 @@
+"""Playground: type a caption, see its paraphrases and negations, and what each model makes of them.
+
+* Typing (debounced) asks the caption backend (offline rules by default, an LLM server if
+  configured) for paraphrases and negations; they fill two editable lists.
+* For the chosen image, grouped bars show each text's similarity to it under the left and the
+  right model.
+* Two scatter plots show p(t) = V t in each model's projection subspace: the caption (black),
+  its paraphrases (green) and negations (red), with arrows from the caption. With n = 1 the
+  plot is a 1-D strip; with n > 2 the first two directions are shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PIL import Image
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QImage, QPixmap
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+                               QPushButton, QSplitter, QVBoxLayout, QWidget)
+
+from engine.explain import Explanation, explain
+from engine.retrieval import projection_for
+
+from .aio import spawn
+from .state import SIDES, AppState
+from .workers import LatestOnly
+
+DEBOUNCE_MS = 300
+ROLE_COLOURS = {"caption": (20, 20, 20), "paraphrase": (30, 150, 60), "negation": (210, 40, 40)}
+SIDE_COLOURS = {"left": (110, 110, 110), "right": (40, 110, 220)}
+DEFAULT_CAPTION = "a large red circle and a small blue square"
+
+
+def pil_to_pixmap(image: Image.Image, size: int) -> QPixmap:
+    """A PIL image as a QPixmap scaled (nearest-neighbour: pixel art stays crisp) to ``size``."""
+    rgb = image.convert("RGB")
+    data = rgb.tobytes()
+    qimage = QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format_RGB888).copy()
+    return QPixmap.fromImage(qimage).scaled(size, size, Qt.KeepAspectRatio, Qt.FastTransformation)
+
+
+class EditableList(QGroupBox):
+    """A titled list whose items the user can edit in place, add and remove."""
+
+    changed = Signal()
+
+    def __init__(self, title: str, placeholder: str, parent: Optional[QWidget] = None):
+        super().__init__(title, parent)
+        self.list = QListWidget()
+        self.list.setAlternatingRowColors(True)
+        self.new_edit = QLineEdit()
+        self.new_edit.setPlaceholderText(placeholder)
+        self.add_button = QPushButton("Add")
+        self.remove_button = QPushButton("Remove")
+        row = QHBoxLayout()
+        row.addWidget(self.new_edit, 1)
+        row.addWidget(self.add_button)
+        row.addWidget(self.remove_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(row)
+        self.add_button.clicked.connect(self._add_typed)
+        self.new_edit.returnPressed.connect(self._add_typed)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.list.itemChanged.connect(lambda _item: self.changed.emit())
+
+    def texts(self) -> list[str]:
+        return [t for t in (self.list.item(i).text().strip() for i in range(self.list.count())) if t]
+
+    def set_items(self, items: list[tuple[str, str]]) -> None:
+        """Replace the list with (text, kind) pairs; the kind shows as a tooltip."""
+        self.list.blockSignals(True)
+        self.list.clear()
+        for text, kind in items:
+            self._append(text, kind)
+        self.list.blockSignals(False)
+        self.changed.emit()
+
+    def add(self, text: str, kind: str = "typed by you") -> None:
+        if text.strip():
+            self._append(text.strip(), kind)
+            self.changed.emit()
+
+    def remove_selected(self) -> None:
+        rows = sorted({i.row() for i in self.list.selectedIndexes()}, reverse=True)
+        if not rows and self.list.currentRow() >= 0:
+            rows = [self.list.currentRow()]
+        for row in rows:
+            self.list.takeItem(row)
+        if rows:
+            self.changed.emit()
+
+    def _append(self, text: str, kind: str) -> None:
+        item = QListWidgetItem(text)
+        item.setFlags(item.flags() | Qt.ItemIsEditable)
+        item.setToolTip(kind)
+        self.list.addItem(item)
+
+    def _add_typed(self) -> None:
+        self.add(self.new_edit.text())
+        self.new_edit.clear()
+
+
+class PlaygroundPanel(QWidget):
+    """Caption → generations → similarities and the projection subspace, for both models."""
+
+    generations_ready = Signal()  # the lists were refilled from the backend
+    generation_failed = Signal(str)
+    scores_updated = Signal()  # bars and scatter plots show the current texts
+
+    def __init__(self, state: AppState, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.state = state
+        self.explanations: dict[str, Explanation] = {}
+        self._projections: dict[str, object] = {}
+        self._scorer = LatestOnly()
+        self._task: Optional[asyncio.Future] = None
+        self._backend = None
+        self._backend_key: Optional[tuple] = None
+        self._image: Optional[Image.Image] = None
+        self._build()
+        self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.regenerate)
+        self._rescore_timer = QTimer(self, singleShot=True, interval=60)
+        self._rescore_timer.timeout.connect(self.rescore)
+        self.caption_edit.textChanged.connect(lambda _t: self._debounce.start())
+        self.caption_edit.returnPressed.connect(self.regenerate)
+        self.paraphrases.changed.connect(self._rescore_timer.start)
+        self.negations.changed.connect(self._rescore_timer.start)
+        self.backend_combo.currentIndexChanged.connect(self._on_backend_changed)
+        self.image_combo.currentIndexChanged.connect(self._on_gallery_image)
+        self.open_image_button.clicked.connect(self._open_image)
+        state.model_changed.connect(self._on_model_changed)
+        state.gallery_changed.connect(self._fill_gallery_combo)
+        self.use_caption_button.clicked.connect(self.use_image_caption)
+        self._fill_gallery_combo()
+        gallery = state.gallery
+        # Start on a caption that describes the image shown, so the bars start out meaningful.
+        self.caption_edit.setText(gallery.captions[0] if gallery.captions else DEFAULT_CAPTION)
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.caption_edit = QLineEdit()
+        self.caption_edit.setPlaceholderText("type a caption, e.g. 'a big red ball and no square'")
+        font = QFont(self.caption_edit.font())
+        font.setPointSizeF(font.pointSizeF() * 1.3)
+        self.caption_edit.setFont(font)
+        self.backend_combo = QComboBox()
+        self.backend_combo.addItems(["rules (offline)", "LLM server"])
+        self.llm_url = QLineEdit("http://127.0.0.1:11434/v1")
+        self.llm_generator = QLineEdit("phi4")
+        self.llm_validator = QLineEdit("mistral")
+        self.llm_box = QGroupBox("LLM server (OpenAI-compatible: Ollama, llama.cpp, vLLM)")
+        form = QFormLayout(self.llm_box)
+        form.addRow("base URL", self.llm_url)
+        form.addRow("generator", self.llm_generator)
+        form.addRow("validator", self.llm_validator)
+        self.llm_box.setVisible(False)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Caption"))
+        top.addWidget(self.caption_edit, 1)
+        top.addWidget(QLabel("generator"))
+        top.addWidget(self.backend_combo)
+
+        self.paraphrases = EditableList("Paraphrases (c+)", "add your own paraphrase…")
+        self.negations = EditableList("Negations (c−)", "add your own negation…")
+
+        self.thumbnail = QLabel()
+        self.thumbnail.setFixedSize(160, 160)
+        self.thumbnail.setAlignment(Qt.AlignCenter)
+        self.thumbnail.setStyleSheet("border: 1px solid #999; background: #333;")
+        self.image_combo = QComboBox()
+        self.image_combo.setMinimumContentsLength(12)
+        self.open_image_button = QPushButton("Open image…")
+        self.use_caption_button = QPushButton("Use its caption")
+        self.use_caption_button.setToolTip("put this scene's ground-truth caption in the caption box")
+        self.image_caption = QLabel("")
+        self.image_caption.setWordWrap(True)
+        image_box = QGroupBox("Image")
+        image_layout = QVBoxLayout(image_box)
+        image_layout.addWidget(self.thumbnail, 0, Qt.AlignHCenter)
+        image_layout.addWidget(self.image_combo)
+        image_layout.addWidget(self.open_image_button)
+        image_layout.addWidget(self.use_caption_button)
+        image_layout.addWidget(self.image_caption)
+        image_layout.addStretch(1)
+
+        lists = QHBoxLayout()
+        lists.addWidget(self.paraphrases, 1)
+        lists.addWidget(self.negations, 1)
+        lists.addWidget(image_box)
+
+        self.bars = pg.PlotWidget(background="w")
+        self.bars.setMouseEnabled(x=False, y=False)
+        self.bars.getAxis("bottom").enableAutoSIPrefix(False)
+        self.projection_plots = {side: self._projection_plot() for side in SIDES}
+
+        plots = QGridLayout()
+        plots.addWidget(self.bars, 0, 0)
+        plots.addWidget(self.projection_plots["left"], 0, 1)
+        plots.addWidget(self.projection_plots["right"], 0, 2)
+        for col, stretch in enumerate((6, 4, 4)):
+            plots.setColumnStretch(col, stretch)
+        plots_widget = QWidget()
+        plots_widget.setLayout(plots)
+        lists_widget = QWidget()
+        lists_layout = QVBoxLayout(lists_widget)
+        lists_layout.setContentsMargins(0, 0, 0, 0)
+        lists_layout.addLayout(lists)
+        lists_layout.addWidget(self.llm_box)
+        splitter = QSplitter(Qt.Vertical)
+        splitter.addWidget(lists_widget)
+        splitter.addWidget(plots_widget)
+        splitter.setSizes([260, 440])
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.status_label)
+        layout.addWidget(splitter, 1)
+
+    @staticmethod
+    def _projection_plot() -> pg.PlotWidget:
+        plot = pg.PlotWidget(background="w")
+        plot.setAspectLocked(True)
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setLabel("bottom", "p₁(t)")
+        plot.setLabel("left", "p₂(t)")
+        for axis in ("bottom", "left"):
+            plot.getAxis(axis).enableAutoSIPrefix(False)  # cosines read better as 0.12 than 120 (x0.001)
+        return plot
+
+    # -- captions --------------------------------------------------------------------------------
+
+    def set_caption(self, caption: str) -> None:
+        """Put ``caption`` in the box and generate at once (no debounce)."""
+        self.caption_edit.setText(caption)
+        self.regenerate()
+
+    def caption(self) -> str:
+        return self.caption_edit.text().strip()
+
+    def texts(self) -> tuple[str, list[str], list[str]]:
+        """The caption, paraphrases and negations as currently shown (after the user's edits)."""
+        return self.caption(), self.paraphrases.texts(), self.negations.texts()
+
+    def _on_backend_changed(self) -> None:
+        self.llm_box.setVisible(self.backend_combo.currentIndex() == 1)
+        self.regenerate()
+
+    def caption_backend(self):
+        """The selected backend, rebuilt only when its settings change."""
+        from engine.captions import make_backend
+
+        if self.backend_combo.currentIndex() == 0:
+            key: tuple = ("rules",)
+        else:
+            key = ("llm", self.llm_url.text().strip(), self.llm_generator.text().strip(),
+                   self.llm_validator.text().strip())
+        if key != self._backend_key:
+            if key[0] == "rules":
+                self._backend = make_backend("rules")
+            else:
+                self._backend = make_backend("llm", base_url=key[1], generator_model=key[2],
+                                             validator_model=key[3])
+            self._backend_key = key
+        return self._backend
+
+    def regenerate(self) -> None:
+        """Ask the backend for generations of the current caption (newest request wins)."""
+        self._debounce.stop()
+        caption = self.caption()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if not caption:
+            self.paraphrases.set_items([])
+            self.negations.set_items([])
+            self._show_status("type a caption to see its paraphrases and negations")
+            return
+        try:
+            backend = self.caption_backend()
+        except Exception as exc:  # noqa: BLE001 - a bad setting is shown, not raised
+            self._generation_error(str(exc))
+            return
+        self._show_status(f"generating with {backend.name}…")
+        self._task = spawn(self._generate(backend, caption))
+
+    async def _generate(self, backend, caption: str) -> None:
+        try:
+            generations = await backend.agenerate(caption)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - unreachable server, garbage reply...
+            self._generation_error(f"{type(exc).__name__}: {exc}")
+            return
+        if caption != self.caption():
+            return  # the user typed on; a newer request is on its way
+        self.paraphrases.set_items([(g.text, _describe(g)) for g in generations.paraphrases])
+        self.negations.set_items([(g.text, _describe(g)) for g in generations.negations])
+        self._show_status(f"{len(generations.paraphrases)} paraphrases and "
+                          f"{len(generations.negations)} negations from {backend.name}; "
+                          f"edit, add or remove them freely")
+        self.generations_ready.emit()
+        self.rescore()
+
+    def _generation_error(self, message: str) -> None:
+        self._show_status(f"caption generation failed: {message}", error=True)
+        self.generation_failed.emit(message)
+
+    def _show_status(self, text: str, error: bool = False) -> None:
+        self.status_label.setStyleSheet("color: #c0392b;" if error else "color: #555;")
+        self.status_label.setText(text)
+
+    # -- image -----------------------------------------------------------------------------------
+
+    def _fill_gallery_combo(self) -> None:
+        gallery = self.state.gallery
+        self.image_combo.blockSignals(True)
+        self.image_combo.clear()
+        self.image_combo.addItems(gallery.names)
+        self.image_combo.blockSignals(False)
+        if len(gallery):
+            self.select_gallery_image(0)
+
+    def select_gallery_image(self, index: int) -> None:
+        """Show gallery image ``index`` and score the texts against it."""
+        if self.image_combo.currentIndex() != index:
+            self.image_combo.setCurrentIndex(index)  # re-enters through the signal
+            return
+        self._on_gallery_image(index)
+
+    def _on_gallery_image(self, index: int) -> None:
+        gallery = self.state.gallery
+        if not 0 <= index < len(gallery):
+            return
+        source = gallery.sources[index]
+        try:
+            image = source if isinstance(source, Image.Image) else Image.open(source)
+            image.load()
+        except OSError as exc:
+            self._show_status(f"cannot open {gallery.names[index]}: {exc}", error=True)
+            return
+        note = gallery.captions[index] if gallery.captions else gallery.names[index]
+        self.set_image(image, note)
+
+    def use_image_caption(self) -> None:
+        """Put the selected gallery scene's own caption in the caption box."""
+        gallery, index = self.state.gallery, self.image_combo.currentIndex()
+        if gallery.captions and 0 <= index < len(gallery.captions):
+            self.set_caption(gallery.captions[index])
+
+    def _open_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Image", "",
+                                              "Images (*.png *.jpg *.jpeg *.bmp *.webp)")
+        if not path:
+            return
+        try:
+            image = Image.open(path)
+            image.load()
+        except OSError as exc:
+            self._show_status(f"cannot open {path}: {exc}", error=True)
+            return
+        self.set_image(image, path)
+
+    def set_image(self, image: Image.Image, note: str = "") -> None:
+        """Score the texts against ``image`` from now on."""
+        self._image = image.convert("RGB")
+        self.thumbnail.setPixmap(pil_to_pixmap(self._image, 150))
+        self.image_caption.setText(note)
+        self.use_caption_button.setEnabled(bool(self.state.gallery.captions) and note in self.state.gallery.captions)
+        self.rescore()
+
+    # -- scoring ---------------------------------------------------------------------------------
+
+    def _on_model_changed(self, side: str) -> None:
+        self._projections.pop(side, None)
+        self.rescore()
+
+    def rescore(self) -> None:
+        """Recompute similarities and projections for both models in the background."""
+        self._rescore_timer.stop()
+        caption, paraphrases, negations = self.texts()
+        models = {side: self.state.model(side) for side in SIDES}
+        if not caption or not all(models.values()):
+            return
+        image = self._image
+        projections = self._projections
+
+        def work() -> dict[str, Explanation]:
+            out = {}
+            for side, loaded in models.items():
+                if side not in projections:
+                    projections[side] = projection_for(loaded)
+                out[side] = explain(loaded, caption, paraphrases, negations, image=image,
+                                    projection=projections[side])
+            return out
+
+        self._scorer.submit(work, self._show_scores,
+                            lambda exc: self._show_status(f"scoring failed: {exc}", error=True))
+
+    def _show_scores(self, explanations: dict[str, Explanation]) -> None:
+        self.explanations = explanations
+        self._draw_bars(explanations)
+        for side in SIDES:
+            self._draw_projection(side, explanations[side])
+        self.scores_updated.emit()
+
+    def _draw_bars(self, explanations: dict[str, Explanation]) -> None:
+        plot = self.bars
+        plot.clear()
+        first = explanations[SIDES[0]]
+        if first.image_similarity is None:
+            return
+        n = len(first.texts)
+        rows = np.arange(n)[::-1].astype(float)  # caption on top
+        for offset, side in zip((0.18, -0.18), SIDES):
+            values = explanations[side].image_similarity.numpy()
+            item = pg.BarGraphItem(x0=np.zeros(n), y=rows + offset, width=values, height=0.34,
+                                   brush=pg.mkBrush(*SIDE_COLOURS[side]), pen=pg.mkPen(None),
+                                   name=self.state.label(side))
+            plot.addItem(item)
+        tags = _tags(first.roles)
+        axis = plot.getAxis("left")
+        axis.setTicks([[(row, f"{tag}  {_short(text, 30)}")
+                        for row, tag, text in zip(rows, tags, first.texts)]])
+        plot.setYRange(-0.6, n - 0.4, padding=0)
+        values = np.concatenate([e.image_similarity.numpy() for e in explanations.values()])
+        plot.setXRange(min(0.0, float(values.min())), max(0.05, float(values.max())) * 1.05, padding=0)
+        # the colour key in the title: a legend box would sit on top of the bars
+        plot.setTitle("cosine to the image " + " ".join(
+            f"<span style='color: rgb{SIDE_COLOURS[side]}'>■ {self.state.label(side)}</span>"
+            for side in SIDES))
+
+    def _draw_projection(self, side: str, expl: Explanation) -> None:
+        plot = self.projection_plots[side]
+        plot.clear()
+        n = expl.n_projections
+        points = expl.projected.numpy()
+        if n == 1:
+            # A 1-D strip: every text on the line, rows apart by role so labels do not collide.
+            lanes = {"caption": 0.0, "paraphrase": 0.5, "negation": -0.5}
+            xy = np.stack([points[:, 0], [lanes[r] for r in expl.roles]], axis=1)
+            plot.setLabel("left", "role")
+            plot.setAspectLocked(False)
+        else:
+            xy = points[:, :2]
+            plot.setLabel("left", "p₂(t)")
+            plot.setAspectLocked(True)
+        label = self.state.label(side)
+        extra = f" (first 2 of {n} directions)" if n > 2 else ""
+        plot.setTitle(f"{label}: projection subspace, n = {n}{extra}")
+        for i in range(1, len(xy)):  # arrows from the caption to each generation
+            colour = ROLE_COLOURS[expl.roles[i]]
+            plot.plot([xy[0, 0], xy[i, 0]], [xy[0, 1], xy[i, 1]],
+                      pen=pg.mkPen(*colour, width=1.5, style=Qt.DashLine))
+            angle = np.degrees(np.arctan2(-(xy[i, 1] - xy[0, 1]), xy[i, 0] - xy[0, 0]))
+            arrow = pg.ArrowItem(pos=(xy[i, 0], xy[i, 1]), angle=180 + angle, headLen=12,
+                                 brush=pg.mkBrush(*colour), pen=pg.mkPen(None))
+            plot.addItem(arrow)
+        for role in ("caption", "paraphrase", "negation"):
+            idx = [i for i, r in enumerate(expl.roles) if r == role]
+            if not idx:
+                continue
+            plot.plot(xy[idx, 0], xy[idx, 1], pen=None, symbol="o", symbolSize=11,
+                      symbolBrush=pg.mkBrush(*ROLE_COLOURS[role]), symbolPen=pg.mkPen("w"),
+                      name=role)
+            for i in idx:  # numbered like the bars: "+1" is the first paraphrase
+                label = _short(expl.texts[i], 24) if role == "caption" else _tags(expl.roles)[i]
+                text = pg.TextItem(label, color=ROLE_COLOURS[role], anchor=(0, 1))
+                text.setPos(xy[i, 0], xy[i, 1])
+                plot.addItem(text)
+        plot.autoRange(padding=0.25)
+
+
+def _describe(generation) -> str:
+    """Tooltip of a generated text: how it was made and whether a validator accepted it."""
+    parts = [f"{generation.kind} ({generation.backend})"]
+    accepted = getattr(generation, "accepted", None)
+    if accepted is not None:
+        parts.append("validated" if accepted else "rejected by the validator")
+    return ", ".join(parts)
+
+
+def _tags(roles: list[str]) -> list[str]:
+    """Short names of the texts: "c" for the caption, "+1", "+2" for paraphrases, "−1" ... ."""
+    counts = {"paraphrase": 0, "negation": 0}
+    tags = []
+    for role in roles:
+        if role == "caption":
+            tags.append("c")
+            continue
+        counts[role] += 1
+        tags.append(f"{'+' if role == 'paraphrase' else '−'}{counts[role]}")
+    return tags
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,140 @@
+"""The Playground as a teacher uses it: type a caption, get generations, read bars and scatter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import Qt
+
+from engine.explain import explain
+from engine.retrieval import projection_for
+from semclip_gui.playground_panel import PlaygroundPanel
+
+
+@pytest.fixture
+def panel(qtbot, app_state):
+    panel = PlaygroundPanel(app_state)
+    qtbot.addWidget(panel)
+    panel.resize(1200, 800)
+    return panel
+
+
+def wait_scored(qtbot, panel, timeout=10_000):
+    """Until both models' numbers describe exactly the texts now in the panel."""
+    def current():
+        caption, paraphrases, negations = panel.texts()
+        texts = [caption] + paraphrases + negations
+        return len(panel.explanations) == 2 and all(
+            e.texts == texts for e in panel.explanations.values())
+    qtbot.waitUntil(current, timeout=timeout)
+
+
+def _bar_values(panel) -> dict[str, np.ndarray]:
+    import pyqtgraph as pg
+
+    bars = [item for item in panel.bars.getPlotItem().items if isinstance(item, pg.BarGraphItem)]
+    return {item.opts["name"]: np.asarray(item.opts["width"]) for item in bars}
+
+
+def test_typing_a_caption_fills_paraphrases_and_negations_and_scores_them(qtbot, panel, app_state):
+    panel.caption_edit.clear()
+    with qtbot.waitSignal(panel.generations_ready, timeout=10_000):
+        qtbot.keyClicks(panel.caption_edit, "a large red circle and a small blue square")
+    caption, paraphrases, negations = panel.texts()
+    assert caption == "a large red circle and a small blue square"
+    assert paraphrases and negations
+    assert all(p != caption for p in paraphrases)
+    cues = ("no ", "not ", "without", "lacking", "free of", "absent", "missing", "n't")
+    assert all(any(cue in n for cue in cues) for n in negations), negations
+
+    wait_scored(qtbot, panel)
+    # the bars show exactly what the engine computes for each model and the chosen image
+    image = panel._image
+    shown = _bar_values(panel)
+    for side, label in (("left", "CLIP"), ("right", "SemCLIP")):
+        loaded = app_state.model(side)
+        expected = explain(loaded, caption, paraphrases, negations, image=image)
+        assert np.allclose(shown[label], expected.image_similarity.numpy(), atol=1e-5)
+    # one scatter point per text on each side
+    points = panel.explanations["right"].projected
+    assert points.shape == (1 + len(paraphrases) + len(negations), 2)
+
+
+def test_user_edits_add_and_remove_generations(qtbot, panel):
+    with qtbot.waitSignal(panel.generations_ready, timeout=10_000):
+        panel.set_caption("a dog is sitting on a bench")
+    before = panel.negations.texts()
+    panel.negations.new_edit.setText("a bench with no dog")
+    qtbot.mouseClick(panel.negations.add_button, Qt.LeftButton)
+    assert panel.negations.texts() == before + ["a bench with no dog"]
+    wait_scored(qtbot, panel)
+    assert panel.explanations["left"].texts[-1] == "a bench with no dog"
+
+    panel.paraphrases.list.setCurrentRow(0)
+    removed = panel.paraphrases.texts()[0]
+    panel.paraphrases.remove_selected()
+    assert removed not in panel.paraphrases.texts()
+    wait_scored(qtbot, panel)
+    assert removed not in panel.explanations["left"].texts
+
+    panel.paraphrases.list.item(0).setText("a dog sits on a park bench")
+    wait_scored(qtbot, panel)
+    assert "a dog sits on a park bench" in panel.explanations["right"].texts
+
+
+def test_projection_plot_uses_the_models_own_projection(qtbot, panel, app_state):
+    with qtbot.waitSignal(panel.generations_ready, timeout=10_000):
+        panel.set_caption("a small green star")
+    wait_scored(qtbot, panel)
+    loaded = app_state.model("left")
+    V = projection_for(loaded)
+    caption, paraphrases, negations = panel.texts()
+    expected = explain(loaded, caption, paraphrases, negations, projection=V).projected
+    assert torch.allclose(panel.explanations["left"].projected, expected, atol=1e-5)
+    assert "n = 2" in panel.projection_plots["left"].getPlotItem().titleLabel.text
+
+
+def test_choosing_another_gallery_image_rescores(qtbot, panel, app_state):
+    with qtbot.waitSignal(panel.generations_ready, timeout=10_000):
+        panel.set_caption("a red circle")
+    wait_scored(qtbot, panel)
+    first = panel.explanations["left"].image_similarity.clone()
+    panel.image_combo.setCurrentIndex(3)
+    assert panel.image_caption.text() == app_state.gallery.captions[3]
+    qtbot.waitUntil(lambda: not torch.allclose(first, panel.explanations["left"].image_similarity),
+                    timeout=10_000)
+    scene = app_state.gallery.sources[3]
+    expected = explain(app_state.model("left"), *panel.texts(), image=scene).image_similarity
+    assert torch.allclose(panel.explanations["left"].image_similarity, expected, atol=1e-5)
+
+
+def test_an_unreachable_llm_server_is_reported_in_the_panel(qtbot, panel):
+    import socket
+
+    with socket.socket() as s:  # a loopback port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    panel.llm_url.setText(f"http://127.0.0.1:{port}/v1")
+    with qtbot.waitSignal(panel.generation_failed, timeout=30_000) as blocker:
+        panel.backend_combo.setCurrentIndex(1)
+    assert str(port) in blocker.args[0]
+    assert "failed" in panel.status_label.text()
+    assert panel.llm_box.isVisible() or not panel.isVisible()
+
+
+def test_empty_caption_clears_the_lists(qtbot, panel):
+    with qtbot.waitSignal(panel.generations_ready, timeout=10_000):
+        panel.set_caption("a cat on a mat")
+    panel.set_caption("")
+    assert panel.paraphrases.texts() == [] and panel.negations.texts() == []
+    assert "type a caption" in panel.status_label.text()
+
+
+def test_the_panel_opens_on_the_shown_scene_and_can_take_another_scenes_caption(qtbot, panel, app_state):
+    assert panel.caption() == app_state.gallery.captions[0]  # bars start out meaningful
+    panel.image_combo.setCurrentIndex(2)
+    with qtbot.waitSignal(panel.generations_ready, timeout=10_000):
+        qtbot.mouseClick(panel.use_caption_button, Qt.LeftButton)
+    assert panel.caption() == app_state.gallery.captions[2]
+    wait_scored(qtbot, panel)
