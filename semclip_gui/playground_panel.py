@@ -208,7 +208,7 @@ class PlaygroundPanel(QWidget):
         plots.addWidget(self.bars, 0, 0)
         plots.addWidget(self.projection_plots["left"], 0, 1)
         plots.addWidget(self.projection_plots["right"], 0, 2)
-        for col, stretch in enumerate((6, 4, 4)):
+        for col, stretch in enumerate((7, 4, 4)):
             plots.setColumnStretch(col, stretch)
         plots_widget = QWidget()
         plots_widget.setLayout(plots)
@@ -435,7 +435,7 @@ class PlaygroundPanel(QWidget):
         values = np.concatenate([e.image_similarity.numpy() for e in explanations.values()])
         plot.setXRange(min(0.0, float(values.min())), max(0.05, float(values.max())) * 1.05, padding=0)
         # the colour key in the title: a legend box would sit on top of the bars
-        plot.setTitle("cosine to the image " + " ".join(
+        plot.setTitle("cosine to image: " + " ".join(
             f"<span style='color: rgb{SIDE_COLOURS[side]}'>■ {self.state.label(side)}</span>"
             for side in SIDES))
 
