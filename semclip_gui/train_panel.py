@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import html
 import logging
 import math
@@ -67,33 +66,6 @@ ERROR_RED = "#c62828"
 TINY_DEMO = TrainConfig(name="tiny-demo", model="semclip-shapes-tiny", lock_image=False,
                         shapes_train_size=512, shapes_eval_size=64, batch_size=32, epochs=2,
                         lr=1e-3, warmup_steps=5, out_dir="runs/tiny-demo")
-
-
-def guard_singleton_refcounts() -> bool:
-    """Make None, True and False immortal when PySide6 drops references to them (True if so).
-
-    PySide6 6.12 returns None from void methods, and True from signal emits, without adding
-    the reference it hands over. Python >= 3.12 does not count references to these immortal
-    objects, but on 3.11 every such call takes one away: live curves make ~500 a frame, and the
-    app aborted ("Fatal Python error: none_dealloc") under a minute into a run. Give them the
-    huge count 3.12 gives them. Idempotent; a no-op on 3.12+ and on a PySide6 without the leak.
-    """
-    if sys.version_info >= (3, 12):
-        return False
-    probe = QObject()
-    before = sys.getrefcount(None)
-    for _ in range(100):
-        probe.setObjectName("probe")
-    if before - sys.getrefcount(None) < 100:
-        return False
-    for singleton in (None, True, False):
-        count = ctypes.c_ssize_t.from_address(id(singleton))  # ob_refcnt, the object's 1st field
-        if count.value < 1 << 59:
-            count.value += 1 << 60
-    return True
-
-
-guard_singleton_refcounts()
 
 
 def panel_presets() -> dict[str, TrainConfig]:

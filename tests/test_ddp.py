@@ -11,7 +11,7 @@ import pytest
 import torch.multiprocessing as mp
 
 from engine.config import TrainConfig
-from engine.events import Done, StepMetrics
+from engine.events import StepMetrics
 from engine.train import train
 
 

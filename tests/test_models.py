@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import time
 
-import open_clip
 import pytest
 import torch
 
