@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from engine.config import TrainConfig
-from engine.events import CheckpointSaved, Done, Error, EvalResult, StepMetrics
+from engine.events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
 from engine.models import load_model, register_project_configs
 from engine.train import EpochSampler, DistInfo, lr_at, train
 
@@ -181,3 +181,49 @@ def test_resume_from_the_wrong_model_is_a_clear_error(tmp_path):
 def test_dataset_smaller_than_a_batch_is_reported(tmp_path):
     events = run(tiny(tmp_path, shapes_train_size=8, batch_size=16))
     assert isinstance(events[-1], Error) and "smaller than one global batch" in events[-1].message
+
+
+def test_locked_image_tower_is_run_once_per_image_and_the_cache_is_off_with_augmentation(
+        tmp_path, monkeypatch):
+    import engine.train as train_mod
+
+    seen: dict[str, list[torch.Tensor]] = {"tower": [], "loss": []}
+
+    def counting_load_model(*args, **kwargs):
+        loaded = load_model(*args, **kwargs)
+        real = loaded.model.encode_image
+
+        def encode_image(images, normalize=False):
+            out = real(images, normalize=normalize)
+            seen["tower"].append(out.detach().float())
+            return out
+        loaded.model.encode_image = encode_image
+        return loaded
+
+    real_loss = train_mod.SemClipLoss.forward
+
+    def recording_loss(self, image_features, *args, **kwargs):
+        seen["loss"].append(image_features.detach())
+        return real_loss(self, image_features, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "load_model", counting_load_model)
+    monkeypatch.setattr(train_mod.SemClipLoss, "forward", recording_loss)
+    cfg = tiny(tmp_path, lock_image=True, eval_every_epochs=0)  # 64 scenes, 2 epochs
+    events = run(cfg)
+    assert isinstance(events[-1], Done)
+    assert any("caching image embeddings" in e.message for e in events if isinstance(e, Log))
+    tower = torch.cat(seen["tower"])
+    assert tower.shape[0] == 64  # epoch 1 fills the cache; epoch 2 never runs the tower
+    # every image feature the loss saw in epoch 2 is one the tower computed in epoch 1
+    second_epoch = torch.cat(seen["loss"][4:])
+    assert (second_epoch[:, None] == tower[None]).all(dim=-1).any(dim=1).all()
+
+    for key in seen:
+        seen[key].clear()
+    events = run(replace(cfg, augment=True, out_dir=str(tmp_path / "augmented")))
+    assert any("cache off: augmentation" in e.message for e in events if isinstance(e, Log))
+    assert torch.cat(seen["tower"]).shape[0] == 128  # every view of every image, each epoch
+    for key in seen:
+        seen[key].clear()
+    run(replace(cfg, image_unlocked_groups=1, out_dir=str(tmp_path / "unlocked")))
+    assert torch.cat(seen["tower"]).shape[0] == 128  # a trainable image tower is never cached
