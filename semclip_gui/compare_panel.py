@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import html
 import threading
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Optional, Union
 
 import pyqtgraph as pg
-from PIL import Image
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontMetrics, QImage, QPixmap
 from PySide6.QtWidgets import (QFileDialog, QFrame, QGridLayout, QHBoxLayout, QHeaderView,
@@ -30,7 +28,6 @@ from PySide6.QtWidgets import (QFileDialog, QFrame, QGridLayout, QHBoxLayout, QH
                                QSlider, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem,
                                QTabWidget, QVBoxLayout, QWidget)
 
-from engine.embed_cache import ImageSource
 from engine.evaluate import load_results
 from engine.events import Error, Progress
 from engine.retrieval import Gallery, folder_gallery, negated_terms, shapes_gallery
@@ -38,10 +35,10 @@ from engine.retrieval import Gallery, folder_gallery, negated_terms, shapes_gall
 from .compare_logic import (BarData, BlendResult, Hit, SideEmbedding, blend_job,
                             blend_unavailable_reason, count_violations, embed_side, rank_models,
                             results_bars, violated_terms)
+from .images import THUMB, load_thumbnail
 from .state import SIDES, AppState
 from .workers import EventWorker, LatestOnly
 
-THUMB = 96  # shapes scenes are 64 px: shown larger so small shapes stay readable
 CARD_WIDTH = THUMB + 16
 CARDS_PER_ROW = 2
 BLEND = "blend"
@@ -51,23 +48,6 @@ BLEND_DEBOUNCE_MS = 200
 DEFAULT_QUERY = "a red circle and no blue square"
 MODEL_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 VIOLATION_RED = "#d62728"
-
-
-def load_thumbnail(source: ImageSource, size: int = THUMB) -> Optional[QImage]:
-    """An image (PIL or file) as a ``size``-px QImage, or None if it cannot be read.
-
-    QImage, unlike QPixmap, may be made off the GUI thread: the query job builds thumbnails.
-    """
-    try:
-        with Image.open(source) if isinstance(source, Path) else nullcontext(source) as image:
-            rgb = image.convert("RGB")
-    except Exception:  # noqa: BLE001 - a file gone or broken since embedding: no thumbnail
-        return None
-    data = rgb.tobytes()  # must outlive the QImage that borrows it, until copy() owns the pixels
-    qimage = QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format_RGB888).copy()
-    # nearest-neighbour when enlarging keeps pixel-art shapes crisp; smooth when shrinking photos
-    mode = Qt.FastTransformation if max(rgb.size) <= size else Qt.SmoothTransformation
-    return qimage.scaled(size, size, Qt.KeepAspectRatio, mode)
 
 
 class ResultCard(QFrame):

@@ -18,7 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PIL import Image
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QImage, QPixmap
+from PySide6.QtGui import QFont, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QSplitter, QVBoxLayout, QWidget)
@@ -27,6 +27,7 @@ from engine.explain import Explanation, explain
 from engine.retrieval import projection_for
 
 from .aio import spawn
+from .images import load_thumbnail
 from .state import SIDES, AppState
 from .workers import LatestOnly
 
@@ -34,14 +35,6 @@ DEBOUNCE_MS = 300
 ROLE_COLOURS = {"caption": (20, 20, 20), "paraphrase": (30, 150, 60), "negation": (210, 40, 40)}
 SIDE_COLOURS = {"left": (110, 110, 110), "right": (40, 110, 220)}
 DEFAULT_CAPTION = "a large red circle and a small blue square"
-
-
-def pil_to_pixmap(image: Image.Image, size: int) -> QPixmap:
-    """A PIL image as a QPixmap scaled (nearest-neighbour: pixel art stays crisp) to ``size``."""
-    rgb = image.convert("RGB")
-    data = rgb.tobytes()
-    qimage = QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format_RGB888).copy()
-    return QPixmap.fromImage(qimage).scaled(size, size, Qt.KeepAspectRatio, Qt.FastTransformation)
 
 
 class EditableList(QGroupBox):
@@ -373,7 +366,7 @@ class PlaygroundPanel(QWidget):
     def set_image(self, image: Image.Image, note: str = "") -> None:
         """Score the texts against ``image`` from now on."""
         self._image = image.convert("RGB")
-        self.thumbnail.setPixmap(pil_to_pixmap(self._image, 150))
+        self.thumbnail.setPixmap(QPixmap.fromImage(load_thumbnail(self._image, 150)))
         self.image_caption.setText(note)
         self.use_caption_button.setEnabled(bool(self.state.gallery.captions) and note in self.state.gallery.captions)
         self.rescore()
