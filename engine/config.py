@@ -24,6 +24,7 @@ class TrainConfig:
     shapes_train_size: int = 4096  # scenes per epoch from the shapes world's train split
     shapes_eval_size: int = 256  # scenes of the held-out split evaluated after each epoch
     shapes_true_negation_prob: float = 0.0  # share of training captions that are true negations
+    shapes_varied_wording_prob: float = 0.0  # share of training captions in everyday synonyms
     augment: bool = False  # OpenCLIP's training augmentation (turns the image-embedding cache off)
 
     # --- SemCLIP loss -------------------------------------------------------------------------

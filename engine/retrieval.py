@@ -68,10 +68,11 @@ def top_k(query_emb: torch.Tensor, gallery_emb: torch.Tensor, k: int,
 # negation parsing
 # ---------------------------------------------------------------------------------------------
 
-# "but not" first, so it is taken whole; the term runs to the next clause boundary.
+# "but not" first, so it is taken whole; the term runs to the next clause boundary
+# ("anywhere" closes it too: "no square anywhere" denies a square).
 _NEGATION = re.compile(
-    r"\b(?:but\s+not|not|no|without)\s+(?:(?:any|a|an|the|one)\s+)?"
-    r"(?P<term>.+?)(?=\s*(?:[,;.!?]|\band\b|\bbut\b|\bwith\b|\bor\b|\bnor\b|$))",
+    r"\b(?:but\s+not|not|no|nothing|without)\s+(?:(?:any|a|an|the|one)\s+)?"
+    r"(?P<term>.+?)(?=\s*(?:[,;.!?]|\band\b|\bbut\b|\bwith\b|\bor\b|\bnor\b|\banywhere\b|$))",
     re.IGNORECASE)
 _LEADING_FILLER = re.compile(r"^(?:(?:any|a|an|the|one|single)\s+)+", re.IGNORECASE)
 

@@ -8,10 +8,17 @@ Captions describe the scene left to right ("a large red circle and a small blue 
 Paraphrases rewrite it (synonyms, templates, reordering, spatial phrasing). Negations are
 grounded in the picture:
 
-* ``negation`` — a *false* negated caption: it denies an object that is there ("there is no red
-  circle"). This is c− for training and the wrong option of the original-over-negation test.
+* ``negation`` — a *false* negated caption: it denies something that is there. This is c− for
+  training and the wrong option of the original-over-negation test. Half deny an object in place
+  ("a large red circle and no small blue square", "... but not ..."); half append a denial of a
+  shape or colour in the picture to the caption ("... and no square"), in the very frames true
+  negations use.
 * ``true_negation`` — a *true* caption that uses negation: it denies something absent ("a red
   circle and no triangle").
+
+A true and a false appended denial read alike; only the picture tells which is true. A model
+that reads "no square" as one more mention of a square (the affirmation bias of CLIP models
+trained on captions that contain negation, cf. NegBench) prefers the false one.
 
 Some (colour, shape) combinations never appear in the train split; val and test scenes use them
 about half the time, so evaluation measures composition rather than memorisation.
@@ -47,7 +54,23 @@ SYNONYMS = {
     "square": ("box",), "diamond": ("rhombus",), "cross": ("plus sign",),
     "star": ("five-pointed star",), "triangle": ("triangle",),
 }
+# Everyday wordings for training captions (``varied_wording_prob``), colours included, so models
+# meet more than one word per attribute. Kept apart from the words bench/unseen_phrasings.py
+# tests with, so that bench still measures words never seen in training.
+WORDINGS = {
+    **SYNONYMS,
+    "circle": ("disk", "round disc", "round shape"), "square": ("box", "square shape"),
+    "red": ("ruby", "cherry-red"), "blue": ("cobalt", "sky-blue"), "green": ("jade", "grass-green"),
+    "yellow": ("lemon", "lemon-yellow"), "purple": ("mauve", "plum"), "orange": ("amber", "apricot"),
+    "white": ("ivory", "milky"),
+}
 POSITION_PHRASES = {"left": "on the left", "middle": "in the middle", "right": "on the right"}
+
+# Frames that deny a shape or a colour after a description: (caption frame, paraphrase frame).
+# True negations fill them with something absent, false negations with something present.
+SHAPE_DENIALS = ("{} and no {}", "{} with no {} anywhere")
+COLOUR_DENIALS = ("{} without any {} shape", "{} and nothing {}")
+APPENDED_NEGATION_SHARE = 0.5  # of false negations; the rest deny an object in place
 
 
 @dataclass(frozen=True)
@@ -59,14 +82,15 @@ class ShapeObject:
     dx: float = 0.0  # jitter in [-1, 1], as a share of the free room in the cell
     dy: float = 0.0
 
-    def phrase(self, synonyms: Optional[random.Random] = None, with_size: bool = True) -> str:
-        """'a large red circle' (optionally with synonyms drawn from the given rng)."""
-        size, shape = self.size, self.shape
+    def phrase(self, synonyms: Optional[random.Random] = None, with_size: bool = True,
+               lexicon: dict[str, tuple[str, ...]] = SYNONYMS) -> str:
+        """'a large red circle' (optionally with words from ``lexicon`` drawn by the given rng)."""
+        size, colour, shape = self.size, self.colour, self.shape
         if synonyms is not None:
-            size = synonyms.choice((size,) + SYNONYMS.get(size, ()))
-            shape = synonyms.choice((shape,) + SYNONYMS.get(shape, ()))
+            size, colour, shape = (synonyms.choice((word,) + lexicon.get(word, ()))
+                                   for word in (size, colour, shape))
         words = [size] if with_size else []
-        return _article(" ".join(words + [self.colour, shape]))
+        return _article(" ".join(words + [colour, shape]))
 
 
 @dataclass(frozen=True)
@@ -97,9 +121,11 @@ class ShapesWorld:
     """A deterministic world of shape scenes; ``item(split, index)`` is a pure function."""
 
     def __init__(self, seed: int = 0, image_size: int = 64, heldout_fraction: float = 0.15,
-                 true_negation_prob: float = 0.0, max_objects: int = 3):
+                 true_negation_prob: float = 0.0, max_objects: int = 3,
+                 varied_wording_prob: float = 0.0):
         self.seed, self.image_size = seed, image_size
         self.true_negation_prob, self.max_objects = true_negation_prob, max_objects
+        self.varied_wording_prob = varied_wording_prob
         self.heldout_combos = self._choose_heldout(heldout_fraction)
         combos = [(c, s) for c in COLOURS for s in SHAPES]
         self.train_combos = [c for c in combos if c not in self.heldout_combos]
@@ -157,10 +183,14 @@ class ShapesWorld:
 
     # ---- language --------------------------------------------------------------------------
     def caption_parts(self, scene: Scene, rng: random.Random) -> list[str]:
-        """One noun phrase per object, left to right, sometimes with its position."""
+        """One noun phrase per object, left to right, sometimes with its position, sometimes
+        (``varied_wording_prob``) in everyday words from ``WORDINGS``."""
+        # draw only when enabled, so a world without varied wording keeps its captions
+        varied = bool(self.varied_wording_prob) and rng.random() < self.varied_wording_prob
+        phrases = [o.phrase(rng, lexicon=WORDINGS) if varied else o.phrase() for o in scene.objects]
         if len(scene.objects) > 1 and rng.random() < 0.3:
-            return [f"{o.phrase()} {POSITION_PHRASES[o.position]}" for o in scene.objects]
-        return [o.phrase() for o in scene.objects]
+            return [f"{p} {POSITION_PHRASES[o.position]}" for p, o in zip(phrases, scene.objects)]
+        return phrases
 
     def caption(self, scene: Scene, rng: random.Random) -> str:
         return _join(self.caption_parts(scene, rng))
@@ -181,21 +211,30 @@ class ShapesWorld:
                                "a drawing of {}"))
         return template.format(body)
 
-    def negation(self, parts: list[str], rng: random.Random) -> str:
-        """A false caption: the caption's own words with one present object denied.
+    def negation(self, scene: Scene, parts: list[str], rng: random.Random) -> tuple[str, dict[str, Optional[str]]]:
+        """A false caption and what it denies (``{"colour": .., "shape": ..}``, None = any).
 
-        Keeping every content word means only the negation tells it from the caption, so
-        a bag-of-words model scores at chance on the original-over-negation test.
+        Either the caption's own words with one present object denied in place, or the whole
+        caption followed by a denial of a shape or colour that is present (``SHAPE_DENIALS`` /
+        ``COLOUR_DENIALS``). Both keep every content word of the caption, so only the negation
+        tells them from it.
         """
+        if rng.random() < APPENDED_NEGATION_SHARE:
+            obj = rng.choice(scene.objects)
+            frame = rng.choice(SHAPE_DENIALS + COLOUR_DENIALS)
+            if frame in SHAPE_DENIALS:
+                return frame.format(_join(parts), obj.shape), {"colour": None, "shape": obj.shape}
+            return frame.format(_join(parts), obj.colour), {"colour": obj.colour, "shape": None}
         k = rng.randrange(len(parts))
+        denied = {"colour": scene.objects[k].colour, "shape": scene.objects[k].shape}
         bare = parts[k].split(" ", 1)[1]  # drop the article: "a large red circle" -> "large red circle"
         others = parts[:k] + parts[k + 1:]
         if not others:
             return rng.choice((f"there is no {bare}", f"no {bare}", f"a picture without {parts[k]}",
-                               f"an empty picture with no {bare}"))
-        denied = parts[:k] + [f"no {bare}"] + parts[k + 1:]
-        return rng.choice((_join(denied), f"{_join(others)} but not {parts[k]}",
-                           f"{_join(others)} without {parts[k]}"))
+                               f"an empty picture with no {bare}")), denied
+        in_place = parts[:k] + [f"no {bare}"] + parts[k + 1:]
+        return rng.choice((_join(in_place), f"{_join(others)} but not {parts[k]}",
+                           f"{_join(others)} without {parts[k]}")), denied
 
     def true_negation(self, scene: Scene, rng: random.Random) -> tuple[str, str, str]:
         """A true caption that uses negation, a paraphrase of it, and its (false) negation."""
@@ -203,25 +242,27 @@ class ShapesWorld:
         base = _join([o.phrase() for o in scene.objects])
         if absent_shapes and rng.random() < 0.5:
             shape = rng.choice(absent_shapes)
-            return (f"{base} and no {shape}", f"{base} with no {shape} anywhere",
-                    f"{base} and {_article(shape)}")
-        absent_colours = [c for c in COLOURS if not scene.has(colour=c)]
-        colour = rng.choice(absent_colours)
-        return (f"{base} without any {colour} shape", f"{base} and nothing {colour}",
-                f"{base} and {_article(colour)} shape")
+            caption, paraphrase = (frame.format(base, shape) for frame in SHAPE_DENIALS)
+            return caption, paraphrase, f"{base} and {_article(shape)}"
+        colour = rng.choice([c for c in COLOURS if not scene.has(colour=c)])
+        caption, paraphrase = (frame.format(base, colour) for frame in COLOUR_DENIALS)
+        return caption, paraphrase, f"{base} and {_article(colour)} shape"
 
     def item(self, split: str, index: int) -> dict[str, Any]:
-        """Image, caption, paraphrase, false negation, true negation and the scene's objects."""
+        """Image, caption, paraphrase, false negation (and what it denies), true negation and
+        the scene's objects."""
         scene = self.scene(split, index)
         rng = random.Random(_seed_for(self.seed, split, index, "text"))
         parts = self.caption_parts(scene, rng)
-        caption, paraphrase, negation = _join(parts), self.paraphrase(scene, rng), self.negation(parts, rng)
+        caption, paraphrase = _join(parts), self.paraphrase(scene, rng)
+        negation, denied = self.negation(scene, parts, rng)
         true_neg, true_neg_paraphrase, true_neg_negated = self.true_negation(scene, rng)
         if rng.random() < self.true_negation_prob:
             # the caption itself uses negation; its negation is then the false affirmative
             caption, paraphrase, negation = true_neg, true_neg_paraphrase, true_neg_negated
+            denied = None  # the false affirmative denies nothing
         return {"image": self.render(scene), "caption": caption, "paraphrase": paraphrase,
-                "negation": negation, "true_negation": true_neg,
+                "negation": negation, "denied": denied, "true_negation": true_neg,
                 "objects": [asdict(o) for o in scene.objects]}
 
 

@@ -127,7 +127,8 @@ def build_datasets(cfg: TrainConfig, transform, tokenizer) -> tuple[Dataset, Opt
         from .shapes import ShapesDataset, ShapesWorld
         size = _image_size(transform)
         train_world = ShapesWorld(seed=cfg.shapes_seed, image_size=size,
-                                  true_negation_prob=cfg.shapes_true_negation_prob)
+                                  true_negation_prob=cfg.shapes_true_negation_prob,
+                                  varied_wording_prob=cfg.shapes_varied_wording_prob)
         val_world = ShapesWorld(seed=cfg.shapes_seed, image_size=size)  # affirmative originals
         train_set = ShapesDataset(train_world, "train", cfg.shapes_train_size, transform=transform)
         val_set = ShapesDataset(val_world, "val", cfg.shapes_eval_size, transform=transform)

@@ -38,6 +38,11 @@ def test_similarities_refuses_mismatched_widths():
     ("there is no large red circle", ["large red circle"]),
     ("a dog with a ball", []),
     ("not a single star or a cross", ["star"]),
+    # the shapes world's denial frames
+    ("a red circle and a blue square and no square", ["square"]),
+    ("a red circle with no triangle anywhere", ["triangle"]),
+    ("a red circle and nothing green", ["green"]),
+    ("a red circle without any blue shape", ["blue shape"]),
 ])
 def test_negated_terms(query, terms):
     assert negated_terms(query) == terms

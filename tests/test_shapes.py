@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from engine.data import read_triples
 from engine.events import Done, Progress
-from engine.shapes import COLOURS, SHAPES, ShapesDataset, ShapesWorld, write_shapes
+from engine.shapes import (COLOUR_DENIALS, COLOURS, SHAPE_DENIALS, SHAPES, WORDINGS, ShapesDataset,
+                           ShapesWorld, write_shapes)
 
 
 def mentions(text: str, obj: dict) -> bool:
@@ -45,11 +50,12 @@ def test_captions_paraphrases_and_negations_are_grounded():
         assert 1 <= len(objs) <= 3
         assert all(mentions(item["caption"], o) for o in objs)
         assert item["paraphrase"] != item["caption"]
-        # the false negation denies an object that is in the picture
-        neg = item["negation"]
-        assert any(cue in neg.split() for cue in ("no", "not", "without"))
-        denied = neg.split(" no ")[-1].split(" not ")[-1].split(" without ")[-1].split("there is no ")[-1]
-        assert any(mentions(denied, o) for o in objs), (neg, objs)
+        # the false negation denies something that is in the picture, by name
+        neg, denied = item["negation"], item["denied"]
+        assert any(cue in neg.split() for cue in ("no", "not", "without", "nothing")), neg
+        assert any(denied["colour"] in (None, o["colour"]) and denied["shape"] in (None, o["shape"])
+                   for o in objs), (neg, denied, objs)
+        assert all(value in neg for value in denied.values() if value)
         # the caption's content words all survive, only negation tells them apart
         words = lambda text: set(text.replace(",", " ").split()) - {"a", "an", "and"}
         assert words(item["caption"]) <= words(neg), (item["caption"], neg)
@@ -61,6 +67,51 @@ def test_captions_paraphrases_and_negations_are_grounded():
         else:
             colour = tn.rsplit("without any ", 1)[1].split()[0]
             assert all(o["colour"] != colour for o in objs)
+
+
+def test_appended_false_negations_read_like_true_ones_and_only_the_picture_differs():
+    world = ShapesWorld(seed=1)
+    frames = [re.compile(re.escape(f).replace(r"\{\}", "(.+)")) for f in SHAPE_DENIALS + COLOUR_DENIALS]
+    appended = 0
+    for i in range(300):
+        item = world.item("test", i)
+        caption, neg, objs = item["caption"], item["negation"], item["objects"]
+        present = {o["shape"] for o in objs} | {o["colour"] for o in objs}
+        # true negation: a denial frame filled with something absent
+        base, absent = next(m.groups() for f in frames if (m := f.fullmatch(item["true_negation"])))
+        assert absent not in present and all(mentions(base, o) for o in objs)
+        if not neg.startswith(caption + " "):
+            continue  # denied in place
+        appended += 1
+        # false negation: the caption, then one of the same frames filled with something present
+        base, denied = next(m.groups() for f in frames if (m := f.fullmatch(neg)))
+        assert base == caption and denied in present
+        assert denied == (item["denied"]["shape"] or item["denied"]["colour"])
+    assert 0.35 < appended / 300 < 0.65  # half the false negations are appended denials
+
+
+def test_varied_wording_uses_everyday_words_and_leaves_a_default_world_alone():
+    plain, varied = ShapesWorld(seed=1), ShapesWorld(seed=1, varied_wording_prob=1.0)
+    canonical = set(SHAPES) | set(COLOURS) | {"small", "large"}
+    used = set()
+    for i in range(60):
+        item = varied.item("train", i)
+        for obj in item["objects"]:  # each attribute said with its word or a WORDINGS alternative
+            for key in ("shape", "colour", "size"):
+                options = (obj[key],) + WORDINGS.get(obj[key], ())
+                assert any(o in item["caption"] for o in options), (item["caption"], obj)
+        used |= set(item["caption"].replace(",", " ").split()) - canonical
+    assert {"ruby", "cobalt", "lemon", "ivory"} & used and {"big", "tiny", "little"} & used
+    # the wordings bench/unseen_phrasings.py tests with stay out of training
+    spec = importlib.util.spec_from_file_location(
+        "unseen_phrasings", Path(__file__).parents[1] / "bench" / "unseen_phrasings.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    trained = {alt for alts in WORDINGS.values() for alt in alts}
+    assert not trained & {alt for alts in bench.WORDS.values() for alt in alts}
+    # the probability is drawn only when set: a plain world's captions do not move
+    assert plain.item("test", 3)["caption"] == ShapesWorld(seed=1).item("test", 3)["caption"]
+    assert all(w not in plain.item("train", i)["caption"] for i in range(60) for w in ("ruby", "cobalt"))
 
 
 def test_objects_are_drawn_where_the_caption_says():
