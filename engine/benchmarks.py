@@ -290,7 +290,9 @@ def load_shapes(n: int = 500, seed: int = 0, image_size: int = 64) -> BenchmarkD
     """``n`` scenes of the shapes world's held-out ``test`` split (in-memory images).
 
     ``negation`` is the *false* negation (a statement the image contradicts), the one the
-    original-over-negation accuracy compares the caption with.
+    original-over-negation accuracy compares the caption with; ``true_negation`` a true
+    statement that uses negation ("... and no triangle"), which negation grounding compares
+    with the false one.
     """
     from .shapes import ShapesWorld
 
@@ -302,7 +304,8 @@ def load_shapes(n: int = 500, seed: int = 0, image_size: int = 64) -> BenchmarkD
         item = world.item("test", index)
         rows.append(EvalRow(image=item["image"],
                             texts={"caption": item["caption"], "paraphrase": item["paraphrase"],
-                                   "negation": item["negation"]},
+                                   "negation": item["negation"],
+                                   "true_negation": item["true_negation"]},
                             source=f"shapes[seed={seed}]:test:{index}"))
     return BenchmarkData(name="shapes", source=f"shapes-world seed={seed} test n={n}", rows=rows,
                          info={"seed": seed, "image_size": image_size})

@@ -41,7 +41,7 @@ RESULTS_SCHEMA = "semclip-eval/1"
 MAX_LISTED_SKIPS = 200  # rows named in the results file per kind (counts are always complete)
 
 # Preferred order of metrics in tables; anything else follows alphabetically.
-METRIC_ORDER = ("ono_accuracy", "scaled_negation", "caption_top1", "caption_top5",
+METRIC_ORDER = ("ono_accuracy", "scaled_negation", "negation_grounding", "caption_top1", "caption_top5",
                 "paraphrase_top1", "paraphrase_top5", "composite_score", "itt_accuracy",
                 "tot_accuracy", "img_p1_n_accuracy", "img_p2_n_accuracy", "mcq_accuracy",
                 "mcq_accuracy_affirmation", "mcq_accuracy_negation", "mcq_accuracy_hybrid",
@@ -134,6 +134,11 @@ def score_rows(benchmark: str, rows: Sequence[bm.EvalRow], row_image: Sequence[i
                     texts(role), image_emb, k, text_to_image=row_image)
         result["composite_score"] = M.composite_score(result["caption_top1"],
                                                       result["paraphrase_top1"], ono)
+        if all("true_negation" in row.texts for row in rows):
+            # two negated sentences, one true of the image and one false: only grounding the
+            # negation tells them apart (a model that reads "no X" as "X" prefers the false one)
+            result["negation_grounding"] = M.original_over_negation_accuracy(
+                per_row_img, texts("true_negation"), texts("negation"))
         return result
     if benchmark == "sugarcrepe_pp":
         return M.sugarcrepe_pp_scores(per_row_img, texts("p1"), texts("p2"), texts("negative"))

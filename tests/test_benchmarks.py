@@ -159,7 +159,7 @@ def test_shapes_test_split():
     data = bm.load_shapes(n=4, seed=0, image_size=32)
     assert len(data.rows) == 4 and not data.missing
     assert all(isinstance(r.image, Image.Image) for r in data.rows)
-    assert set(data.rows[0].texts) == {"caption", "paraphrase", "negation"}
+    assert set(data.rows[0].texts) == {"caption", "paraphrase", "negation", "true_negation"}
 
 
 def test_triples_file_counts_missing_images(tmp_path):

@@ -131,6 +131,21 @@ def test_score_rows_maps_several_rows_onto_one_image():
     assert metrics["paraphrase_top1"] == 1.0
     assert metrics["caption_top5"] == 1.0
     assert metrics["composite_score"] == pytest.approx((2 / 3 + 1 + 1 / 3) / 3)
+    assert "negation_grounding" not in metrics  # triples files have no true negations
+
+
+def test_negation_grounding_compares_the_true_negation_with_the_false_one():
+    e1, e2 = torch.eye(2)
+    gallery = torch.stack([e1, e2])
+    rows = [bm.EvalRow(image=Path(p), texts=t) for p, t in (
+        ("a", {"caption": "A", "paraphrase": "A", "negation": "B", "true_negation": "A"}),
+        ("a", {"caption": "A", "paraphrase": "A", "negation": "A", "true_negation": "B"}),
+        ("b", {"caption": "B", "paraphrase": "B", "negation": "A", "true_negation": "B"}),
+        ("b", {"caption": "B", "paraphrase": "B", "negation": "A", "true_negation": "A"}))]
+    metrics = score_rows("shapes", rows, [0, 0, 1, 1], gallery, {"A": 0, "B": 1}, torch.stack([e1, e2]))
+    # sim(image, true) > sim(image, false): row0 1 > 0 hit, row1 0 > 1 miss, row2 1 > 0 hit,
+    # row3 0 > 0 miss (a tie is not a preference)
+    assert metrics["negation_grounding"] == pytest.approx(2 / 4)
 
 
 @needs_shared
@@ -303,7 +318,7 @@ def test_shapes_and_triples_plumbing_with_stand_in_modules(tiny, tmp_path, monke
     assert shapes["settings"]["seed"] == 3 and shapes["settings"]["image_size"] == 32
     assert set(shapes["models"][0]["metrics"]) == {
         "ono_accuracy", "scaled_negation", "caption_top1", "caption_top5", "paraphrase_top1",
-        "paraphrase_top5", "composite_score"}
+        "paraphrase_top5", "composite_score", "negation_grounding"}
     with pytest.raises(EvaluationError, match="seed"):
         run_evaluation("shapes", "not-a-seed", None, [tiny])
 
