@@ -48,6 +48,10 @@ def test_the_demo_preset_is_clip_versus_semclip_on_the_same_recipe():
     baseline, semclip = preset("shapes-demo")
     assert (baseline.alpha, baseline.beta, baseline.gamma) == (1.0, 0.0, 0.0)
     assert (semclip.alpha, semclip.beta, semclip.gamma) == (1.0, 1.0, 1.0)
+    assert semclip.hard_negatives and not baseline.hard_negatives
+    # the same data (true negations and varied wordings included) and optimisation: only the
+    # loss differs
+    assert baseline.shapes_true_negation_prob > 0 and baseline.shapes_varied_wording_prob > 0
     strip = lambda c: {k: v for k, v in c.to_dict().items()
-                       if k not in ("alpha", "beta", "gamma", "name", "out_dir")}
+                       if k not in ("alpha", "beta", "gamma", "hard_negatives", "name", "out_dir")}
     assert strip(baseline) == strip(semclip)

@@ -35,10 +35,13 @@ def demo_pair():
 def test_semclip_demo_prefers_captions_over_their_negations_where_clip_does_less(demo_pair):
     table = run_evaluation("shapes", "0", None, list(demo_pair), n=100, use_cache=False)
     clip, semclip = (m["metrics"] for m in table["models"])
-    # Recorded on the 500-scene test split: CLIP 0.87, SemCLIP 1.00 (README, bench/RESULTS.md).
+    # Recorded on the 500-scene test split in the README's table; 100 scenes here for speed.
     assert semclip["ono_accuracy"] >= 0.95
-    assert semclip["ono_accuracy"] - clip["ono_accuracy"] >= 0.05
-    assert semclip["caption_top1"] >= clip["caption_top1"] - 0.05  # retrieval is kept
+    assert semclip["ono_accuracy"] - clip["ono_accuracy"] >= 0.15
+    # true vs false negations of the same picture: CLIP's affirmation bias, SemCLIP's grounding
+    assert semclip["negation_grounding"] >= 0.9
+    assert semclip["negation_grounding"] - clip["negation_grounding"] >= 0.15
+    assert semclip["caption_top1"] >= clip["caption_top1"] - 0.06  # retrieval is kept
 
 
 def test_demo_semclip_projection_is_the_trained_one(demo_pair):
