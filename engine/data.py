@@ -184,3 +184,9 @@ class TriplesDataset:
         return {"image": self.transform(image) if self.transform else image,
                 "caption": t.caption, "paraphrase": t.paraphrase, "negation": t.negation,
                 "index": index}
+
+    def texts(self, index: int) -> dict[str, Any]:
+        """Item ``index`` without reading its image (for epochs fed by the embedding cache)."""
+        t = self.triples[index]
+        return {"caption": t.caption, "paraphrase": t.paraphrase, "negation": t.negation,
+                "index": index}

@@ -248,9 +248,10 @@ class ShapesWorld:
         caption, paraphrase = (frame.format(base, colour) for frame in COLOUR_DENIALS)
         return caption, paraphrase, f"{base} and {_article(colour)} shape"
 
-    def item(self, split: str, index: int) -> dict[str, Any]:
+    def item(self, split: str, index: int, render: bool = True) -> dict[str, Any]:
         """Image, caption, paraphrase, false negation (and what it denies), true negation and
-        the scene's objects."""
+        the scene's objects. ``render=False`` skips drawing (``image`` is None); the texts are
+        the same either way."""
         scene = self.scene(split, index)
         rng = random.Random(_seed_for(self.seed, split, index, "text"))
         parts = self.caption_parts(scene, rng)
@@ -261,7 +262,7 @@ class ShapesWorld:
             # the caption itself uses negation; its negation is then the false affirmative
             caption, paraphrase, negation = true_neg, true_neg_paraphrase, true_neg_negated
             denied = None  # the false affirmative denies nothing
-        return {"image": self.render(scene), "caption": caption, "paraphrase": paraphrase,
+        return {"image": self.render(scene) if render else None, "caption": caption, "paraphrase": paraphrase,
                 "negation": negation, "denied": denied, "true_negation": true_neg,
                 "objects": [asdict(o) for o in scene.objects]}
 
@@ -309,6 +310,14 @@ class ShapesDataset:
         item = self.world.item(self.split, index)
         image = self.transform(item["image"]) if self.transform else item["image"]
         return {"image": image, "caption": item["caption"], "paraphrase": item["paraphrase"],
+                "negation": item["negation"], "index": index}
+
+    def texts(self, index: int) -> dict[str, Any]:
+        """Item ``index`` without drawing its image (for epochs fed by the embedding cache)."""
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        item = self.world.item(self.split, index, render=False)
+        return {"caption": item["caption"], "paraphrase": item["paraphrase"],
                 "negation": item["negation"], "index": index}
 
 

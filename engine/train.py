@@ -108,16 +108,31 @@ class EpochSampler(Sampler[int]):
 
 
 def collate(batch: list[Optional[dict]]) -> Optional[dict]:
-    """Stack images, keep captions as lists; unreadable items (None) are dropped."""
+    """Stack images, keep captions as lists; unreadable items (None) are dropped. Items read
+    without their image (:class:`TextsOnly`) give ``image`` None."""
     batch = [b for b in batch if b is not None]
     if not batch:
         return None
-    out: dict[str, Any] = {"image": torch.stack([b["image"] for b in batch])}
+    out: dict[str, Any] = {"image": torch.stack([b["image"] for b in batch]) if "image" in batch[0] else None}
     for key in ("caption", "paraphrase", "negation"):
         out[key] = [b[key] for b in batch]
     if "index" in batch[0]:
         out["index"] = torch.tensor([b["index"] for b in batch])
     return out
+
+
+class TextsOnly(Dataset):
+    """A training set read without its images (``dataset.texts(i)``): once the image-embedding
+    cache holds every image of an epoch, decoding or drawing them again would be wasted work."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.dataset.texts(index)
 
 
 def build_datasets(cfg: TrainConfig, transform, tokenizer) -> tuple[Dataset, Optional[Dataset], list[str]]:
@@ -374,13 +389,20 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
     # ---- the loop ----------------------------------------------------------------------------
     last_eval: dict[str, float] = history[-1]["metrics"] if history else {}
     last_good_step = step
+    announced_texts_only = False
     for epoch in range(start_epoch, cfg.epochs):
         if step >= total_steps:
             break
         sampler = EpochSampler(len(train_set), cfg.seed, epoch, dist_info,
                                skip=skip_batches * cfg.batch_size * cfg.accum_steps)
         skip_batches = 0
-        loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
+        texts_only = (image_cache is not None and hasattr(train_set, "texts")
+                      and bool(cache_filled[sampler.indices].all()))
+        if texts_only and not announced_texts_only:
+            yield Log(f"epoch {epoch + 1}: every image embedding is cached; images are not read")
+            announced_texts_only = True
+        loader = DataLoader(TextsOnly(train_set) if texts_only else train_set,
+                            batch_size=cfg.batch_size, sampler=sampler,
                             num_workers=cfg.workers, collate_fn=collate, drop_last=True,
                             pin_memory=device.type == "cuda", persistent_workers=False,
                             prefetch_factor=4 if cfg.workers else None,
@@ -397,8 +419,10 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
             for group in optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
 
-            images = batch["image"].to(device, non_blocking=True)
-            n = images.shape[0]
+            images = batch["image"]  # None in a texts-only epoch (all embeddings cached)
+            if images is not None:
+                images = images.to(device, non_blocking=True)
+            n = len(batch["caption"])
             texts = batch["caption"] + batch["paraphrase"] + batch["negation"]
             tokens = loaded.tokenizer(texts).to(device, non_blocking=True)
             with autocast():

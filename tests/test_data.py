@@ -82,6 +82,10 @@ def test_missing_and_corrupt_images_are_counted_reported_and_skipped(tmp_path):
     assert batch["caption"] == ["c0"] and batch["image"].shape == (1, 3, 32, 32)
     assert len(data.problems) == 1 and "unreadable image" in data.problems[0].reason
     assert collate([None]) is None
+    # texts-only reads (epochs fed by the image-embedding cache) never open the file
+    texts = collate([data.texts(i) for i in range(len(data))])
+    assert texts["image"] is None and texts["caption"] == ["c0", "c1"]
+    assert texts["index"].tolist() == [0, 1] and len(data.problems) == 1
 
 
 def test_overlong_captions_are_found():

@@ -206,14 +206,26 @@ def test_locked_image_tower_is_run_once_per_image_and_the_cache_is_off_with_augm
         seen["loss"].append(image_features.detach())
         return real_loss(self, image_features, *args, **kwargs)
 
+    from engine.shapes import ShapesWorld
+
+    real_render, renders = ShapesWorld.render, []
+
+    def counting_render(self, scene):
+        renders.append(scene)
+        return real_render(self, scene)
+
     monkeypatch.setattr(train_mod, "load_model", counting_load_model)
     monkeypatch.setattr(train_mod.SemClipLoss, "forward", recording_loss)
+    monkeypatch.setattr(ShapesWorld, "render", counting_render)
     cfg = tiny(tmp_path, lock_image=True, eval_every_epochs=0)  # 64 scenes, 2 epochs
     events = run(cfg)
     assert isinstance(events[-1], Done)
-    assert any("caching image embeddings" in e.message for e in events if isinstance(e, Log))
+    logs = [e.message for e in events if isinstance(e, Log)]
+    assert any("caching image embeddings" in m for m in logs)
+    assert any("epoch 2: every image embedding is cached" in m for m in logs)
     tower = torch.cat(seen["tower"])
     assert tower.shape[0] == 64  # epoch 1 fills the cache; epoch 2 never runs the tower
+    assert len(renders) == 64  # ... nor draws a scene: it reads texts only
     # every image feature the loss saw in epoch 2 is one the tower computed in epoch 1
     second_epoch = torch.cat(seen["loss"][4:])
     assert (second_epoch[:, None] == tower[None]).all(dim=-1).any(dim=1).all()
