@@ -181,9 +181,7 @@ class TriplesDataset:
         except (OSError, UnidentifiedImageError) as exc:
             self.problems.append(Problem(str(t.image), f"unreadable image: {exc}", t.line))
             return None
-        return {"image": self.transform(image) if self.transform else image,
-                "caption": t.caption, "paraphrase": t.paraphrase, "negation": t.negation,
-                "index": index}
+        return {"image": self.transform(image) if self.transform else image, **self.texts(index)}
 
     def texts(self, index: int) -> dict[str, Any]:
         """Item ``index`` without reading its image (for epochs fed by the embedding cache)."""

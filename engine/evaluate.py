@@ -41,8 +41,8 @@ RESULTS_SCHEMA = "semclip-eval/1"
 MAX_LISTED_SKIPS = 200  # rows named in the results file per kind (counts are always complete)
 
 # Preferred order of metrics in tables; anything else follows alphabetically.
-METRIC_ORDER = ("ono_accuracy", "scaled_negation", "negation_grounding", "caption_top1", "caption_top5",
-                "paraphrase_top1", "paraphrase_top5", "composite_score", "itt_accuracy",
+METRIC_ORDER = ("ono_accuracy", "scaled_negation", "negation_grounding", "caption_top1",
+                "caption_top5", "paraphrase_top1", "paraphrase_top5", "composite_score", "itt_accuracy",
                 "tot_accuracy", "img_p1_n_accuracy", "img_p2_n_accuracy", "mcq_accuracy",
                 "mcq_accuracy_affirmation", "mcq_accuracy_negation", "mcq_accuracy_hybrid",
                 "affirmative_accuracy", "negated_accuracy", "negation_gap")

@@ -211,7 +211,8 @@ class ShapesWorld:
                                "a drawing of {}"))
         return template.format(body)
 
-    def negation(self, scene: Scene, parts: list[str], rng: random.Random) -> tuple[str, dict[str, Optional[str]]]:
+    def negation(self, scene: Scene, parts: list[str],
+                 rng: random.Random) -> tuple[str, dict[str, Optional[str]]]:
         """A false caption and what it denies (``{"colour": .., "shape": ..}``, None = any).
 
         Either the caption's own words with one present object denied in place, or the whole
@@ -262,8 +263,8 @@ class ShapesWorld:
             # the caption itself uses negation; its negation is then the false affirmative
             caption, paraphrase, negation = true_neg, true_neg_paraphrase, true_neg_negated
             denied = None  # the false affirmative denies nothing
-        return {"image": self.render(scene) if render else None, "caption": caption, "paraphrase": paraphrase,
-                "negation": negation, "denied": denied, "true_negation": true_neg,
+        return {"image": self.render(scene) if render else None, "caption": caption,
+                "paraphrase": paraphrase, "negation": negation, "denied": denied, "true_negation": true_neg,
                 "objects": [asdict(o) for o in scene.objects]}
 
 
@@ -305,20 +306,21 @@ class ShapesDataset:
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        if not 0 <= index < self.length:
-            raise IndexError(index)
-        item = self.world.item(self.split, index)
-        image = self.transform(item["image"]) if self.transform else item["image"]
-        return {"image": image, "caption": item["caption"], "paraphrase": item["paraphrase"],
-                "negation": item["negation"], "index": index}
+        return self._read(index, render=True)
 
     def texts(self, index: int) -> dict[str, Any]:
         """Item ``index`` without drawing its image (for epochs fed by the embedding cache)."""
+        return self._read(index, render=False)
+
+    def _read(self, index: int, render: bool) -> dict[str, Any]:
         if not 0 <= index < self.length:
             raise IndexError(index)
-        item = self.world.item(self.split, index, render=False)
-        return {"caption": item["caption"], "paraphrase": item["paraphrase"],
-                "negation": item["negation"], "index": index}
+        item = self.world.item(self.split, index, render=render)
+        out = {"caption": item["caption"], "paraphrase": item["paraphrase"],
+               "negation": item["negation"], "index": index}
+        if render:
+            out["image"] = self.transform(item["image"]) if self.transform else item["image"]
+        return out
 
 
 def write_shapes(out_dir: Union[str, Path], n: int, split: str = "train",

@@ -113,7 +113,8 @@ def collate(batch: list[Optional[dict]]) -> Optional[dict]:
     batch = [b for b in batch if b is not None]
     if not batch:
         return None
-    out: dict[str, Any] = {"image": torch.stack([b["image"] for b in batch]) if "image" in batch[0] else None}
+    images = [b["image"] for b in batch] if "image" in batch[0] else None
+    out: dict[str, Any] = {"image": torch.stack(images) if images is not None else None}
     for key in ("caption", "paraphrase", "negation"):
         out[key] = [b[key] for b in batch]
     if "index" in batch[0]:
