@@ -476,7 +476,7 @@ class ComparePanel(QWidget):
         metrics = self._embedded[side].metrics if side in self._embedded else None
         head = f"{self.state.label(side)}  ({side})"
         if metrics:
-            head += f"\nONO {metrics['ono_accuracy']:.2f} · top-1 {metrics['caption_top1']:.2f}"
+            head += "\n" + _header_metrics(metrics)
         self.columns[side].header.setText(head)
 
     # -- query -------------------------------------------------------------------------------------
@@ -631,8 +631,7 @@ class ComparePanel(QWidget):
                 f"<b>θ({result.lam:.2f})</b> on this gallery: ONO accuracy "
                 f"<b>{metrics['ono_accuracy']:.3f}</b> · caption top-1 <b>{metrics['caption_top1']:.3f}</b>")
             self.columns[BLEND].header.setText(
-                f"Blend λ = {result.lam:.2f}\nONO {metrics['ono_accuracy']:.2f} · "
-                f"top-1 {metrics['caption_top1']:.2f}")
+                f"Blend λ = {result.lam:.2f}\n{_header_metrics(metrics)}")
         else:
             self.blend_metrics.setText(_span("gallery metrics need a labelled shapes gallery"))
         self._results[BLEND] = result.hits
@@ -717,6 +716,11 @@ class ComparePanel(QWidget):
                 table.setItem(j, c, item)
         for c, model in enumerate(bars.models):
             table.horizontalHeaderItem(c).setToolTip(model)
+
+
+def _header_metrics(metrics: dict) -> str:
+    """The line under a column's title: its gallery's negation accuracy and retrieval."""
+    return f"ONO {metrics['ono_accuracy']:.2f} · top-1 {metrics['caption_top1']:.2f}"
 
 
 def _span(text: str, colour: str = "#666") -> str:

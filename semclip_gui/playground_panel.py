@@ -110,7 +110,9 @@ class PlaygroundPanel(QWidget):
         super().__init__(parent)
         self.state = state
         self.explanations: dict[str, Explanation] = {}
-        self._projections: dict[str, object] = {}
+        # side -> (the model it was computed for, its projection V): derived from the model, so
+        # a job still running for the previous model cannot leave a stale V behind
+        self._projections: dict[str, tuple[object, object]] = {}
         self._scorer = LatestOnly()
         self._task: Optional[asyncio.Future] = None
         self._backend = None
@@ -374,7 +376,6 @@ class PlaygroundPanel(QWidget):
     # -- scoring ---------------------------------------------------------------------------------
 
     def _on_model_changed(self, side: str) -> None:
-        self._projections.pop(side, None)
         self.rescore()
 
     def rescore(self) -> None:
@@ -390,10 +391,11 @@ class PlaygroundPanel(QWidget):
         def work() -> dict[str, Explanation]:
             out = {}
             for side, loaded in models.items():
-                if side not in projections:
-                    projections[side] = projection_for(loaded)
+                cached = projections.get(side)
+                if cached is None or cached[0] is not loaded:
+                    cached = projections[side] = (loaded, projection_for(loaded))
                 out[side] = explain(loaded, caption, paraphrases, negations, image=image,
-                                    projection=projections[side])
+                                    projection=cached[1])
             return out
 
         self._scorer.submit(work, self._show_scores,
@@ -458,6 +460,7 @@ class PlaygroundPanel(QWidget):
             arrow = pg.ArrowItem(pos=(xy[i, 0], xy[i, 1]), angle=180 + angle, headLen=12,
                                  brush=pg.mkBrush(*colour), pen=pg.mkPen(None))
             plot.addItem(arrow)
+        tags = _tags(expl.roles)
         for role in ("caption", "paraphrase", "negation"):
             idx = [i for i, r in enumerate(expl.roles) if r == role]
             if not idx:
@@ -466,7 +469,7 @@ class PlaygroundPanel(QWidget):
                       symbolBrush=pg.mkBrush(*ROLE_COLOURS[role]), symbolPen=pg.mkPen("w"),
                       name=role)
             for i in idx:  # numbered like the bars: "+1" is the first paraphrase
-                label = _short(expl.texts[i], 24) if role == "caption" else _tags(expl.roles)[i]
+                label = _short(expl.texts[i], 24) if role == "caption" else tags[i]
                 text = pg.TextItem(label, color=ROLE_COLOURS[role], anchor=(0, 1))
                 text.setPos(xy[i, 0], xy[i, 1])
                 plot.addItem(text)

@@ -119,6 +119,8 @@ def test_blend_slider_ends_are_the_two_models(qtbot, panel, app_state, tiny_mode
         assert update["query"] == query and update["hits"] == panel.results("blend")
         assert_top_k(update["hits"], direct_scores(loaded, gallery, query), 8)
         assert f"{value / 100:.2f}" in panel.columns["blend"].header.text()
+        assert (f"ONO {direct['ono_accuracy']:.2f} · top-1 {direct['caption_top1']:.2f}"
+                in panel.columns["blend"].header.text())
     lams, _ = panel.blend_curves["ono_accuracy"].getData()
     assert list(lams) == [0.0, 1.0]
 

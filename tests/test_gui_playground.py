@@ -95,6 +95,20 @@ def test_projection_plot_uses_the_models_own_projection(qtbot, panel, app_state)
     assert "n = 2" in panel.projection_plots["left"].getPlotItem().titleLabel.text
 
 
+def test_swapping_a_model_rescores_with_the_new_models_own_projection(qtbot, panel, app_state,
+                                                                      tiny_models):
+    with qtbot.waitSignal(panel.generations_ready, timeout=10_000):
+        panel.set_caption("a small green star")
+    wait_scored(qtbot, panel)
+    before = panel.explanations["left"].projected.clone()
+    app_state.set_model("left", tiny_models[1], label="other")
+    qtbot.waitUntil(lambda: not torch.allclose(before, panel.explanations["left"].projected),
+                    timeout=10_000)
+    expected = explain(tiny_models[1], *panel.texts(), projection=projection_for(tiny_models[1]))
+    assert torch.allclose(panel.explanations["left"].projected, expected.projected, atol=1e-5)
+    assert panel.projection_plots["left"].getPlotItem().titleLabel.text.startswith("other")
+
+
 def test_choosing_another_gallery_image_rescores(qtbot, panel, app_state):
     with qtbot.waitSignal(panel.generations_ready, timeout=10_000):
         panel.set_caption("a red circle")
