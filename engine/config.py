@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 
 @dataclass
@@ -50,7 +51,7 @@ class TrainConfig:
 
     # --- system -------------------------------------------------------------------------------
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 (CUDA)
     workers: int = 0  # DataLoader worker processes (0: load in the main process)
     seed: int = 0  # seeds model init, data order and dropout; CPU runs repeat exactly
     threads: int = 0  # torch CPU threads (0: torch's default)
@@ -61,6 +62,7 @@ class TrainConfig:
     eval_every_epochs: int = 1  # evaluate on the held-out split every N epochs (0: never)
     resume: Optional[str] = None  # checkpoint to resume from (continues schedule, data order, RNG)
     name: str = ""  # label shown in tables and the app
+    overwrite: bool = False  # start afresh in an out_dir that holds an earlier run (else refused)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,20 +74,48 @@ class TrainConfig:
         return text
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+    def from_dict(cls, data: dict[str, Any], source: str = "training config") -> "TrainConfig":
+        """Build a config from plain values, checking each one's type (``source`` names the
+        file in error messages)."""
+        types = {f.name: str(f.type) for f in fields(cls)}
+        unknown = sorted(set(data) - set(types))
         if unknown:
-            raise ValueError(f"unknown training config keys: {unknown}")
+            raise ConfigError(f"{source}: unknown training config keys: {unknown}")
+        for key, value in data.items():
+            if not _has_type(value, types[key]):
+                raise ConfigError(f"{source}: {key} must be {_type_words(types[key])}, "
+                                  f"got {value!r}")
         return cls(**data)
+
+    def validate(self, check_model: bool = True) -> "TrainConfig":
+        """Reject settings that cannot train, before any model or data is loaded.
+
+        Raises :class:`ConfigError` with one message naming every bad field. ``check_model``
+        also resolves the model spec (unknown architecture, missing checkpoint, a hub tag that
+        cannot be had offline) without building the model.
+        """
+        problems = [p for p in (rule(self) for rule in _RULES) if p]
+        if problems:
+            raise ConfigError("invalid training config: " + "; ".join(problems))
+        if check_model:
+            from .models import ModelLoadError, check_spec
+            try:
+                check_spec(self.model)
+            except (ModelLoadError, FileNotFoundError) as exc:
+                raise ConfigError(f"model {self.model!r}: {exc}") from None
+            if self.resume and not Path(self.resume).is_file():
+                raise ConfigError(f"checkpoint to resume from not found: {self.resume}")
+        return self
 
     @classmethod
     def from_json(cls, path: Union[str, Path]) -> "TrainConfig":
         try:
             data = json.loads(Path(path).read_text())
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-        return cls.from_dict(data)
+            raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a JSON object of config fields")
+        return cls.from_dict(data, source=str(path))
 
     def with_overrides(self, assignments: list[str]) -> "TrainConfig":
         """Apply ``key=value`` strings (CLI ``--set``), parsing values by the field's type."""
@@ -97,7 +127,81 @@ class TrainConfig:
             if not sep or key not in types:
                 raise ValueError(f"--set expects key=value with a config key, got {item!r}")
             data[key] = _parse_value(raw.strip(), str(types[key]), key)
-        return TrainConfig.from_dict(data)
+        return TrainConfig.from_dict(data, source="--set")
+
+
+class ConfigError(ValueError):
+    """A training config that cannot run; the message names the field(s) and the file."""
+
+
+def _has_type(value: Any, type_name: str) -> bool:
+    if value is None:
+        return "Optional" in type_name
+    if "bool" in type_name:
+        return isinstance(value, bool)
+    if "int" in type_name:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if "float" in type_name:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def _type_words(type_name: str) -> str:
+    base = next((t for t in ("bool", "int", "float") if t in type_name), "str")
+    words = {"bool": "true or false", "int": "a whole number", "float": "a number",
+             "str": "text"}[base]
+    return words + (" or null" if "Optional" in type_name else "")
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+MAX_LR = 1.0  # AdamW steps above this blow any CLIP model up; almost surely a typo
+
+
+def _finite(x: float) -> bool:
+    return math.isfinite(x)
+
+
+# One rule a line: each returns a message naming the field, or "" when the value is fine.
+_RULES: tuple[Callable[["TrainConfig"], str], ...] = (
+    lambda c: "" if c.model.strip() else "model is empty",
+    lambda c: "" if c.dataset.strip() else "dataset is empty",
+    lambda c: "" if c.out_dir.strip() else "out_dir is empty",
+    lambda c: "" if c.batch_size >= 1 else f"batch_size must be at least 1, got {c.batch_size}",
+    lambda c: "" if c.accum_steps >= 1 else f"accum_steps must be at least 1, got {c.accum_steps}",
+    lambda c: "" if c.epochs >= 1 else f"epochs must be at least 1, got {c.epochs}",
+    lambda c: "" if c.max_steps >= 0 else f"max_steps must be 0 (no limit) or more, got {c.max_steps}",
+    lambda c: "" if c.warmup_steps >= 0 else f"warmup_steps must be 0 or more, got {c.warmup_steps}",
+    lambda c: "" if _finite(c.lr) and 0 < c.lr <= MAX_LR else
+    f"lr must be a number in (0, {MAX_LR}], got {c.lr}",
+    lambda c: "" if _finite(c.text_lr_scale) and c.text_lr_scale >= 0 else
+    f"text_lr_scale must be 0 or more, got {c.text_lr_scale}",
+    lambda c: "" if _finite(c.weight_decay) and c.weight_decay >= 0 else
+    f"weight_decay must be 0 or more, got {c.weight_decay}",
+    lambda c: "" if _finite(c.grad_clip) and c.grad_clip >= 0 else
+    f"grad_clip must be 0 (off) or more, got {c.grad_clip}",
+    lambda c: "" if _finite(c.init_logit_scale) and c.init_logit_scale >= 0 else
+    f"init_logit_scale must be 0 (keep) or more, got {c.init_logit_scale}",
+    lambda c: "" if all(_finite(w) and w >= 0 for w in (c.alpha, c.beta, c.gamma)) else
+    f"alpha, beta and gamma must be non-negative numbers, got {c.alpha}, {c.beta}, {c.gamma}",
+    lambda c: "" if c.alpha + c.beta + c.gamma > 0 else "alpha, beta and gamma are all 0",
+    lambda c: "" if c.n_projections >= 1 else f"n_projections must be at least 1, got {c.n_projections}",
+    lambda c: "" if c.image_unlocked_groups >= 0 else
+    f"image_unlocked_groups must be 0 or more, got {c.image_unlocked_groups}",
+    lambda c: "" if c.text_unlocked_layers >= -1 else
+    f"text_unlocked_layers must be -1 (all) or more, got {c.text_unlocked_layers}",
+    lambda c: "" if c.shapes_train_size >= 1 and c.shapes_eval_size >= 0 else
+    "shapes_train_size must be at least 1 and shapes_eval_size 0 or more",
+    lambda c: "" if all(0 <= p <= 1 for p in (c.shapes_true_negation_prob,
+                                              c.shapes_varied_wording_prob)) else
+    "shapes_true_negation_prob and shapes_varied_wording_prob must lie in [0, 1]",
+    lambda c: "" if c.precision in PRECISIONS else
+    f"precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}",
+    lambda c: "" if c.device == "auto" or c.device == "cpu" or c.device == "mps" or
+    c.device.split(":")[0] == "cuda" else f"device must be auto, cpu, cuda or cuda:N, got {c.device!r}",
+    lambda c: "" if c.workers >= 0 and c.threads >= 0 else "workers and threads must be 0 or more",
+    lambda c: "" if c.save_every_steps >= 0 and c.eval_every_epochs >= 0 else
+    "save_every_steps and eval_every_epochs must be 0 (off) or more",
+)
 
 
 def _parse_value(raw: str, type_name: str, key: str) -> Any:

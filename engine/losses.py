@@ -118,6 +118,12 @@ class SemClipLoss(nn.Module):
         else:
             self.register_buffer("projection_matrix", initial)
 
+    def no_weight_decay(self) -> set[str]:
+        """Every parameter of the loss (a learnable V): V is orthonormal by construction, and
+        decay would pull the orthogonal parametrisation's stored tensors towards 0, whose ±1
+        diagonal torch reads back with an integer cast as signs: -0.99997 becomes 0, and V = 0."""
+        return {name for name, _ in self.named_parameters()}
+
     @property
     def projection(self) -> torch.Tensor:
         """The current V (n × d, orthonormal rows)."""

@@ -226,6 +226,60 @@ def parse_spec(spec: str) -> tuple[str, Optional[str]]:
     return spec, None
 
 
+@dataclass
+class _ResolvedSpec:
+    arch: str
+    pretrained: Optional[str]
+    sidecar: dict[str, Any] = field(default_factory=dict)
+    identity_source: Optional[Path] = None  # the weights file that identifies the model
+    delta_path: Optional[Path] = None  # set for a delta export (loaded over its base)
+
+
+def _resolve_spec(spec: str) -> _ResolvedSpec:
+    """What a spec names, checked without building anything: files exist, the architecture is
+    known, a hub tag's weights can be had (fails fast offline)."""
+    register_project_configs()
+    arch, pretrained = parse_spec(spec)
+    if Path(arch).suffix in CHECKPOINT_SUFFIXES:  # a semclip checkpoint with a sidecar
+        path = Path(arch)
+        if not path.is_file():
+            raise ModelLoadError(f"checkpoint file not found: {path}")
+        sidecar = read_sidecar(path)
+        if sidecar.get("format") == DELTA_FORMAT:
+            return _ResolvedSpec(arch, None, sidecar, path, delta_path=path)
+        if "model_name" not in sidecar:
+            raise ModelLoadError(
+                f"{path} has no sidecar {sidecar_path(path).name} naming its architecture; "
+                f"load it as 'ARCH:{path}' instead")
+        resolved = _ResolvedSpec(sidecar["model_name"], str(path), sidecar, path)
+    elif pretrained is not None and Path(pretrained).suffix in CHECKPOINT_SUFFIXES:
+        path = Path(pretrained)
+        if not path.is_file():
+            raise ModelLoadError(f"weights file not found: {path}")
+        resolved = _ResolvedSpec(arch, pretrained, read_sidecar(path), path)
+    else:
+        if pretrained is not None:
+            _check_pretrained_tag(arch, pretrained)
+        resolved = _ResolvedSpec(arch, pretrained)
+    if not resolved.arch.startswith(("local-dir:", "hf-hub:")) and \
+            oc_factory.get_model_config(resolved.arch) is None:
+        raise ModelLoadError(f"unknown model architecture {resolved.arch!r}. OpenCLIP knows "
+                             f"{len(open_clip.list_models())} (e.g. ViT-B-32); project configs: "
+                             f"{project_config_names()}")
+    return resolved
+
+
+def check_spec(spec: str) -> None:
+    """Raise :class:`ModelLoadError` if ``spec`` cannot be loaded, without loading it (a delta
+    export's base spec is checked too). Cheap: configs are validated before any work starts."""
+    resolved = _resolve_spec(spec)
+    if resolved.delta_path is not None:
+        base = resolved.sidecar.get("base_spec")
+        if not base:
+            raise ModelLoadError(f"{resolved.delta_path}: delta sidecar names no base_spec")
+        check_spec(base)
+
+
 def load_model(
     spec: str,
     device: Union[str, torch.device] = "cpu",
@@ -238,36 +292,11 @@ def load_model(
     folder when no full CLIP checkpoint is given. ``seed`` makes random initialisation
     repeatable (None leaves the global RNG alone).
     """
-    register_project_configs()
-    arch, pretrained = parse_spec(spec)
-    sidecar: dict[str, Any] = {}
-    identity_source: Optional[Path] = None
-
-    if Path(arch).suffix in CHECKPOINT_SUFFIXES:  # a semclip checkpoint with a sidecar
-        path = Path(arch)
-        if not path.is_file():
-            raise ModelLoadError(f"checkpoint file not found: {path}")
-        sidecar = read_sidecar(path)
-        if sidecar.get("format") == DELTA_FORMAT:
-            return _load_delta(path, sidecar, spec, device)
-        if "model_name" not in sidecar:
-            raise ModelLoadError(
-                f"{path} has no sidecar {sidecar_path(path).name} naming its architecture; "
-                f"load it as 'ARCH:{path}' instead")
-        arch, pretrained, identity_source = sidecar["model_name"], str(path), path
-    elif pretrained is not None and Path(pretrained).suffix in CHECKPOINT_SUFFIXES:
-        path = Path(pretrained)
-        if not path.is_file():
-            raise ModelLoadError(f"weights file not found: {path}")
-        identity_source = path
-        sidecar = read_sidecar(path)
-    elif pretrained is not None:
-        _check_pretrained_tag(arch, pretrained)
-
-    if not arch.startswith(("local-dir:", "hf-hub:")) and oc_factory.get_model_config(arch) is None:
-        raise ModelLoadError(f"unknown model architecture {arch!r}. OpenCLIP knows "
-                             f"{len(open_clip.list_models())} (e.g. ViT-B-32); project configs: "
-                             f"{project_config_names()}")
+    resolved = _resolve_spec(spec)
+    if resolved.delta_path is not None:
+        return _load_delta(resolved.delta_path, resolved.sidecar, spec, device)
+    arch, pretrained = resolved.arch, resolved.pretrained
+    sidecar, identity_source = resolved.sidecar, resolved.identity_source
 
     if seed is not None:
         torch.manual_seed(seed)

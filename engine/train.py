@@ -26,18 +26,19 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import load_training_state, save_checkpoint
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .encoding import encode_text
-from .events import (CheckpointSaved, Done, Error, EvalResult, Event, Log, NeverStop, StepMetrics,
-                     StopFlag)
+from .events import (CheckpointSaved, Done, Error, EvalResult, Event, Log, NeverStop, Progress,
+                     StepMetrics, StopFlag)
 from .losses import SemClipLoss
-from .models import LoadedModel, load_model, lock_towers, model_config
-
-LOGIT_SCALE_MAX = math.log(100.0)  # OpenCLIP clamps the learnable temperature at 100
+from .models import LoadedModel, load_model, lock_towers, model_config, read_sidecar
+from .task import (LOGIT_SCALE_MAX, ImageFeatureCache, SemClipTask, build_optimizer,
+                   weights_finite)
 
 
 class TrainingError(RuntimeError):
-    """A run cannot go on; ``kind`` says why (nan_loss, oom, data, config)."""
+    """A run cannot go on; ``kind`` says why (nan_loss, diverged, oom, data, config, input,
+    output)."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
@@ -177,30 +178,8 @@ def _image_size(transform) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# optimiser and schedule
+# schedule
 # ---------------------------------------------------------------------------------------------
-
-def build_optimizer(cfg: TrainConfig, model: torch.nn.Module, loss: SemClipLoss) -> torch.optim.AdamW:
-    """AdamW; no weight decay on gains, biases, embeddings' 1-D params and the temperature.
-
-    Pretrained Hugging Face text weights get ``lr * text_lr_scale`` (they need gentler steps
-    than the freshly initialised projection and image tower).
-    """
-    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
-    named = list(model.named_parameters()) + [("loss." + n, p) for n, p in loss.named_parameters()]
-    for name, p in named:
-        if not p.requires_grad:
-            continue
-        no_decay = p.ndim < 2 or "logit_scale" in name or "bn" in name or "ln" in name
-        pretrained_text = name.startswith("text.transformer.")
-        groups.setdefault((no_decay, pretrained_text), []).append(p)
-    param_groups = [
-        {"params": ps, "weight_decay": 0.0 if no_decay else cfg.weight_decay,
-         "lr_scale": cfg.text_lr_scale if pretrained_text else 1.0}
-        for (no_decay, pretrained_text), ps in sorted(groups.items())
-    ]
-    return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-
 
 def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
     """Linear warm-up to ``cfg.lr``, then cosine decay to 0 at ``total_steps``."""
@@ -242,8 +221,14 @@ def evaluate_triples(model: torch.nn.Module, tokenizer, dataset: Dataset, device
 
 
 # ---------------------------------------------------------------------------------------------
-# the run
+# the run's pieces: output folder, metrics log, checkpoints, resume, the image cache
 # ---------------------------------------------------------------------------------------------
+
+RUN_FILES = ("checkpoint.pt", "metrics.jsonl", "config.json")  # what makes a folder "used"
+# Fields a resumed run must share with its checkpoint: they fix V, the data and its order.
+RESUME_FIXED = ("n_projections", "learnable_projections", "projection_seed", "batch_size",
+                "accum_steps", "dataset", "shapes_train_size", "shapes_seed", "seed")
+
 
 def _capture_rng() -> dict[str, Any]:
     state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
@@ -259,63 +244,304 @@ def _restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-class _Encoders(torch.nn.Module):
-    """Image and text towers behind one ``forward`` so DDP sees (and syncs) every step."""
+def check_out_dir(cfg: TrainConfig) -> Path:
+    """Refuse an output folder that cannot be written, or that holds another run.
 
-    def __init__(self, clip: torch.nn.Module):
-        super().__init__()
-        self.clip = clip
+    A fresh run into a folder with an earlier run's files needs ``overwrite``; a resumed run
+    may continue in its own folder. Checked before any model loads, on every rank.
+    """
+    out_dir = Path(cfg.out_dir)
+    for parent in [out_dir, *out_dir.parents]:
+        if parent.exists() and not parent.is_dir():
+            what = "is a file" if parent == out_dir else f"lies under a file ({parent})"
+            raise TrainingError("output", f"out_dir {out_dir} {what}; choose a folder")
+    used = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if used and not cfg.resume and not cfg.overwrite:
+        raise TrainingError("output", (
+            f"out_dir {out_dir} already holds a run ({', '.join(used)}); choose a new folder, "
+            f"resume it (resume={out_dir / 'checkpoint.pt'}) or start afresh with overwrite=true"))
+    existing = next(p for p in [out_dir, *out_dir.parents] if p.exists())
+    try:  # a real write, not os.access: it also catches read-only mounts and full disks
+        import tempfile
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise TrainingError("output", f"cannot write to out_dir {out_dir} "
+                                      f"({exc.strerror or exc}); choose a writable folder") from None
+    return out_dir
 
-    def forward(self, images: Optional[torch.Tensor], tokens: torch.Tensor):
-        image_features = self.clip.encode_image(images, normalize=True) if images is not None else None
-        # one text call for t, t+ and t-; the temperature goes through forward too, for DDP
-        return image_features, encode_text(self.clip, tokens), self.clip.logit_scale.exp()
 
+class MetricsLog:
+    """``metrics.jsonl`` of a run: one JSON object a line, flushed as it goes.
+
+    A fresh run starts the file afresh (``check_out_dir`` refused an old run unless told to
+    overwrite it); a resumed run keeps the lines up to its checkpoint's step and drops the rest,
+    so no step appears twice.
+    """
+
+    def __init__(self, path: Path, resume_step: Optional[int]):
+        kept: list[str] = []
+        if resume_step is not None and path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    if json.loads(line).get("step", 0) <= resume_step:
+                        kept.append(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a crash
+        self._file = open(path, "w", encoding="utf-8")
+        self._file.write("".join(line + "\n" for line in kept))
+        self._file.flush()
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Checkpointer:
+    """Writes ``checkpoint.pt`` (and its sidecar) atomically, only ever with finite weights.
+
+    A run whose weights have become non-finite is stopped before they reach the disk, so the
+    checkpoint on disk is always the last good one; ``describe_last_good`` says where it is.
+    """
+
+    def __init__(self, path: Path, enabled: bool, last_good: Optional[tuple[int, str]] = None):
+        self.path, self.enabled = path, enabled
+        self.last_good = last_good  # (step, path) of the newest good checkpoint on disk
+
+    def describe_last_good(self) -> str:
+        if self.last_good is None:
+            return "No checkpoint was written before that."
+        step, path = self.last_good
+        return f"The last good checkpoint (step {step}) is kept at {path}."
+
+    def save(self, step: int, payload: dict[str, Any], sidecar: dict[str, Any],
+             task: torch.nn.Module) -> Optional[CheckpointSaved]:
+        if not weights_finite(task):
+            raise TrainingError("diverged", (
+                f"the weights became non-finite (NaN or inf) by step {step}; they were not saved. "
+                f"{self.describe_last_good()} Try a lower lr or precision=fp32."))
+        if not self.enabled:
+            return None
+        try:
+            save_checkpoint(self.path, payload, sidecar)
+        except OSError as exc:
+            raise TrainingError("output", (
+                f"could not write the checkpoint {self.path}: {exc.strerror or exc}. "
+                f"{self.describe_last_good()}")) from None
+        self.last_good = (step, str(self.path))
+        return CheckpointSaved(step=step, path=str(self.path))
+
+
+def _check_resumable(cfg: TrainConfig, state: dict[str, Any], world_size: int) -> None:
+    """A resumed run must see the data and V its checkpoint was trained with."""
+    saved = state.get("train_config") or {}
+    changed = [f"{k} (checkpoint {saved[k]!r}, now {getattr(cfg, k)!r})"
+               for k in RESUME_FIXED if k in saved and saved[k] != getattr(cfg, k)]
+    saved_world = state.get("world_size", world_size)
+    if saved_world != world_size:
+        changed.append(f"number of processes (checkpoint {saved_world}, now {world_size})")
+    if changed:
+        raise TrainingError("config", f"cannot resume {cfg.resume} with different settings: "
+                                      f"{'; '.join(changed)}. Resume with the checkpoint's own "
+                                      f"values, or start a new run.")
+
+
+def _fill_image_cache(task: SemClipTask, dataset: Dataset, cfg: TrainConfig,
+                      dist_info: DistInfo, device: torch.device, autocast) -> Iterator[Event]:
+    """Embed every training image once, in index order and fixed chunks of ``batch_size``.
+
+    The fixed order makes the cached embeddings the same in an uninterrupted and a resumed run
+    (batch composition changes the last bits of a forward pass), so resuming is exact. Under
+    DDP each rank embeds an interleaved share and the ranks exchange their rows.
+    """
+    cache = task.image_cache
+    mine = cache.shard(dist_info.rank, dist_info.world_size)
+    loader = DataLoader(torch.utils.data.Subset(dataset, mine), batch_size=cfg.batch_size,
+                        shuffle=False, num_workers=cfg.workers, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(cfg.seed))
+    done = 0
+    for batch in loader:
+        for problem in (batch or {}).get("problems", ()):
+            yield Log(f"{problem.path}:{problem.line}: {problem.reason}, row skipped", "warning")
+        if batch is not None and batch["image"] is not None:
+            with autocast():  # not around the yields: the caller's code must not run under it
+                features = task.embed_images(batch["image"].to(device))
+            cache.store(batch["index"], features)
+        done = min(done + cfg.batch_size, len(mine))
+        yield Progress(done=done, total=len(mine), phase="embedding images")
+    if dist_info.world_size > 1:
+        cache.merge()
+    missing = int((~cache.filled).sum())
+    if missing:
+        yield Log(f"{missing} training image(s) could not be read; their rows are skipped",
+                  "warning")
+
+
+def _micro_groups(loader: DataLoader, size: int) -> Iterator[list[dict]]:
+    """The loader's batches in groups of ``size`` (one optimiser step each); a short last
+    group is dropped, so every step sees the same number of micro-batches."""
+    group: list[dict] = []
+    for batch in loader:
+        group.append(batch)
+        if len(group) == size:
+            yield group
+            group = []
+
+
+def _stop_requested(stop: StopFlag, dist_info: DistInfo, device: torch.device) -> bool:
+    """The stop flag, agreed across ranks (any rank's Ctrl-C stops all at the same step)."""
+    if dist_info.world_size == 1:
+        return stop.is_set()
+    flag = torch.tensor([1.0 if stop.is_set() else 0.0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+# ---------------------------------------------------------------------------------------------
+# one optimiser step
+# ---------------------------------------------------------------------------------------------
+
+def _as_inputs(batch: dict, tokenizer, device: torch.device, cached: bool):
+    images = None if cached or batch["image"] is None else batch["image"].to(device, non_blocking=True)
+    tokens = tokenizer(batch["caption"] + batch["paraphrase"] + batch["negation"])
+    index = batch.get("index")
+    return images, tokens.to(device, non_blocking=True), index
+
+
+def _usable(batch: Optional[dict], cache: Optional[ImageFeatureCache]) -> Optional[dict]:
+    """Drop the rows whose cached image embedding is missing (an unreadable image)."""
+    if batch is None or cache is None:
+        return batch
+    keep = cache.filled[batch["index"].to(cache.filled.device)].cpu()
+    if bool(keep.all()):
+        return batch
+    if not bool(keep.any()):
+        return None
+    rows = keep.nonzero().flatten().tolist()
+    out = {k: [batch[k][i] for i in rows] for k in ("caption", "paraphrase", "negation")}
+    out["index"] = batch["index"][keep]
+    out["image"] = batch["image"][keep] if batch["image"] is not None else None
+    return out
+
+
+def train_step(task: SemClipTask, runner: torch.nn.Module, group: list[dict], tokenizer,
+               device: torch.device, autocast, scaler: torch.amp.GradScaler
+               ) -> dict[str, torch.Tensor]:
+    """Forward and backward over one accumulated step's micro-batches; returns the loss terms.
+
+    One micro-batch: a plain forward and backward. Several: every micro-batch's features are
+    first computed without gradients, then each micro-batch is recomputed with gradients in the
+    company of all the others, so loss and gradients equal those of one big batch (open_clip's
+    ``--accum-freq``). ``runner`` is the task itself or its DDP wrapper; gradients are
+    all-reduced only on the last backward.
+    """
+    cached = task.image_cache is not None
+    inputs = [_as_inputs(b, tokenizer, device, cached) for b in group]
+    context = None
+    if len(inputs) > 1:
+        with torch.no_grad(), autocast():
+            context = [task.features(*x) for x in inputs]
+    terms: dict[str, torch.Tensor] = {}
+    for slot, x in enumerate(inputs):
+        last = slot == len(inputs) - 1
+        sync = nullcontext() if last or runner is task else runner.no_sync()
+        with sync:
+            with autocast():
+                terms = runner(*x, context=context, slot=slot)
+            total = sum(terms.values())
+            if not torch.isfinite(total):
+                return terms  # the caller stops the run; nothing is stepped
+            scaler.scale(total).backward()
+    return terms
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------------------
 
 def train(cfg: TrainConfig, stop: Optional[StopFlag] = None) -> Iterator[Event]:
     """Run SemCLIP fine-tuning, yielding events; ends with exactly one Done or Error."""
     stop = stop or NeverStop()
     try:
         yield from _train(cfg, stop)
+    except ConfigError as exc:
+        yield Error(kind="config", message=str(exc))
     except TrainingError as exc:
         yield Error(kind=exc.kind, message=str(exc))
     except torch.cuda.OutOfMemoryError:
         smaller = max(1, cfg.batch_size // 2)
         yield Error(kind="oom", message=(
             f"GPU out of memory at batch size {cfg.batch_size} on {cfg.device}. Try "
-            f"batch_size={smaller} (or accum_steps={cfg.accum_steps * 2} to keep the global batch)."))
+            f"batch_size={smaller} with accum_steps={cfg.accum_steps * 2}: the same contrastive "
+            f"batch, computed in two halves."))
     except (FileNotFoundError, ValueError) as exc:
         yield Error(kind="input", message=str(exc))
 
 
-def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
-    # ---- system: device, precision, seeds, processes ----------------------------------------
-    dist_info = init_distributed("cuda" if cfg.device.startswith("cuda") or
-                                 (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
-    device = resolve_device(cfg.device, dist_info)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
-    random.seed(cfg.seed)
+def _precision(cfg: TrainConfig, device: torch.device):
+    """(autocast context factory, gradient scaler) for the configured precision."""
+    name = cfg.precision
+    if name == "auto":
+        name = "bf16" if device.type == "cuda" else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        raise TrainingError("config", "precision=fp16 needs a CUDA GPU (it trains with a "
+                                      "gradient scaler there); on CPU use fp32 or bf16")
+    scaler = torch.amp.GradScaler(device.type, enabled=name == "fp16")
+    if name == "fp32":
+        return nullcontext, scaler
+    dtype = torch.bfloat16 if name == "bf16" else torch.float16
+    return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
 
-    # ---- model and loss ----------------------------------------------------------------------
-    loaded: LoadedModel = load_model(cfg.model, device=device, seed=cfg.seed)
-    model = loaded.model
-    lock_towers(model, lock_image=cfg.lock_image, image_unlocked_groups=cfg.image_unlocked_groups,
+
+def _build_task(cfg: TrainConfig, device: torch.device, dist_info: DistInfo
+                ) -> tuple[LoadedModel, SemClipTask]:
+    loaded = load_model(cfg.model, device=device, seed=cfg.seed)
+    lock_towers(loaded.model, lock_image=cfg.lock_image,
+                image_unlocked_groups=cfg.image_unlocked_groups,
                 lock_text=cfg.text_unlocked_layers >= 0,
                 text_unlocked_layers=max(cfg.text_unlocked_layers, 0))
     if cfg.init_logit_scale > 0:
         with torch.no_grad():
-            model.logit_scale.fill_(math.log(cfg.init_logit_scale))
-    loss_fn = SemClipLoss(
+            loaded.model.logit_scale.fill_(math.log(cfg.init_logit_scale))
+    loss = SemClipLoss(
         embed_dim=loaded.embed_dim, n_projections=cfg.n_projections,
         learnable_projections=cfg.learnable_projections, alpha=cfg.alpha, beta=cfg.beta,
         gamma=cfg.gamma, hard_negatives=cfg.hard_negatives, projection_seed=cfg.projection_seed,
-        gather_with_grad=True, rank=dist_info.rank, world_size=dist_info.world_size).to(device)
-    model.train()
+        gather_with_grad=True, rank=dist_info.rank, world_size=dist_info.world_size)
+    task = SemClipTask(loaded.model, loss).to(device)
+    task.train()
+    return loaded, task
 
-    # ---- data --------------------------------------------------------------------------------
+
+def _wrap_distributed(task: SemClipTask, cfg: TrainConfig, device: torch.device
+                      ) -> torch.nn.Module:
+    # Parameters a loss setting leaves out of the graph (the temperature without the
+    # contrastive term, a learnable V without its terms) must be declared to DDP.
+    unused = cfg.alpha == 0 or (cfg.learnable_projections and cfg.beta == cfg.gamma == 0)
+    return torch.nn.parallel.DistributedDataParallel(
+        task, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=unused, broadcast_buffers=False)
+
+
+def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
+    # ---- config, system, output folder: all checked before anything heavy loads -------------
+    cfg.validate()
+    dist_info = init_distributed("cuda" if cfg.device.startswith("cuda") or
+                                 (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
+    device = resolve_device(cfg.device, dist_info)
+    autocast, scaler = _precision(cfg, device)
+    out_dir = check_out_dir(cfg)
+    if dist_info.world_size > 1:
+        dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+
+    # ---- model, loss and data ----------------------------------------------------------------
+    loaded, task = _build_task(cfg, device, dist_info)
     transform = loaded.train_preprocess if cfg.augment else loaded.preprocess
     train_set, val_set, notes = build_datasets(cfg, transform, loaded.tokenizer)
     for line in notes:
@@ -328,191 +554,162 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
 
-    # Locked image tower + no augmentation: each image's embedding never changes, so compute it
-    # once per run and reuse it every epoch.
-    image_cache: Optional[torch.Tensor] = None
-    cache_filled: Optional[torch.Tensor] = None
-    trainable_image = any(p.requires_grad for p in model.visual.parameters())
-    if not trainable_image and not cfg.augment and hasattr(train_set, "__len__"):
-        image_cache = torch.zeros(len(train_set), loaded.embed_dim)
-        cache_filled = torch.zeros(len(train_set), dtype=torch.bool)
-        yield Log("image tower locked: caching image embeddings across epochs")
-    elif not trainable_image and cfg.augment:
-        yield Log("image-embedding cache off: augmentation changes every view of an image")
-
-    base = model  # the CLIP model itself; `encoders` is what runs forward (DDP-wrapped if distributed)
-    encoders: torch.nn.Module = _Encoders(model)
-    if dist_info.world_size > 1:
-        encoders = torch.nn.parallel.DistributedDataParallel(
-            encoders, device_ids=[device.index] if device.type == "cuda" else None)
-
-    # ---- optimiser, schedule, resume ---------------------------------------------------------
-    optimizer = build_optimizer(cfg, base, loss_fn)
-    step, start_epoch, skip_batches = 0, 0, 0
-    history: list[dict[str, Any]] = []
+    # ---- optimiser and resume ----------------------------------------------------------------
+    optimizer = build_optimizer(task, cfg.lr, cfg.weight_decay, cfg.text_lr_scale)
+    step, history, last_good = 0, [], None
     if cfg.resume:
         state = load_training_state(cfg.resume)
         if "optimizer" not in state:
             raise TrainingError("input", f"{cfg.resume} holds weights only, no training state to resume")
+        if "train_config" not in state:
+            state["train_config"] = read_sidecar(cfg.resume).get("train_config", {})
+        _check_resumable(cfg, state, dist_info.world_size)
         try:
-            base.load_state_dict(state["state_dict"])
+            task.clip.load_state_dict(state["state_dict"])
+            task.loss.load_state_dict(state["loss_state"])
         except RuntimeError as exc:
             raise TrainingError("input", f"{cfg.resume} does not fit model {cfg.model}: "
                                          f"{str(exc).splitlines()[0]}") from exc
-        loss_fn.load_state_dict(state["loss_state"])
         optimizer.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-        start_epoch, skip_batches = divmod(step, steps_per_epoch)
-        history = list(state.get("history", []))
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        step, history = int(state["step"]), list(state.get("history", []))
+        last_good = (step, str(cfg.resume))
         _restore_rng(state["rng"])
-        yield Log(f"resumed from {cfg.resume} at step {step} (epoch {start_epoch + 1})")
+        yield Log(f"resumed from {cfg.resume} at step {step} (epoch {step // steps_per_epoch + 1})")
 
-    out_dir = Path(cfg.out_dir)
-    ckpt_path = out_dir / "checkpoint.pt"
+    # Locked image tower + no augmentation: each image's embedding never changes, so compute it
+    # once per run and train on texts alone afterwards.
+    trainable_image = any(p.requires_grad for p in task.clip.visual.parameters())
+    if not trainable_image and not cfg.augment and hasattr(train_set, "texts"):
+        task.image_cache = ImageFeatureCache(len(train_set), loaded.embed_dim, device)
+        yield Log(f"image tower locked: caching image embeddings ({len(train_set)} images, "
+                  f"embedded once, reused every epoch)")
+        yield from _fill_image_cache(task, train_set, cfg, dist_info, device, autocast)
+    elif not trainable_image and cfg.augment:
+        yield Log("image-embedding cache off: augmentation changes every view of an image")
+    runner = _wrap_distributed(task, cfg, device) if dist_info.world_size > 1 else task
+
+    # ---- output ------------------------------------------------------------------------------
+    checkpointer = Checkpointer(out_dir / "checkpoint.pt", dist_info.is_main, last_good)
     metrics_log = None
     if dist_info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        metrics_log = open(out_dir / "metrics.jsonl", "a", encoding="utf-8")
+        cfg.to_json(out_dir / "config.json")
+        metrics_log = MetricsLog(out_dir / "metrics.jsonl", step if cfg.resume else None)
 
-    def checkpoint(epoch: int, last_metrics: dict[str, float]) -> Optional[CheckpointSaved]:
-        if not dist_info.is_main:
-            return None
-        payload = {"state_dict": base.state_dict(), "loss_state": loss_fn.state_dict(),
-                   "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch,
-                   "rng": _capture_rng(), "history": history}
+    def checkpoint(epoch: int, metrics: dict[str, float]) -> Optional[CheckpointSaved]:
+        payload = {"state_dict": task.clip.state_dict(), "loss_state": task.loss.state_dict(),
+                   "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                   "step": step, "epoch": epoch, "rng": _capture_rng(), "history": history,
+                   "train_config": cfg.to_dict(), "world_size": dist_info.world_size}
         sidecar = {"format": "semclip-checkpoint/1", "model_name": loaded.model_name,
                    "model_spec": cfg.model, "model_config": model_config(loaded.model_name),
-                   "loss_config": loss_fn.config(), "train_config": cfg.to_dict(),
-                   "step": step, "epoch": epoch, "metrics": last_metrics, "history": history}
-        save_checkpoint(ckpt_path, payload, sidecar)
-        return CheckpointSaved(step=step, path=str(ckpt_path))
+                   "loss_config": task.loss.config(), "train_config": cfg.to_dict(),
+                   "step": step, "epoch": epoch, "metrics": metrics, "history": history}
+        return checkpointer.save(step, payload, sidecar, task)
 
     # ---- the loop ----------------------------------------------------------------------------
     last_eval: dict[str, float] = history[-1]["metrics"] if history else {}
-    last_good_step = step
-    announced_texts_only = False
-    for epoch in range(start_epoch, cfg.epochs):
-        if step >= total_steps:
-            break
-        sampler = EpochSampler(len(train_set), cfg.seed, epoch, dist_info,
-                               skip=skip_batches * cfg.batch_size * cfg.accum_steps)
-        skip_batches = 0
-        texts_only = (image_cache is not None and hasattr(train_set, "texts")
-                      and bool(cache_filled[sampler.indices].all()))
-        if texts_only and not announced_texts_only:
-            yield Log(f"epoch {epoch + 1}: every image embedding is cached; images are not read")
-            announced_texts_only = True
-        loader = DataLoader(TextsOnly(train_set) if texts_only else train_set,
-                            batch_size=cfg.batch_size, sampler=sampler,
-                            num_workers=cfg.workers, collate_fn=collate, drop_last=True,
-                            pin_memory=device.type == "cuda", persistent_workers=False,
-                            prefetch_factor=4 if cfg.workers else None,
-                            generator=torch.Generator().manual_seed(cfg.seed + epoch))
-        micro = 0
-        t_last, samples = time.perf_counter(), 0
-        terms_acc: dict[str, float] = {}
-        for batch in loader:
-            if stop.is_set():
-                break
-            if batch is None:
-                continue
-            lr = lr_at(step, cfg, total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
-
-            images = batch["image"]  # None in a texts-only epoch (all embeddings cached)
-            if images is not None:
-                images = images.to(device, non_blocking=True)
-            n = len(batch["caption"])
-            texts = batch["caption"] + batch["paraphrase"] + batch["negation"]
-            tokens = loaded.tokenizer(texts).to(device, non_blocking=True)
-            with autocast():
-                if image_cache is not None:
-                    idx = batch["index"]
-                    missing = ~cache_filled[idx]
-                    if missing.any():
-                        with torch.no_grad():
-                            feats = base.encode_image(images[missing], normalize=True).float().cpu()
-                        image_cache[idx[missing]] = feats
-                        cache_filled[idx[missing]] = True
-                    _, text_features, logit_scale = encoders(None, tokens)
-                    image_features = image_cache[idx].to(device)
-                else:
-                    image_features, text_features, logit_scale = encoders(images, tokens)
-                t, t_pos, t_neg = text_features.float().split(n)
-                terms = loss_fn(image_features.float(), t, t_pos, t_neg, logit_scale.float(),
-                                output_dict=True)
-                total = sum(terms.values())
-            if not torch.isfinite(total):
-                raise TrainingError("nan_loss", (
-                    f"loss became {total.item()} at step {step + 1}; stopping. The last good "
-                    f"checkpoint (step {last_good_step}) is kept at {ckpt_path}. Try a lower lr "
-                    f"(now {cfg.lr}) or precision=fp32."))
-            (total / cfg.accum_steps).backward()
-            for k, v in terms.items():
-                terms_acc[k] = terms_acc.get(k, 0.0) + float(v.detach()) / cfg.accum_steps
-            samples += n
-            micro += 1
-            if micro % cfg.accum_steps:
-                continue
-
-            if cfg.grad_clip > 0:
-                params = [p for g in optimizer.param_groups for p in g["params"]]
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                base.logit_scale.clamp_(0, LOGIT_SCALE_MAX)
-            step += 1
-
-            losses = dict(terms_acc, total=sum(terms_acc.values()))
-            if dist_info.world_size > 1:  # report the global mean, not one rank's
-                vec = torch.tensor(list(losses.values()), device=device)
-                dist.all_reduce(vec)
-                losses = dict(zip(losses, (vec / dist_info.world_size).tolist()))
-            terms_acc = {}
-            now = time.perf_counter()
-            event = StepMetrics(step=step, total_steps=total_steps, epoch=epoch + 1, lr=lr,
-                                losses=losses, samples_per_s=samples * dist_info.world_size / max(now - t_last, 1e-9),
-                                logit_scale=float(base.logit_scale.detach().exp()))
-            t_last, samples = now, 0
-            if metrics_log:
-                metrics_log.write(json.dumps({"type": "step", "step": step, "epoch": epoch + 1,
-                                              "lr": lr, **losses,
-                                              "samples_per_s": event.samples_per_s}) + "\n")
-                metrics_log.flush()
-            yield event
-            if cfg.save_every_steps and step % cfg.save_every_steps == 0:
-                saved = checkpoint(epoch, last_eval)
-                if saved:
-                    last_good_step = step
-                    yield saved
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    stopped = False
+    try:
+        for epoch in range(step // steps_per_epoch, cfg.epochs):
             if step >= total_steps:
                 break
+            skip = (step - epoch * steps_per_epoch) * cfg.batch_size * cfg.accum_steps
+            sampler = EpochSampler(len(train_set), cfg.seed, epoch, dist_info, skip=skip)
+            texts_only = task.image_cache is not None
+            loader = DataLoader(TextsOnly(train_set) if texts_only else train_set,
+                                batch_size=cfg.batch_size, sampler=sampler,
+                                num_workers=cfg.workers, collate_fn=collate, drop_last=True,
+                                pin_memory=device.type == "cuda", persistent_workers=False,
+                                prefetch_factor=4 if cfg.workers else None,
+                                generator=torch.Generator().manual_seed(cfg.seed + epoch))
+            t_last, samples = time.perf_counter(), 0
+            for group in _micro_groups(loader, cfg.accum_steps):
+                if _stop_requested(stop, dist_info, device):
+                    stopped = True
+                    break
+                for batch in group:
+                    for problem in (batch or {}).get("problems", ()):
+                        yield Log(f"{problem.path}:{problem.line}: {problem.reason}, row skipped",
+                                  "warning")
+                group = [b for b in (_usable(b, task.image_cache) for b in group) if b is not None]
+                if not group:
+                    continue
+                lr = lr_at(step, cfg, total_steps)
+                for g in optimizer.param_groups:
+                    g["lr"] = lr * g.get("lr_scale", 1.0)
 
-        if stop.is_set():
-            break
-        epoch_done = step >= total_steps or step % steps_per_epoch == 0
-        if epoch_done and val_set is not None and cfg.eval_every_epochs and \
-                (epoch + 1) % cfg.eval_every_epochs == 0 and dist_info.is_main:
-            last_eval = evaluate_triples(base, loaded.tokenizer, val_set, device)
-            history.append({"step": step, "epoch": epoch + 1, "metrics": last_eval})
-            if metrics_log:
-                metrics_log.write(json.dumps({"type": "eval", "step": step, "epoch": epoch + 1,
-                                              **last_eval}) + "\n")
-                metrics_log.flush()
-            yield EvalResult(step=step, epoch=epoch + 1, split="val", metrics=last_eval)
-        saved = checkpoint(epoch + 1 if epoch_done else epoch, last_eval)
-        if saved:
-            last_good_step = step
-            yield saved
+                terms = train_step(task, runner, group, loaded.tokenizer, device, autocast, scaler)
+                total = sum(terms.values())
+                if not torch.isfinite(total):
+                    raise TrainingError("nan_loss", (
+                        f"loss became {total.item()} at step {step + 1}; stopping. "
+                        f"{checkpointer.describe_last_good()} Try a lower lr (now {cfg.lr}) or "
+                        f"precision=fp32."))
+                if cfg.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                task.clamp_logit_scale()
+                step += 1
+                samples += sum(len(b["caption"]) for b in group)
 
-    stopped = stop.is_set()
-    if stopped:
-        saved = checkpoint(step // steps_per_epoch, last_eval)
-        if saved:
-            yield saved
-    if metrics_log:
-        metrics_log.close()
-    yield Done(result={"step": step, "checkpoint": str(ckpt_path), "metrics": last_eval,
-                       "name": cfg.name or cfg.model}, stopped=stopped)
+                losses = {k: float(v.detach()) for k, v in terms.items()}
+                losses["total"] = sum(losses.values())
+                if dist_info.world_size > 1:  # report the global mean, not one rank's
+                    vec = torch.tensor(list(losses.values()), device=device)
+                    dist.all_reduce(vec)
+                    losses = dict(zip(losses, (vec / dist_info.world_size).tolist()))
+                now = time.perf_counter()
+                event = StepMetrics(step=step, total_steps=total_steps, epoch=epoch + 1, lr=lr,
+                                    losses=losses,
+                                    samples_per_s=samples * dist_info.world_size / max(now - t_last, 1e-9),
+                                    logit_scale=float(task.clip.logit_scale.detach().exp()))
+                t_last, samples = now, 0
+                if metrics_log:
+                    metrics_log.write({"type": "step", "step": step, "epoch": epoch + 1, "lr": lr,
+                                       **losses, "samples_per_s": event.samples_per_s})
+                yield event
+                if cfg.save_every_steps and step % cfg.save_every_steps == 0:
+                    saved = checkpoint(epoch, last_eval)
+                    if saved:
+                        yield saved
+                if step >= total_steps:
+                    break
+
+            if stopped:
+                break
+            epoch_done = step >= total_steps or step % steps_per_epoch == 0
+            if epoch_done and val_set is not None and cfg.eval_every_epochs and \
+                    (epoch + 1) % cfg.eval_every_epochs == 0 and dist_info.is_main:
+                if not weights_finite(task):
+                    raise TrainingError("diverged", (
+                        f"the weights became non-finite (NaN or inf) by step {step}. "
+                        f"{checkpointer.describe_last_good()} Try a lower lr or precision=fp32."))
+                last_eval = evaluate_triples(task.clip, loaded.tokenizer, val_set, device)
+                history.append({"step": step, "epoch": epoch + 1, "metrics": last_eval})
+                if metrics_log:
+                    metrics_log.write({"type": "eval", "step": step, "epoch": epoch + 1,
+                                       **last_eval})
+                yield EvalResult(step=step, epoch=epoch + 1, split="val", metrics=last_eval)
+            saved = checkpoint(epoch + 1 if epoch_done else epoch, last_eval)
+            if saved:
+                yield saved
+            if dist_info.world_size > 1:
+                dist.barrier()  # rank 0 evaluated and saved; the others wait for it
+
+        if stopped:
+            saved = checkpoint(step // steps_per_epoch, last_eval)
+            if saved:
+                yield saved
+    finally:
+        if metrics_log:
+            metrics_log.close()
+    yield Done(result={"step": step, "checkpoint": str(checkpointer.path),
+                       "metrics": last_eval, "name": cfg.name or cfg.model,
+                       "out_dir": str(out_dir)}, stopped=stopped)
