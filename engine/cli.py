@@ -3,52 +3,107 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from .config import TrainConfig
 from .events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
 
 
-def run_training(cfg: TrainConfig, quiet: bool = False) -> Optional[dict]:
-    """Drain the training generator with a tqdm bar; returns Done.result or None on error."""
+EXIT_INTERRUPTED = 130  # the shell's code for a run ended by Ctrl-C
+
+
+def _rank() -> int:
+    """This process's rank under torchrun (0 in a plain run)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+@contextmanager
+def _ctrl_c_stops(stop: threading.Event, say: Callable[[str], None]):
+    """First Ctrl-C: ask the run to stop after the current step and save a checkpoint.
+    Second Ctrl-C: abort at once (KeyboardInterrupt), for a run that hangs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        say("stopping after this step and saving a checkpoint (Ctrl-C again to abort "
+            "without saving)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_training(cfg: TrainConfig, quiet: bool = False,
+                 stop: Optional[threading.Event] = None) -> tuple[int, Optional[dict]]:
+    """Drain the training generator with a tqdm bar; returns (exit code, Done.result or None).
+
+    Exit code 0 when the run finished, 1 on an error, 130 when Ctrl-C stopped it (after the
+    checkpoint was saved and the way to resume was printed). Only rank 0 prints under torchrun.
+    """
     from tqdm import tqdm
 
     from .train import train
 
+    quiet = quiet or _rank() != 0
+    stop = stop or threading.Event()
     bar = None
-    result = None
-    for event in train(cfg):
-        if isinstance(event, StepMetrics):
-            if bar is None:
-                bar = tqdm(total=event.total_steps, desc=cfg.name or cfg.model, disable=quiet,
-                           initial=event.step - 1)
-            bar.update(1)
-            bar.set_postfix(loss=f"{event.losses['total']:.3f}", lr=f"{event.lr:.1e}",
-                            sps=f"{event.samples_per_s:.0f}")
-        elif isinstance(event, EvalResult):
-            text = " ".join(f"{k}={v:.3f}" for k, v in event.metrics.items())
-            (bar.write if bar else print)(f"[epoch {event.epoch}] {event.split}: {text}")
-        elif isinstance(event, Log):
-            (bar.write if bar else print)(f"{event.level}: {event.message}")
-        elif isinstance(event, CheckpointSaved) and not quiet:
-            (bar.write if bar else print)(f"checkpoint: {event.path} (step {event.step})")
-        elif isinstance(event, Error):
-            if bar:
-                bar.close()
-            print(f"error ({event.kind}): {event.message}", file=sys.stderr)
-            return None
-        elif isinstance(event, Done):
-            result = event.result
-    if bar:
-        bar.close()
-    return result
+
+    def say(text: str) -> None:
+        if not quiet:
+            (bar.write if bar else print)(text)
+
+    with _ctrl_c_stops(stop, say):
+        for event in train(cfg, stop=stop):
+            if isinstance(event, StepMetrics):
+                if bar is None:
+                    bar = tqdm(total=event.total_steps, desc=cfg.name or cfg.model, disable=quiet,
+                               initial=event.step - 1)
+                bar.update(1)
+                bar.set_postfix(loss=f"{event.losses['total']:.3f}", lr=f"{event.lr:.1e}",
+                                sps=f"{event.samples_per_s:.0f}")
+            elif isinstance(event, EvalResult):
+                say(f"[epoch {event.epoch}] {event.split}: "
+                    + " ".join(f"{k}={v:.3f}" for k, v in event.metrics.items()))
+            elif isinstance(event, Log):
+                if not quiet or event.level != "info":
+                    (bar.write if bar else print)(f"{event.level}: {event.message}")
+            elif isinstance(event, CheckpointSaved):
+                say(f"checkpoint: {event.path} (step {event.step})")
+            elif isinstance(event, Error):
+                if bar:
+                    bar.close()
+                print(f"error ({event.kind}): {event.message}", file=sys.stderr)
+                return 1, None
+            elif isinstance(event, Done):
+                if bar:
+                    bar.close()
+                if event.stopped:
+                    out = Path(event.result["out_dir"])
+                    print(f"stopped at step {event.result['step']}; checkpoint saved to "
+                          f"{event.result['checkpoint']}\nresume with: semclip train --config "
+                          f"{out / 'config.json'} --set resume={event.result['checkpoint']}",
+                          file=sys.stderr)
+                    return EXIT_INTERRUPTED, event.result
+                return 0, event.result
+    return 1, None  # the generator ended without Done or Error: never expected
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .presets import preset
+    from .train import TrainingError, check_out_dir
 
     if bool(args.preset) == bool(args.config):
         print("give exactly one of --preset NAME or --config FILE", file=sys.stderr)
@@ -56,19 +111,41 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         configs = preset(args.preset) if args.preset else [TrainConfig.from_json(args.config)]
         configs = [c.with_overrides(args.set or []) for c in configs]
-    except (ValueError, FileNotFoundError) as exc:
+        if args.out:
+            configs = [replace(c, out_dir=str(Path(args.out) / (c.name or f"run{i}")))
+                       for i, c in enumerate(configs)]
+        if args.overwrite:
+            configs = [replace(c, overwrite=True) for c in configs]
+        for c in configs:  # every run of a preset, before the first one starts
+            check_out_dir(c.validate())
+    except (ValueError, FileNotFoundError, TrainingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.out:
-        configs = [replace(c, out_dir=str(Path(args.out) / (c.name or f"run{i}")))
-                   for i, c in enumerate(configs)]
+    try:
+        return _train_and_compare(configs, args)
+    except KeyboardInterrupt:  # the second Ctrl-C
+        print("aborted: nothing was saved since the last checkpoint", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train_and_compare(configs: list[TrainConfig], args: argparse.Namespace) -> int:
+    """Train each config in turn; on the shapes world, print one held-out test table."""
     results: dict[str, dict] = {}
+    stop = threading.Event()
     for cfg in configs:
-        done = run_training(cfg, quiet=args.quiet)
-        if done is None:
-            return 1
+        code, done = run_training(cfg, quiet=args.quiet, stop=stop)
+        if code:
+            return code
         results[cfg.name or cfg.model] = done
-    if all(c.dataset == "shapes" for c in configs):
+    if not all(c.dataset == "shapes" for c in configs):
+        return 0
+    import torch.distributed as dist
+    distributed = dist.is_available() and dist.is_initialized()
+    if _rank() == 0:  # one process evaluates and prints; the others wait for it
         from .eval_cli import format_table
         from .evaluate import run_evaluation, save_results
         from .models import load_model
@@ -81,6 +158,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(format_table(table))
         if args.json:
             save_results(args.json, table)
+    if distributed:
+        dist.barrier()
     return 0
 
 
@@ -126,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (one sub-folder per run)")
     p.add_argument("--test-size", type=int, default=500, help="held-out scenes for the final table")
     p.add_argument("--json", help="write the final table as an evaluation results file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an output folder that holds an earlier run")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 

@@ -135,8 +135,10 @@ class SemClipLoss(nn.Module):
         """p(x) = V x for each row of ``features`` (B × n); what the app plots."""
         return features @ self.projection.T.to(features.dtype)
 
-    def _subspace_cosine(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        pa, pb = self.project(a), self.project(b)
+    def _subspace_cosine(self, a: torch.Tensor, b: torch.Tensor,
+                         detach_projection: bool = False) -> torch.Tensor:
+        v = self.projection.detach() if detach_projection else self.projection
+        pa, pb = a @ v.T.to(a.dtype), b @ v.T.to(b.dtype)
         if self.n_projections == 1:
             pa, pb = pa[:, 0], pb[:, 0]
             residual_a = torch.sqrt(torch.clamp(1 - pa * pa, min=EPS))
@@ -146,9 +148,15 @@ class SemClipLoss(nn.Module):
 
     def forward(self, image_features: torch.Tensor, text_features: torch.Tensor,
                 paraphrase_features: torch.Tensor, negation_features: torch.Tensor,
-                logit_scale: torch.Tensor, output_dict: bool = False
+                logit_scale: torch.Tensor, output_dict: bool = False,
+                detach_projection: bool = False
                 ) -> Union[torch.Tensor, dict[str, torch.Tensor]]:
-        """Total loss, or with ``output_dict`` the weighted terms (they sum to the total)."""
+        """Total loss, or with ``output_dict`` the weighted terms (they sum to the total).
+
+        ``detach_projection`` keeps a learnable V out of this call's gradient: gradient
+        accumulation recomputes the whole batch's loss once per micro-batch, and V's gradient
+        must be counted once, not once per micro-batch.
+        """
         norm = self.alpha + self.beta + self.gamma
         zero = text_features.new_zeros(())
         if self.alpha:
@@ -162,11 +170,13 @@ class SemClipLoss(nn.Module):
             contrastive = zero
         paraphrase = zero
         if self.beta:
-            paraphrase = (1 - self._subspace_cosine(text_features, paraphrase_features)).mean()
+            paraphrase = (1 - self._subspace_cosine(text_features, paraphrase_features,
+                                                        detach_projection)).mean()
             paraphrase = paraphrase * (self.beta / norm)
         negation = zero
         if self.gamma:
-            negation = self._subspace_cosine(text_features, negation_features).clamp(min=0).mean()
+            negation = self._subspace_cosine(text_features, negation_features,
+                                              detach_projection).clamp(min=0).mean()
             negation = negation * (self.gamma / norm)
         terms = {"contrastive_loss": contrastive, "paraphrase_loss": paraphrase,
                  "negation_loss": negation}

@@ -128,8 +128,13 @@ class SemClipTask(nn.Module):
         parts[slot] = own
         joined = {key: torch.cat([getattr(p, key) for p in parts])
                   for key in ("image", "caption", "paraphrase", "negation")}
+        # The temperature and V are shared by every micro-batch's recomputation of the whole
+        # batch's loss: only the last one carries their gradient, or it would count k times.
+        last = slot == len(parts) - 1
+        logit_scale = own.logit_scale if last else own.logit_scale.detach()
         return self.loss(joined["image"], joined["caption"], joined["paraphrase"],
-                         joined["negation"], own.logit_scale, output_dict=True)
+                         joined["negation"], logit_scale, output_dict=True,
+                         detach_projection=not last)
 
     @torch.no_grad()
     def clamp_logit_scale(self) -> None:

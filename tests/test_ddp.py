@@ -59,3 +59,68 @@ def test_two_gloo_processes_give_the_loss_of_one_process(tmp_path):
         for key in one:
             assert a[key] == pytest.approx(one[key], rel=1e-4, abs=1e-5), key
             assert b[key] == pytest.approx(a[key], rel=1e-6, abs=1e-7), key
+
+
+def _projection_worker(rank: int, world: int, port: int, cfg_json: str, out_dir: str) -> None:
+    """Train under DDP, recording V as every forward pass of this rank sees it."""
+    from engine.losses import SemClipLoss
+
+    seen: list[list] = []
+    real_forward = SemClipLoss.forward
+
+    def recording(self, *args, **kwargs):
+        seen.append(self.projection.detach().tolist())
+        return real_forward(self, *args, **kwargs)
+
+    SemClipLoss.forward = recording
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    import torch
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    _losses(TrainConfig.from_dict(json.loads(cfg_json)))
+    with open(os.path.join(out_dir, f"v{rank}.json"), "w") as f:
+        json.dump(seen, f)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_a_learnable_projection_stays_identical_on_every_rank(tmp_path):
+    cfg = TrainConfig(model="semclip-tiny", lock_image=False, shapes_train_size=48, batch_size=4,
+                      epochs=1, lr=1e-2, warmup_steps=1, threads=1, eval_every_epochs=0,
+                      learnable_projections=True, out_dir=str(tmp_path / "ddp"),
+                      weight_decay=0.0)  # isolates the sync (decay once collapsed V on both)
+    mp.start_processes(_projection_worker,
+                       args=(2, _free_port(), json.dumps(cfg.to_dict()), str(tmp_path)),
+                       nprocs=2, join=True, start_method="spawn")
+    v0 = json.loads((tmp_path / "v0.json").read_text())
+    v1 = json.loads((tmp_path / "v1.json").read_text())
+    assert len(v0) == len(v1) == 6
+    assert v0[-1] != v0[0]  # V learned ...
+    assert v0 == v1  # ... in step on both ranks ...
+    import torch
+    last = torch.tensor(v0[-1])
+    torch.testing.assert_close(last @ last.T, torch.eye(2), atol=1e-5, rtol=0)  # ... orthonormal
+
+
+@pytest.mark.slow
+def test_torchrun_trains_the_shapes_world_through_the_cli(tmp_path):
+    """Two processes under torchrun: training, the checkpoint and one final table, exit 0."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg = TrainConfig(model="semclip-tiny", lock_image=False, shapes_train_size=32,
+                      shapes_eval_size=8, batch_size=4, epochs=1, warmup_steps=1, threads=1,
+                      out_dir=str(tmp_path / "run"), name="tiny")
+    cfg.to_json(tmp_path / "cfg.json")
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           f"--master_port={_free_port()}", "-m", "engine.cli", "train",
+                           "--config", str(tmp_path / "cfg.json"), "--test-size", "16",
+                           "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("held-out test split") == 1  # rank 0 alone prints the table
+    assert json.loads((tmp_path / "run" / "checkpoint.json").read_text())["step"] == 4
