@@ -139,19 +139,25 @@ def test_accumulated_training_matches_one_big_batch_end_to_end(tmp_path):
 
 # --- divergence -----------------------------------------------------------------------------
 
-def test_weights_that_diverge_on_the_last_step_never_reach_the_checkpoint(tmp_path, monkeypatch):
+def poison_optimizer_step(monkeypatch, at_step: int, value: float) -> None:
+    """The real AdamW, whose ``at_step``-th step leaves ``value`` in a weight matrix."""
     real_step = torch.optim.AdamW.step
     calls = {"n": 0}
 
     def poisoned(self, *args, **kwargs):
         out = real_step(self, *args, **kwargs)
         calls["n"] += 1
-        if calls["n"] == 4:  # the run's last step: the loss never sees these weights
+        if calls["n"] == at_step:
             with torch.no_grad():
-                self.param_groups[0]["params"][0].fill_(float("inf"))
+                self.param_groups[0]["params"][0].fill_(value)
         return out
 
     monkeypatch.setattr(torch.optim.AdamW, "step", poisoned)
+
+
+def test_weights_that_diverge_on_the_last_step_never_reach_the_checkpoint(tmp_path, monkeypatch):
+    # the run's last step: no loss ever sees these weights, only the final save
+    poison_optimizer_step(monkeypatch, at_step=4, value=float("inf"))
     cfg = tiny(tmp_path, save_every_steps=1)
     assert main(["train", "--config", write_config(tmp_path, cfg), "--quiet"]) == 1
     sidecar = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
@@ -161,18 +167,7 @@ def test_weights_that_diverge_on_the_last_step_never_reach_the_checkpoint(tmp_pa
 
 
 def test_divergence_names_the_checkpoint_that_really_is_good(tmp_path, monkeypatch):
-    real_step = torch.optim.AdamW.step
-    calls = {"n": 0}
-
-    def poisoned(self, *args, **kwargs):
-        out = real_step(self, *args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            with torch.no_grad():
-                self.param_groups[0]["params"][0].fill_(float("nan"))
-        return out
-
-    monkeypatch.setattr(torch.optim.AdamW, "step", poisoned)
+    poison_optimizer_step(monkeypatch, at_step=2, value=float("nan"))
     events = run(tiny(tmp_path, save_every_steps=1))
     error = events[-1]
     assert isinstance(error, Error) and error.kind in ("diverged", "nan_loss")
