@@ -57,12 +57,13 @@ def run_training(cfg: TrainConfig, quiet: bool = False,
 
     from .train import train
 
-    quiet = quiet or _rank() != 0
+    silent = _rank() != 0  # other ranks print nothing; --quiet only hides the bar and saves
+    quiet = quiet or silent
     stop = stop or threading.Event()
     bar = None
 
-    def say(text: str) -> None:
-        if not quiet:
+    def say(text: str, progress: bool = False) -> None:
+        if not silent and not (progress and quiet):
             (bar.write if bar else print)(text)
 
     with _ctrl_c_stops(stop, say):
@@ -78,10 +79,9 @@ def run_training(cfg: TrainConfig, quiet: bool = False,
                 say(f"[epoch {event.epoch}] {event.split}: "
                     + " ".join(f"{k}={v:.3f}" for k, v in event.metrics.items()))
             elif isinstance(event, Log):
-                if not quiet or event.level != "info":
-                    (bar.write if bar else print)(f"{event.level}: {event.message}")
+                say(f"{event.level}: {event.message}")
             elif isinstance(event, CheckpointSaved):
-                say(f"checkpoint: {event.path} (step {event.step})")
+                say(f"checkpoint: {event.path} (step {event.step})", progress=True)
             elif isinstance(event, Error):
                 if bar:
                     bar.close()
