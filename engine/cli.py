@@ -57,13 +57,13 @@ def run_training(cfg: TrainConfig, quiet: bool = False,
 
     from .train import train
 
-    silent = _rank() != 0  # other ranks print nothing; --quiet only hides the bar and saves
-    quiet = quiet or silent
+    main_rank = _rank() == 0
+    quiet = quiet or not main_rank
     stop = stop or threading.Event()
     bar = None
 
-    def say(text: str, progress: bool = False) -> None:
-        if not silent and not (progress and quiet):
+    def say(text: str) -> None:
+        if not quiet:
             (bar.write if bar else print)(text)
 
     with _ctrl_c_stops(stop, say):
@@ -79,9 +79,13 @@ def run_training(cfg: TrainConfig, quiet: bool = False,
                 say(f"[epoch {event.epoch}] {event.split}: "
                     + " ".join(f"{k}={v:.3f}" for k, v in event.metrics.items()))
             elif isinstance(event, Log):
-                say(f"{event.level}: {event.message}")
+                if event.level == "info":
+                    say(f"info: {event.message}")
+                elif main_rank:  # warnings reach a --quiet user too
+                    (bar.write if bar else print)(f"{event.level}: {event.message}",
+                                                  file=sys.stderr)
             elif isinstance(event, CheckpointSaved):
-                say(f"checkpoint: {event.path} (step {event.step})", progress=True)
+                say(f"checkpoint: {event.path} (step {event.step})")
             elif isinstance(event, Error):
                 if bar:
                     bar.close()

@@ -23,13 +23,16 @@ def test_train_from_a_config_file_on_a_triples_file(tmp_path, capsys):
     cfg = TrainConfig(model="semclip-tiny", dataset=str(FIXTURE), val_dataset=str(FIXTURE),
                       batch_size=2, epochs=2, warmup_steps=1, out_dir=str(tmp_path / "run"))
     cfg.to_json(tmp_path / "cfg.json")
-    code = main(["train", "--config", str(tmp_path / "cfg.json"), "--set", "lr=2e-4",
-                 "--set", "n_projections=1", "--quiet"])
-    assert code == 0
+    args = ["train", "--config", str(tmp_path / "cfg.json"), "--set", "lr=2e-4",
+            "--set", "n_projections=1"]
+    assert main(args) == 0
     sidecar = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
     assert sidecar["train_config"]["lr"] == 2e-4 and sidecar["loss_config"]["n_projections"] == 1
     assert sidecar["step"] == 2 and "ono_accuracy" in sidecar["metrics"]
     assert "[epoch 2] val: ono_accuracy=" in capsys.readouterr().out
+    # --quiet is quiet: the same run again prints nothing on stdout
+    assert main(args + ["--overwrite", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
 
 
 def test_train_reports_bad_usage_and_bad_input(tmp_path, capsys):
