@@ -66,6 +66,7 @@ class MissingImage:
 
     path: str
     source: str
+    reason: str = "image file not found"
 
 
 @dataclass
@@ -317,8 +318,12 @@ def load_triples_file(path: Union[str, Path], images_dir: Optional[Union[str, Pa
     rows = [EvalRow(image=Path(t.image),
                     texts={"caption": t.caption, "paraphrase": t.paraphrase,
                            "negation": t.negation},
-                    source=f"{path.name}:{t.line}") for t in triples]
-    return _split_missing("triples", str(path), rows)
+                    source=f"{path.name}:{t.line}") for t in triples if not t.refused]
+    data = _split_missing("triples", str(path), rows)
+    # a path leaving the data folder is never opened; it is reported with the missing ones
+    data.missing += [MissingImage(path=str(t.image), source=f"{path.name}:{t.line}",
+                                  reason=t.refused) for t in triples if t.refused]
+    return data
 
 
 def load_shapes(n: int = 500, seed: int = 0, image_size: int = 64) -> BenchmarkData:

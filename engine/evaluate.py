@@ -203,7 +203,7 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
                      "eval_size": eval_size if benchmark == "ccneg" else None,
                      **({"class_names": dataset.class_names} if dataset.class_names else {}),
                      **dataset.info},
-        "skipped": {"missing_images": [{"path": m.path, "source": m.source}
+        "skipped": {"missing_images": [{"path": m.path, "source": m.source, "reason": m.reason}
                                        for m in dataset.missing[:MAX_LISTED_SKIPS]],
                     "unreadable_images": []},
         "models": [],

@@ -252,3 +252,16 @@ def test_triples_file_counts_missing_images(tmp_path):
     data = bm.load_triples_file(csv_path, tmp_path)
     assert data.total_rows == 2 and len(data.rows) == 1 and len(data.missing) == 1
     assert data.rows[0].texts["negation"] == "no red circle"
+
+
+def test_triples_eval_never_opens_a_path_leaving_the_data_folder(tmp_path):
+    from engine.data import write_triples
+
+    (tmp_path / "secret.png").write_bytes(b"outside the data folder")
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    write_triples(tmp_path / "data" / "t.csv", [
+        {"image": "../a.png", "caption": "c", "paraphrase": "p", "negation": "n"},
+        {"image": "../secret.png", "caption": "c", "paraphrase": "p", "negation": "n"}])
+    data = bm.load_triples_file(tmp_path / "data" / "t.csv", tmp_path / "data")
+    assert data.rows == [] and [m.source for m in data.missing] == ["t.csv:2", "t.csv:3"]
+    assert all("leaves the data folder" in m.reason for m in data.missing)
