@@ -12,7 +12,7 @@ Formats (see ``../shared/data/README.md``):
   negative_caption`` + a COCO image folder.
 * CC-Neg ``ccneg_preprocessed.pt``: ``image_paths`` and ``annotations[i]["json"]["caption"]`` /
   ``annotations[i]["sop_data"]["negative-prompt"]``; the evaluation split is the last 40,000.
-* NegBench MCQ CSV: ``image_path, correct_answer, caption_0..caption_K,
+* NegBench MCQ CSV: ``image_path, correct_answer, caption_0..caption_3,
   correct_answer_template``; ``image_path`` carries a foreign prefix mapped onto a local folder.
 * The project's triples CSV/JSONL (:func:`engine.data.read_triples`) and the shapes world.
 * A folder with one sub-folder of images per class, for zero-shot classification.
@@ -25,7 +25,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 from PIL import Image
 
@@ -40,6 +40,9 @@ ZEROSHOT_NEGATED_TEMPLATE = "this is not a photo of a {}"
 NEGBENCH_TEMPLATE_NAMES = {"positive": "affirmation", "affirmation": "affirmation",
                            "affirmative": "affirmation", "negative": "negation",
                            "negation": "negation", "hybrid": "hybrid"}
+NEGBENCH_OPTIONS = 4
+NEGBENCH_COLUMNS = ("image_path", "correct_answer",
+                    *(f"caption_{i}" for i in range(NEGBENCH_OPTIONS)), "correct_answer_template")
 
 
 class BenchmarkFormatError(ValueError):
@@ -63,6 +66,7 @@ class MissingImage:
 
     path: str
     source: str
+    reason: str = "image file not found"
 
 
 @dataclass
@@ -149,7 +153,7 @@ def load_sugarcrepe_pp(json_path: Union[str, Path], images_dir: Union[str, Path]
     path = _need_file(json_path, "SugarCrepe++ file")
     folder = _need_dir(images_dir, f"SugarCrepe++ {path.name}")
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
+        items = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise BenchmarkFormatError(f"{path}: not valid JSON ({exc})") from exc
     if isinstance(items, dict):  # some copies are keyed by id instead of a list
@@ -224,45 +228,77 @@ def load_ccneg(pt_path: Union[str, Path], images_dir: Optional[Union[str, Path]]
 # NegBench multiple choice
 # ---------------------------------------------------------------------------------------------
 
+def _csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(first line of the record, fields) for each record of a CSV file after its header;
+    blank lines skipped. A record may span lines (a quoted newline), hence the first line."""
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: Excel writes a BOM
+        reader = csv.reader(f)
+        try:
+            while True:
+                start = reader.line_num + 1
+                values = next(reader, None)
+                if values is None:
+                    return
+                if any(v.strip() for v in values):
+                    yield start, values
+        except csv.Error as exc:
+            raise BenchmarkFormatError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
+
+
 def load_negbench_mcq(csv_path: Union[str, Path], images_dir: Union[str, Path]) -> BenchmarkData:
     """NegBench's MCQ CSV; ``image_path``'s foreign prefix is mapped onto ``images_dir``.
 
-    Texts ``option_0..option_K`` from ``caption_0..caption_K``; ``label`` = correct_answer;
+    Texts ``option_0..option_3`` from ``caption_0..caption_3``; ``label`` = correct_answer;
     ``group`` = the template type, canonicalised to ``affirmation`` / ``negation`` / ``hybrid``
-    (files also say ``positive`` / ``negative``).
+    (files also say ``positive`` / ``negative``). Every row is checked (its field count against
+    the header, four non-empty options, the answer, a known template), so a malformed or cut-off
+    row is an error naming file:line rather than a silently different score.
     """
     path = _need_file(csv_path, "NegBench CSV")
     folder = _need_dir(images_dir, f"NegBench {path.name}")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        option_keys = sorted((k for k in header if re.fullmatch(r"caption_\d+", k)),
-                             key=lambda k: int(k.split("_")[1]))
-        for needed in ("image_path", "correct_answer"):
-            if needed not in header:
-                raise BenchmarkFormatError(f"{path}: no column {needed!r} (header: {header})")
-        if len(option_keys) < 2:
-            raise BenchmarkFormatError(f"{path}: expected columns caption_0..caption_K")
-        rows = []
-        for line, record in enumerate(reader, start=2):
-            where = f"{path}:{line}"
-            try:
-                label = int(record["correct_answer"])
-            except (TypeError, ValueError) as exc:
-                raise BenchmarkFormatError(f"{where}: correct_answer {record['correct_answer']!r} "
-                                           f"is not an integer") from exc
-            if not 0 <= label < len(option_keys):
-                raise BenchmarkFormatError(f"{where}: correct_answer {label} outside "
-                                           f"0..{len(option_keys) - 1}")
-            template = (record.get("correct_answer_template") or "").strip()
-            rows.append(EvalRow(
-                image=resolve_image_path(_text_field(record, "image_path", where), folder),
-                texts={f"option_{i}": _text_field(record, key, where)
-                       for i, key in enumerate(option_keys)},
-                label=label, group=NEGBENCH_TEMPLATE_NAMES.get(template.lower(), template),
-                source=f"{path.name}:{line}"))
-    return _split_missing("negbench_mcq", str(path), rows,
-                          info={"options": len(option_keys)})
+    records = _csv_records(path)
+    first = next(records, None)
+    if first is None:
+        raise BenchmarkFormatError(f"{path}: empty file (expected the header "
+                                   f"{','.join(NEGBENCH_COLUMNS)})")
+    header = [h.strip() for h in first[1]]
+    absent = [c for c in NEGBENCH_COLUMNS if c not in header]
+    if absent:
+        raise BenchmarkFormatError(f"{path}:{first[0]}: no column(s) {', '.join(absent)} "
+                                   f"(header: {','.join(header)}; NegBench MCQ has "
+                                   f"{','.join(NEGBENCH_COLUMNS)})")
+    extra_options = [h for h in header if re.fullmatch(r"caption_\d+", h) and h not in NEGBENCH_COLUMNS]
+    if extra_options:
+        raise BenchmarkFormatError(f"{path}:{first[0]}: {NEGBENCH_OPTIONS} options expected "
+                                   f"(caption_0..caption_{NEGBENCH_OPTIONS - 1}), found also "
+                                   f"{', '.join(extra_options)}")
+    rows = []
+    for line, values in records:
+        where = f"{path}:{line}"
+        if len(values) != len(header):
+            raise BenchmarkFormatError(
+                f"{where}: {len(values)} fields, the header has {len(header)}"
+                f"{' (a row cut short?)' if len(values) < len(header) else ''}")
+        record = dict(zip(header, values))
+        try:
+            label = int(record["correct_answer"])
+        except ValueError:
+            raise BenchmarkFormatError(f"{where}: correct_answer {record['correct_answer']!r} "
+                                       f"is not an integer") from None
+        if not 0 <= label < NEGBENCH_OPTIONS:
+            raise BenchmarkFormatError(f"{where}: correct_answer {label} outside "
+                                       f"0..{NEGBENCH_OPTIONS - 1}")
+        template = record["correct_answer_template"].strip()
+        if template.lower() not in NEGBENCH_TEMPLATE_NAMES:
+            raise BenchmarkFormatError(f"{where}: unknown correct_answer_template {template!r} "
+                                       f"(known: {', '.join(sorted(NEGBENCH_TEMPLATE_NAMES))})")
+        rows.append(EvalRow(
+            image=resolve_image_path(_text_field(record, "image_path", where), folder),
+            texts={f"option_{i}": _text_field(record, f"caption_{i}", where)
+                   for i in range(NEGBENCH_OPTIONS)},
+            label=label, group=NEGBENCH_TEMPLATE_NAMES[template.lower()],
+            source=f"{path.name}:{line}"))
+    return _split_missing("negbench_mcq", str(path), rows, info={"options": NEGBENCH_OPTIONS})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,8 +318,12 @@ def load_triples_file(path: Union[str, Path], images_dir: Optional[Union[str, Pa
     rows = [EvalRow(image=Path(t.image),
                     texts={"caption": t.caption, "paraphrase": t.paraphrase,
                            "negation": t.negation},
-                    source=f"{path.name}:{t.line}") for t in triples]
-    return _split_missing("triples", str(path), rows)
+                    source=f"{path.name}:{t.line}") for t in triples if not t.refused]
+    data = _split_missing("triples", str(path), rows)
+    # a path leaving the data folder is never opened; it is reported with the missing ones
+    data.missing += [MissingImage(path=str(t.image), source=f"{path.name}:{t.line}",
+                                  reason=t.refused) for t in triples if t.refused]
+    return data
 
 
 def load_shapes(n: int = 500, seed: int = 0, image_size: int = 64) -> BenchmarkData:

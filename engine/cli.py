@@ -188,10 +188,11 @@ def cmd_shapes(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import delta_summary, export_delta
+    from .models import ModelLoadError
 
     try:
         path = export_delta(args.checkpoint, args.out)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(delta_summary(path))

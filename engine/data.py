@@ -1,9 +1,11 @@
 """The triples format shared by the caption generator, the trainer and the evaluator.
 
 CSV (header row) or JSONL (one object per line) with the fields ``image, caption, paraphrase,
-negation``. Image paths are relative to the file's folder unless a ``root`` is given; absolute
-paths are kept. Malformed input raises :class:`TriplesFormatError` naming the file and line;
-missing and unreadable images are counted, reported and skipped, never a crash.
+negation``; a UTF-8 byte-order mark (as Excel writes) is allowed. Image paths are relative to the
+file's folder unless a ``root`` is given; absolute paths are kept; a relative path that leaves
+that folder (``../../etc/passwd``) is refused and never opened. Malformed input raises
+:class:`TriplesFormatError` naming the file and line; missing, refused and unreadable images are
+counted, reported and skipped, never a crash.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
-from PIL import Image, UnidentifiedImageError
+import torch
+from PIL import Image
 
 from .checkpoint import atomic_write_text
 
@@ -34,13 +39,20 @@ class Triple:
     paraphrase: str
     negation: str
     line: int  # 1-based line in the source file (CSV: counting the header)
+    refused: str = ""  # why the image must not be read (its path leaves the data folder)
 
 
 @dataclass
 class Problem:
+    """A row left out: its image ``path``, why, and its line in the triples file."""
+
     path: str
     reason: str
     line: int = 0
+
+    def report(self, source: Union[str, Path]) -> str:
+        """One log line naming the triples file ``source`` and line, the reason and the image."""
+        return f"{source}:{self.line}: {self.reason}, row skipped: {self.path}"
 
 
 def _check_row(values: dict[str, Any], where: str) -> dict[str, str]:
@@ -61,7 +73,7 @@ def _check_row(values: dict[str, Any], where: str) -> dict[str, str]:
 
 
 def _rows_csv(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: Excel writes a BOM
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
@@ -81,7 +93,7 @@ def _rows_csv(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
 
 
 def _rows_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for line, text in enumerate(f, start=1):
             if not text.strip():
                 continue
@@ -119,9 +131,21 @@ def read_triples(path: Union[str, Path], root: Optional[Union[str, Path]] = None
                 problems.append(Problem(str(path), str(exc), line))
             continue
         image = Path(row["image"])
-        triples.append(Triple(image if image.is_absolute() else base / image,
-                              row["caption"], row["paraphrase"], row["negation"], line))
+        refused = ""
+        if not image.is_absolute():
+            image = base / image
+            if not _inside(image, base):
+                refused = f"image path leaves the data folder {base}; refused"
+        triples.append(Triple(image, row["caption"], row["paraphrase"], row["negation"], line,
+                              refused))
     return triples
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` stays in ``folder`` once ``..`` parts are resolved (lexically, so a
+    data folder reached through a symlink still works)."""
+    path_abs, folder_abs = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(folder))
+    return os.path.commonpath([path_abs, folder_abs]) == folder_abs
 
 
 def write_triples(path: Union[str, Path], rows: Sequence[dict[str, str]]) -> Path:
@@ -151,20 +175,35 @@ def overlong_captions(texts: Sequence[str], tokenizer: Callable, context_length:
     return [i for i, t in enumerate(last.tolist()) if t != pad]
 
 
+# What PIL raises on damaged files, depending on format and where the damage sits.
+IMAGE_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error,
+                       Image.DecompressionBombError)
+
+
+def read_image(path: Union[str, Path]) -> Image.Image:
+    """Decode an image file fully as RGB (so a truncated file fails here, not later)."""
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
 @dataclass
 class TriplesDataset:
-    """Map-style dataset over triples; missing images are skipped at construction, unreadable
-    ones at read time (``__getitem__`` returns None, the collate function drops it)."""
+    """Map-style dataset over triples. Rows whose image is missing or refused (a path leaving the
+    data folder) are left out at construction, in ``missing``; an unreadable image (truncated,
+    not an image) is found at read time: ``__getitem__`` returns ``{"problem": Problem}`` and
+    :func:`collate` moves it to the batch's ``problems``, so the report reaches the training loop
+    even from a DataLoader worker process."""
 
     triples: list[Triple]
     transform: Optional[Callable] = None
     missing: list[Problem] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
 
     def __post_init__(self):
         present = []
         for t in self.triples:
-            if t.image.is_file():
+            if t.refused:
+                self.missing.append(Problem(str(t.image), t.refused, t.line))
+            elif t.image.is_file():
                 present.append(t)
             else:
                 self.missing.append(Problem(str(t.image), "image file not found", t.line))
@@ -173,14 +212,12 @@ class TriplesDataset:
     def __len__(self) -> int:
         return len(self.triples)
 
-    def __getitem__(self, index: int) -> Optional[dict[str, Any]]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         t = self.triples[index]
         try:
-            with Image.open(t.image) as im:
-                image = im.convert("RGB")
-        except (OSError, UnidentifiedImageError) as exc:
-            self.problems.append(Problem(str(t.image), f"unreadable image: {exc}", t.line))
-            return None
+            image = read_image(t.image)
+        except IMAGE_DECODE_ERRORS as exc:
+            return {"problem": Problem(str(t.image), f"unreadable image ({exc})", t.line)}
         return {"image": self.transform(image) if self.transform else image, **self.texts(index)}
 
     def texts(self, index: int) -> dict[str, Any]:
@@ -188,3 +225,23 @@ class TriplesDataset:
         t = self.triples[index]
         return {"caption": t.caption, "paraphrase": t.paraphrase, "negation": t.negation,
                 "index": index}
+
+
+def collate(batch: list[Optional[dict]]) -> Optional[dict]:
+    """Stack images, keep captions as lists. Unreadable items (``{"problem": ...}``) are dropped
+    from the rows and listed under ``problems``; None when nothing at all is left. A batch can
+    thus hold problems and no rows (``caption == []``). Items read without their image
+    (:meth:`TriplesDataset.texts`) give ``image`` None."""
+    problems = [b["problem"] for b in batch if b is not None and "problem" in b]
+    items = [b for b in batch if b is not None and "problem" not in b]
+    if not items and not problems:
+        return None
+    has_images = bool(items) and "image" in items[0]
+    out: dict[str, Any] = {"image": torch.stack([b["image"] for b in items]) if has_images else None}
+    for key in ("caption", "paraphrase", "negation"):
+        out[key] = [b[key] for b in items]
+    if items and "index" in items[0]:
+        out["index"] = torch.tensor([b["index"] for b in items])
+    if problems:
+        out["problems"] = problems
+    return out

@@ -4,7 +4,9 @@
 (through the on-disk :mod:`engine.embed_cache`), embeds every distinct text in batches, and
 scores with :mod:`engine.metrics`. It yields ``Progress`` (phases ``"images"`` and ``"texts"``),
 ``Log`` (rows skipped for missing or unreadable images, with counts and examples),
-``EvalResult`` per model, and finally ``Done(result=<results dict>)``.
+``EvalResult`` per model, and finally ``Done(result=<results dict>)``. It ends with ``Error``
+instead when there is nothing to score (an empty file, no readable image) or a model's
+embeddings are not finite (a diverged model: the message names it).
 
 Results (what ``--json`` writes and the app plots)::
 
@@ -201,16 +203,24 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
                      "eval_size": eval_size if benchmark == "ccneg" else None,
                      **({"class_names": dataset.class_names} if dataset.class_names else {}),
                      **dataset.info},
-        "skipped": {"missing_images": [{"path": m.path, "source": m.source}
+        "skipped": {"missing_images": [{"path": m.path, "source": m.source, "reason": m.reason}
                                        for m in dataset.missing[:MAX_LISTED_SKIPS]],
                     "unreadable_images": []},
         "models": [],
     }
+    if dataset.total_rows == 0:
+        yield Error(kind="data", message=f"{dataset.source}: no rows to evaluate (empty file?)")
+        return
     if dataset.missing:
         distinct = sorted({m.path for m in dataset.missing})
         yield Log(level="warning", message=(
             f"{len(dataset.missing)} of {dataset.total_rows} rows skipped: image missing "
             f"({len(distinct)} distinct files, e.g. {_examples(distinct)})"))
+        if not dataset.rows:
+            yield Error(kind="data", message=(
+                f"{dataset.source}: no row has an image on hand (all {dataset.total_rows} "
+                f"missing, e.g. {_examples(distinct)}); check --images"))
+            return
     sources, row_image = _distinct_images(dataset.rows)
 
     for model_index, loaded in enumerate(models):
@@ -245,20 +255,26 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
         rows_image = [remap[row_image[i]] for i in keep]
         gallery = images_out.embeddings[good_images]
 
-        metrics: dict[str, float] = {}
-        if rows:
-            texts = _texts_needed(benchmark, rows, dataset.class_names)
-            embedded = yield from _embed_texts_with_progress(loaded, texts, text_batch_size,
-                                                             stop, label)
-            if embedded is None or stop.is_set():
-                yield Done(result=results, stopped=True)
-                return
-            text_index, text_emb = embedded
-            metrics = score_rows(benchmark, rows, rows_image, gallery, text_index, text_emb,
-                                 dataset.class_names)
-        else:
-            yield Log(level="warning", message=f"{label}: no row has a readable image; "
-                                               f"nothing to score")
+        if not rows:
+            yield Error(kind="data", message=(
+                f"{dataset.source}: no row has a readable image for {label} (all "
+                f"{dataset.total_rows} rows skipped); nothing to score"))
+            return
+        texts = _texts_needed(benchmark, rows, dataset.class_names)
+        embedded = yield from _embed_texts_with_progress(loaded, texts, text_batch_size,
+                                                         stop, label)
+        if embedded is None or stop.is_set():
+            yield Done(result=results, stopped=True)
+            return
+        text_index, text_emb = embedded
+        try:
+            M.check_finite(gallery, f"model {label}: image embeddings")
+            M.check_finite(text_emb, f"model {label}: text embeddings")
+        except M.NonFiniteEmbeddingsError as exc:
+            yield Error(kind="model", message=f"{exc}; its scores would be meaningless")
+            return
+        metrics = score_rows(benchmark, rows, rows_image, gallery, text_index, text_emb,
+                             dataset.class_names)
         counts = {"rows": dataset.total_rows, "evaluated": len(rows),
                   "missing_images": len(dataset.missing), "unreadable_images": unreadable_rows}
         results["models"].append({

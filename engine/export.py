@@ -15,13 +15,16 @@ from typing import Union
 import torch
 
 from .checkpoint import save_checkpoint
-from .models import DELTA_FORMAT, load_model, read_sidecar
+from .models import DELTA_FORMAT, check_weights_file, load_model, read_sidecar
 
 
 def export_delta(checkpoint: Union[str, Path], out_path: Union[str, Path],
                  dtype: torch.dtype = torch.float16) -> Path:
     """Write the weights of ``checkpoint`` that differ from its base model, plus a sidecar."""
     checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    check_weights_file(checkpoint)
     sidecar = read_sidecar(checkpoint)
     if "model_name" not in sidecar:
         raise ValueError(f"{checkpoint} has no sidecar naming its architecture")

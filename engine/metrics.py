@@ -8,12 +8,16 @@ Tie rules (chosen so that a collapsed model, whose embeddings are all equal, nev
 chance by accident):
 
 * Pairwise ">" metrics (original-over-negation, SugarCrepe++): a tie is a miss.
-* Top-k retrieval: a text is a hit when *fewer than k* images score strictly higher than its
-  right image. Tied images do not push the right one down, so the rule is deterministic and
-  independent of the gallery's order.
+* Top-k retrieval: ranks are pessimistic. The right image ranks below every other image that
+  scores at least as high, so a text is a hit when *fewer than k* other images score >= its
+  right image. The rule is deterministic and independent of the gallery's order, and a gallery
+  of equal embeddings scores 0 instead of 1.
 * Argmax choices (NegBench multiple choice, zero-shot classification): a hit only when the right
   option scores strictly higher than every other option. Taking "the first maximum" instead would
   reward ties, and NegBench files put the right answer first in every row.
+
+Non-finite embeddings (NaN or inf, from a diverged model) raise :class:`NonFiniteEmbeddingsError`:
+NaN compares false both ways, so no tie rule can score it honestly.
 """
 
 from __future__ import annotations
@@ -26,7 +30,21 @@ import torch.nn.functional as F
 RETRIEVAL_CHUNK = 1024  # texts scored per block, so 40k x 40k retrieval never holds a full matrix
 
 
+class NonFiniteEmbeddingsError(ValueError):
+    """Embeddings hold NaN or inf (a diverged model): there is nothing honest to score."""
+
+
+def check_finite(x: torch.Tensor, what: str = "embeddings") -> None:
+    """Raise :class:`NonFiniteEmbeddingsError` if ``x`` holds NaN or inf; ``what`` names it."""
+    bad = ~torch.isfinite(x.detach())
+    if bool(bad.any()):
+        rows = bad.reshape(x.shape[0], -1).any(1) if x.ndim > 1 else bad
+        raise NonFiniteEmbeddingsError(f"{what}: {int(rows.sum())} of {x.shape[0]} rows hold NaN "
+                                       f"or inf (did the model diverge?)")
+
+
 def _unit(x: torch.Tensor) -> torch.Tensor:
+    check_finite(x)
     return F.normalize(x.detach().to(torch.float64), dim=-1)
 
 
@@ -61,8 +79,9 @@ def original_over_negation_accuracy(image_emb: torch.Tensor, caption_emb: torch.
 
 def text_to_image_ranks(text_emb: torch.Tensor, image_emb: torch.Tensor,
                         text_to_image: Optional[Sequence[int] | torch.Tensor] = None) -> torch.Tensor:
-    """For each text, how many images score strictly higher than its right image (0 = top).
+    """For each text, how many *other* images score at least as high as its right image (0 = top).
 
+    Pessimistic: an image tied with the right one ranks above it, so ties never count as hits.
     ``text_to_image[i]`` is the index of text i's image (default i), so several texts may share
     one image. Scored in blocks of texts to bound memory on large galleries.
     """
@@ -84,7 +103,7 @@ def text_to_image_ranks(text_emb: torch.Tensor, image_emb: torch.Tensor,
         stop = min(start + RETRIEVAL_CHUNK, n_text)
         scores = texts[start:stop] @ images.T  # (chunk, n_images)
         right = scores.gather(1, target[start:stop, None])
-        ranks[start:stop] = (scores > right).sum(1)
+        ranks[start:stop] = (scores >= right).sum(1) - 1  # minus the right image itself
     return ranks
 
 
@@ -92,8 +111,8 @@ def topk_text_to_image_accuracy(text_emb: torch.Tensor, image_emb: torch.Tensor,
                                 text_to_image: Optional[Sequence[int] | torch.Tensor] = None) -> float:
     """Text-to-image recall@k: share of texts whose right image is among the top k.
 
-    A hit when fewer than ``k`` images score strictly higher than the right one (ties never
-    push the right image down). ``text_to_image`` as in :func:`text_to_image_ranks`.
+    A hit when fewer than ``k`` other images score at least as high as the right one (ties are
+    misses). ``text_to_image`` as in :func:`text_to_image_ranks`.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")

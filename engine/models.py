@@ -24,8 +24,10 @@ import copy
 import hashlib
 import json
 import os
+import pickle
 import socket
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -162,6 +164,31 @@ def read_sidecar(checkpoint: Union[str, Path]) -> dict[str, Any]:
         raise ModelLoadError(f"checkpoint sidecar {path} is not valid JSON: {exc}") from exc
 
 
+def check_weights_file(path: Union[str, Path]) -> None:
+    """Raise :class:`ModelLoadError` naming ``path`` when it is plainly not a whole weights file:
+    empty, or a zip (torch.save's format) or safetensors file cut short. Cheap: reads only the
+    zip's directory or the safetensors header, never the tensors."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelLoadError(f"{path} is empty (0 bytes): not a checkpoint. Was it cut short "
+                             f"while being written or copied?")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path):
+                pass
+        except zipfile.BadZipFile as exc:
+            raise ModelLoadError(f"{path} is truncated or damaged ({exc}); copy or export it "
+                                 f"again") from None
+    elif path.suffix == ".safetensors" and len(head) == 8:
+        header_end = 8 + int.from_bytes(head, "little")
+        if header_end > size:
+            raise ModelLoadError(f"{path} is truncated: its header alone needs {header_end} "
+                                 f"bytes, the file has {size}")
+
+
 def _file_digest(path: Path, chunk: int = 1 << 22) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -244,6 +271,7 @@ def _resolve_spec(spec: str) -> _ResolvedSpec:
         path = Path(arch)
         if not path.is_file():
             raise ModelLoadError(f"checkpoint file not found: {path}")
+        check_weights_file(path)
         sidecar = read_sidecar(path)
         if sidecar.get("format") == DELTA_FORMAT:
             return _ResolvedSpec(arch, None, sidecar, path, delta_path=path)
@@ -256,6 +284,7 @@ def _resolve_spec(spec: str) -> _ResolvedSpec:
         path = Path(pretrained)
         if not path.is_file():
             raise ModelLoadError(f"weights file not found: {path}")
+        check_weights_file(path)
         resolved = _ResolvedSpec(arch, pretrained, read_sidecar(path), path)
     else:
         if pretrained is not None:
@@ -303,9 +332,12 @@ def load_model(
     try:
         model, train_preprocess, preprocess = open_clip.create_model_and_transforms(
             arch, pretrained=pretrained, device=device, pretrained_text=pretrained_text)
-    except (RuntimeError, AssertionError, KeyError) as exc:
+    except (RuntimeError, AssertionError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         if identity_source is None:  # not a weights mismatch: open_clip's own error is clearer
             raise
+        if isinstance(exc, (EOFError, pickle.UnpicklingError)):
+            raise ModelLoadError(f"{pretrained} cannot be read as a weights file "
+                                 f"({type(exc).__name__}: {exc}); is it truncated or damaged?") from exc
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelLoadError(
             f"the weights in {pretrained} do not fit architecture {arch}: {first_line} "

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import load_training_state, save_checkpoint
 from .config import ConfigError, TrainConfig
+from .data import collate
 from .encoding import encode_text
 from .events import (CheckpointSaved, Done, Error, EvalResult, Event, Log, NeverStop, Progress,
                      StepMetrics, StopFlag)
@@ -108,21 +109,6 @@ class EpochSampler(Sampler[int]):
         return len(self.indices)
 
 
-def collate(batch: list[Optional[dict]]) -> Optional[dict]:
-    """Stack images, keep captions as lists; unreadable items (None) are dropped. Items read
-    without their image (:class:`TextsOnly`) give ``image`` None."""
-    batch = [b for b in batch if b is not None]
-    if not batch:
-        return None
-    images = [b["image"] for b in batch] if "image" in batch[0] else None
-    out: dict[str, Any] = {"image": torch.stack(images) if images is not None else None}
-    for key in ("caption", "paraphrase", "negation"):
-        out[key] = [b[key] for b in batch]
-    if "index" in batch[0]:
-        out["index"] = torch.tensor([b["index"] for b in batch])
-    return out
-
-
 class TextsOnly(Dataset):
     """A training set read without its images (``dataset.texts(i)``): once the image-embedding
     cache holds every image of an epoch, decoding or drawing them again would be wasted work."""
@@ -160,7 +146,10 @@ def build_datasets(cfg: TrainConfig, transform, tokenizer) -> tuple[Dataset, Opt
                      f"{tokenizer.context_length}-token context are truncated (lines {rows[:10]}"
                      f"{' ...' if len(rows) > 10 else ''})")
     train_set = TriplesDataset(triples, transform=transform)
-    notes += [f"{cfg.dataset}:{p.line}: {p.reason}, row skipped: {p.path}" for p in train_set.missing]
+    notes += [p.report(cfg.dataset) for p in train_set.missing]
+    if train_set.missing:
+        notes.append(f"{cfg.dataset}: {len(train_set.missing)} of {len(triples)} rows skipped "
+                     f"(image missing or refused)")
     val_set = None
     if cfg.val_dataset:
         val_set = TriplesDataset(read_triples(cfg.val_dataset, root=cfg.data_root), transform=transform)
@@ -204,7 +193,7 @@ def evaluate_triples(model: torch.nn.Module, tokenizer, dataset: Dataset, device
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     imgs, caps, paras, negs = [], [], [], []
     for batch in loader:
-        if batch is None:
+        if batch is None or not batch["caption"]:  # nothing readable in this batch
             continue
         imgs.append(model.encode_image(batch["image"].to(device), normalize=True).float().cpu())
         for store, key in ((caps, "caption"), (paras, "paraphrase"), (negs, "negation")):
@@ -365,7 +354,7 @@ def _fill_image_cache(task: SemClipTask, dataset: Dataset, cfg: TrainConfig,
     done = 0
     for batch in loader:
         for problem in (batch or {}).get("problems", ()):
-            yield Log(f"{problem.path}:{problem.line}: {problem.reason}, row skipped", "warning")
+            yield Log(problem.report(cfg.dataset), "warning")
         if batch is not None and batch["image"] is not None:
             with autocast():  # not around the yields: the caller's code must not run under it
                 features = task.embed_images(batch["image"].to(device))
@@ -412,8 +401,11 @@ def _as_inputs(batch: dict, tokenizer, device: torch.device, cached: bool):
 
 
 def _usable(batch: Optional[dict], cache: Optional[ImageFeatureCache]) -> Optional[dict]:
-    """Drop the rows whose cached image embedding is missing (an unreadable image)."""
-    if batch is None or cache is None:
+    """Drop the rows whose cached image embedding is missing (an unreadable image); None when
+    no row is left (a batch may carry only the problems of unreadable images)."""
+    if batch is None or not batch["caption"]:
+        return None
+    if cache is None:
         return batch
     keep = cache.filled[batch["index"].to(cache.filled.device)].cpu()
     if bool(keep.all()):
@@ -633,8 +625,7 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
                     break
                 for batch in group:
                     for problem in (batch or {}).get("problems", ()):
-                        yield Log(f"{problem.path}:{problem.line}: {problem.reason}, row skipped",
-                                  "warning")
+                        yield Log(problem.report(cfg.dataset), "warning")
                 group = [b for b in (_usable(b, task.image_cache) for b in group) if b is not None]
                 if not group:
                     continue

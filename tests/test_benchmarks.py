@@ -68,13 +68,91 @@ def test_resolve_image_path_tries_every_tail_of_a_foreign_path(tmp_path):
     assert bm.resolve_image_path("rel/a.jpg", None) == Path("rel/a.jpg")
 
 
-def test_negbench_rejects_an_answer_outside_the_options(tmp_path):
-    csv_path = tmp_path / "mcq.csv"
-    csv_path.write_text("image_path,correct_answer,caption_0,caption_1,correct_answer_template\n"
-                        "a.jpg,0,x,y,positive\n"
-                        "b.jpg,2,x,y,negative\n")
-    with pytest.raises(bm.BenchmarkFormatError, match=r"mcq.csv:3: correct_answer 2"):
-        bm.load_negbench_mcq(csv_path, tmp_path)
+# Three rows copied verbatim from NegBench's COCO_val_mcq.csv (the real format: quoted captions
+# with commas, the foreign image prefix, the file's own template words).
+NEGBENCH_HEADER = "image_path,correct_answer,caption_0,caption_1,caption_2,caption_3,correct_answer_template"
+NEGBENCH_ROWS = [
+    'data/coco/images/val2017/000000397133.jpg,0,"This image features a knife, but no car is '
+    'present.","A car is present in this image, but there is no knife.",This image features a '
+    'car,This image does not feature a knife.,hybrid',
+    'data/coco/images/val2017/000000397133.jpg,0,A chair is not present in this image.,"This '
+    'image shows a chair, but no spoon is present.",A chair is present in this image.,A spoon is '
+    'not included in this image.,negative',
+    'data/coco/images/val2017/000000397133.jpg,0,A sink and a spoon are included in this image.,'
+    '"A car is present in this image, but a sink is not.",This image features a car.,A sink is '
+    'not present in this image.,positive',
+]
+
+
+def write_negbench(tmp_path: Path, header: str = NEGBENCH_HEADER, rows=NEGBENCH_ROWS,
+                   end: str = "\n", name: str = "mcq.csv", encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join([header, *rows]) + end, encoding=encoding)
+    return path
+
+
+def test_negbench_real_format_copy_loads_with_or_without_a_byte_order_mark(tmp_path):
+    for encoding in ("utf-8", "utf-8-sig"):
+        data = bm.load_negbench_mcq(write_negbench(tmp_path, encoding=encoding), tmp_path)
+        assert data.total_rows == 3 and [m.source for m in data.missing] == [
+            "mcq.csv:2", "mcq.csv:3", "mcq.csv:4"]
+        assert data.info == {"options": 4}
+    # a quoted caption spanning two lines: errors below still name the row's first line
+    two_line = NEGBENCH_ROWS[1].replace("but no spoon", "but\nno spoon")
+    data = bm.load_negbench_mcq(write_negbench(tmp_path, rows=[two_line, NEGBENCH_ROWS[2]]), tmp_path)
+    assert [m.source for m in data.missing] == ["mcq.csv:2", "mcq.csv:4"]
+
+
+def drop_field(row: str, index: int) -> str:
+    """The row without its ``index``-th field (quoted commas respected)."""
+    import csv
+    import io
+    fields = next(csv.reader([row]))
+    del fields[index]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("header,rows,end,message", [
+    # a row with 3 options: the template word would become option 3
+    (NEGBENCH_HEADER, [NEGBENCH_ROWS[0], drop_field(NEGBENCH_ROWS[1], 5), NEGBENCH_ROWS[2]], "\n",
+     r"mcq\.csv:3: 6 fields, the header has 7 \(a row cut short\?\)"),
+    # an extra field: it would become the template
+    (NEGBENCH_HEADER, [NEGBENCH_ROWS[0], NEGBENCH_ROWS[1] + ",extra"], "\n",
+     r"mcq\.csv:3: 8 fields, the header has 7$"),
+    # no template column: a metric named mcq_accuracy_ would appear
+    (NEGBENCH_HEADER.rsplit(",", 1)[0], [r.rsplit(",", 1)[0] for r in NEGBENCH_ROWS], "\n",
+     r"mcq\.csv:1: no column\(s\) correct_answer_template"),
+    # no caption_3 column: it would be scored as a 3-option test
+    (NEGBENCH_HEADER.replace(",caption_3", ""), [drop_field(r, 5) for r in NEGBENCH_ROWS], "\n",
+     r"mcq\.csv:1: no column\(s\) caption_3"),
+    # a fifth option column
+    (NEGBENCH_HEADER.replace(",caption_3", ",caption_3,caption_4"),
+     [r.replace(",hybrid", ",x,hybrid").replace(",negative", ",x,negative").replace(
+         ",positive", ",x,positive") for r in NEGBENCH_ROWS], "\n", r"found also caption_4"),
+    # a file cut inside its last row, inside a quoted caption
+    (NEGBENCH_HEADER, [NEGBENCH_ROWS[0], NEGBENCH_ROWS[1][:120]], "",
+     r"mcq\.csv:3: 4 fields, the header has 7 \(a row cut short\?\)"),
+    # ... or inside its template word
+    (NEGBENCH_HEADER, [NEGBENCH_ROWS[0], NEGBENCH_ROWS[1][:-3]], "",
+     r"mcq\.csv:3: unknown correct_answer_template 'negat'"),
+    (NEGBENCH_HEADER, [NEGBENCH_ROWS[0], NEGBENCH_ROWS[1].replace(",negative", ",")], "\n",
+     r"mcq\.csv:3: unknown correct_answer_template ''"),
+    (NEGBENCH_HEADER, [NEGBENCH_ROWS[0].replace("jpg,0,", "jpg,4,")], "\n",
+     r"mcq\.csv:2: correct_answer 4 outside 0\.\.3"),
+    (NEGBENCH_HEADER, [NEGBENCH_ROWS[0].replace("jpg,0,", "jpg,first,")], "\n",
+     r"mcq\.csv:2: correct_answer 'first' is not an integer"),
+    (NEGBENCH_HEADER, [NEGBENCH_ROWS[0].replace("This image features a car,", ",")], "\n",
+     r"mcq\.csv:2: field 'caption_2' is missing or empty"),
+    ("", [], "", r"mcq\.csv: empty file"),
+], ids=["three-options", "extra-field", "no-template-column", "no-caption_3-column",
+        "five-options", "cut-inside-a-caption", "cut-inside-the-template", "empty-template",
+        "answer-outside", "answer-not-a-number", "empty-option", "empty-file"])
+def test_negbench_rejects_malformed_copies_naming_file_and_line(tmp_path, header, rows, end, message):
+    path = write_negbench(tmp_path, header=header, rows=rows, end=end)
+    with pytest.raises(bm.BenchmarkFormatError, match=message):
+        bm.load_negbench_mcq(path, tmp_path)
 
 
 def test_sugarcrepe_pp_names_the_item_and_field_of_bad_input(tmp_path):
@@ -174,3 +252,16 @@ def test_triples_file_counts_missing_images(tmp_path):
     data = bm.load_triples_file(csv_path, tmp_path)
     assert data.total_rows == 2 and len(data.rows) == 1 and len(data.missing) == 1
     assert data.rows[0].texts["negation"] == "no red circle"
+
+
+def test_triples_eval_never_opens_a_path_leaving_the_data_folder(tmp_path):
+    from engine.data import write_triples
+
+    (tmp_path / "secret.png").write_bytes(b"outside the data folder")
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    write_triples(tmp_path / "data" / "t.csv", [
+        {"image": "../a.png", "caption": "c", "paraphrase": "p", "negation": "n"},
+        {"image": "../secret.png", "caption": "c", "paraphrase": "p", "negation": "n"}])
+    data = bm.load_triples_file(tmp_path / "data" / "t.csv", tmp_path / "data")
+    assert data.rows == [] and [m.source for m in data.missing] == ["t.csv:2", "t.csv:3"]
+    assert all("leaves the data folder" in m.reason for m in data.missing)

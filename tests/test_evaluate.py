@@ -181,7 +181,8 @@ def test_unreadable_and_missing_images_are_counted_and_named(tiny, tmp_path):
     assert entry["counts"] == {"rows": 3, "evaluated": 1, "missing_images": 1,
                                "unreadable_images": 1}
     assert results["skipped"]["missing_images"] == [{"path": str(folder / "absent.jpg"),
-                                                     "source": "scpp.json:2"}]
+                                                     "source": "scpp.json:2",
+                                                     "reason": "image file not found"}]
     (unreadable,) = results["skipped"]["unreadable_images"]
     assert unreadable["path"] == str(folder / "broken.jpg") and unreadable["reason"]
 
@@ -304,6 +305,7 @@ def test_shapes_and_triples_plumbing_with_stand_in_modules(tiny, tmp_path, monke
         paraphrase: str
         negation: str
         line: int
+        refused: str = ""
 
     def read_triples(path, root=None):
         return [Triple(Path(root) / "img0.png", "a", "b", "c", 2),

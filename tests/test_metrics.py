@@ -33,19 +33,53 @@ def test_topk_retrieval_with_several_texts_per_image():
     texts = rows([1, 0], [1, 0], [1, 1], [1, 0])
     target = [0, 1, 2, 2]
     # scores of [1,0]: (1, 0, .707); of [1,1]: (.707, .707, 1)
-    # ranks (images strictly higher than the right one): 0, 2, 0, 1
+    # ranks (other images scoring >= the right one): 0, 2, 0, 1
     assert M.text_to_image_ranks(texts, images, target).tolist() == [0, 2, 0, 1]
     assert M.topk_text_to_image_accuracy(texts, images, 1, target) == 0.5
     assert M.topk_text_to_image_accuracy(texts, images, 2, target) == 0.75
     assert M.topk_text_to_image_accuracy(texts, images, 3, target) == 1.0
 
 
-def test_topk_ties_do_not_push_the_right_image_down():
-    images = rows([1, 0], [1, 0], [0, 1])
-    texts = rows([1, 0], [1, 0])
-    # both texts score images 0 and 1 equally (1.0): neither is strictly above the other
-    assert M.text_to_image_ranks(texts, images).tolist() == [0, 0]  # default: text i -> image i
-    assert M.topk_text_to_image_accuracy(texts, images, 1, [1, 2]) == 0.5  # image 2: rank 2
+def test_topk_ties_rank_the_right_image_below_every_image_it_ties_with():
+    images = rows([1, 0], [1, 0], [0, 1], [1, 0])
+    texts = rows([1, 0], [1, 0], [0, 1])
+    # text 0 and 1 score images 0, 1 and 3 equally (1.0): the right one ranks behind the other
+    # two tied ones (rank 2, in whatever gallery order); text 2 -> image 2 is alone at the top
+    assert M.text_to_image_ranks(texts, images).tolist() == [2, 2, 0]
+    assert M.topk_text_to_image_accuracy(texts, images, 1) == pytest.approx(1 / 3)
+    assert M.topk_text_to_image_accuracy(texts, images, 2) == pytest.approx(1 / 3)
+    assert M.topk_text_to_image_accuracy(texts, images, 3) == 1.0
+    # a tie in score *below* the right image does not matter: [1,1] vs images 2 and 3 tie at .71
+    assert M.text_to_image_ranks(rows([1, 1]), rows([1, 1], [1, 0], [0, 1])).tolist() == [0]
+
+
+def test_topk_collapsed_model_scores_zero_not_one():
+    # every embedding equal (or zero, as from a zeroed projection): every image ties
+    for texts, images in ((torch.ones(6, 4), torch.ones(6, 4)),
+                          (torch.zeros(6, 4), torch.randn(6, 4))):
+        assert M.text_to_image_ranks(texts, images).tolist() == [5] * 6
+        assert M.topk_text_to_image_accuracy(texts, images, 1) == 0.0
+        assert M.topk_text_to_image_accuracy(texts, images, 5) == 0.0
+        assert M.topk_text_to_image_accuracy(texts, images, 6) == 1.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_embeddings_are_an_error_in_every_metric(bad):
+    clean = rows([1, 0], [0, 1])
+    broken = clean.clone()
+    broken[1, 0] = bad
+    with pytest.raises(M.NonFiniteEmbeddingsError, match="1 of 2 rows"):
+        M.topk_text_to_image_accuracy(broken, clean, 1)
+    with pytest.raises(M.NonFiniteEmbeddingsError):
+        M.text_to_image_ranks(clean, broken)
+    with pytest.raises(M.NonFiniteEmbeddingsError):
+        M.original_over_negation_accuracy(clean, clean, broken)
+    with pytest.raises(M.NonFiniteEmbeddingsError):
+        M.multiple_choice_accuracy(clean, torch.stack([clean, broken], 1), [0, 0])
+    with pytest.raises(M.NonFiniteEmbeddingsError):
+        M.zero_shot_accuracy(broken, clean, [0, 1])
+    with pytest.raises(M.NonFiniteEmbeddingsError, match="text embeddings"):
+        M.check_finite(torch.full((3, 2), float("nan")), "text embeddings")
 
 
 def test_topk_is_blockwise_exact(monkeypatch):
