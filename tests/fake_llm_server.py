@@ -13,7 +13,9 @@ Its "models" are deterministic rules, chosen by the request's model name:
 * failures — ``garbage``: HTTP 200 with an HTML body; ``no-choices``: JSON without choices;
   ``missing``: HTTP 404 like Ollama for an unknown model; ``flaky-<model>``: HTTP 503 on the
   first request for each caption, then behaves as ``<model>``; ``slow-<seconds>-<model>``:
-  sleeps, then behaves as ``<model>``.
+  sleeps, then behaves as ``<model>``; ``error-500``: HTTP 500 on every request; ``hang``:
+  never answers (holds the connection for an hour); ``nonsense``: a well-formed chat completion
+  whose text is neither JSON nor a verdict, for every request.
 
 ``GET /stats`` returns call counts (``{"calls": n, "by_model": {...}}``); ``POST /reset``
 clears counts and per-caption state. Tests run it as a subprocess (:func:`running`).
@@ -37,6 +39,7 @@ from typing import Iterator
 _lock = threading.Lock()
 _calls: Counter = Counter()
 _seen: Counter = Counter()  # (model, caption, question) -> times seen
+HANG_S = 3600.0
 
 
 def _quoted(text: str, label: str) -> str:
@@ -66,6 +69,11 @@ def answer(model: str, messages: list[dict]) -> tuple[int, str]:
         return 200, "<html><body>502 Bad Gateway (but with status 200)</body></html>"
     if model == "no-choices":
         return 200, json.dumps({"object": "chat.completion", "choices": []})
+    if model == "error-500":
+        return 500, json.dumps({"error": {"message": "internal server error"}})
+    if model == "hang":
+        time.sleep(HANG_S)  # the client's timeout must end this, not the server
+        return 504, json.dumps({"error": {"message": "gave up"}})
     if model == "missing":
         return 404, json.dumps({"error": {"message": f'model "{model}" not found, try pulling it first'}})
     content = _content(model, user, caption)
@@ -74,6 +82,8 @@ def answer(model: str, messages: list[dict]) -> tuple[int, str]:
 
 
 def _content(model: str, user: str, caption: str) -> str:
+    if model == "nonsense":
+        return "Purple elephants compile quietly beneath the semicolon."
     if model.startswith("gen"):
         k = _count(("gen", caption))
         proposal = json.dumps({"paraphrase": f"a photo of {caption} ({k})", "negation": f"no {caption} ({k})"})
