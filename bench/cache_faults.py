@@ -11,7 +11,7 @@ largest difference from the true embeddings (NaN counts as infinite) and any Cac
 from __future__ import annotations
 
 import argparse
-import random
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -19,21 +19,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from engine.embed_cache import ImageEmbeddingCache, embed_images_cached
-from engine.models import load_model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-
-def flip_bits(path: Path, bits: int, seed: int, region: bytes = b"") -> None:
-    """Flip ``bits`` distinct random bits of the file at ``path``; inside the first copy of
-    ``region`` in it when given (e.g. a tensor's raw bytes), else anywhere."""
-    data = bytearray(path.read_bytes())
-    start = data.find(region) if region else 0
-    if start < 0:
-        raise ValueError(f"{path}: the given bytes are not stored in it as they are")
-    size = len(region) or len(data)
-    for position in random.Random(seed).sample(range(size * 8), bits):
-        data[start + position // 8] ^= 1 << (position % 8)
-    path.write_bytes(bytes(data))
+from engine.embed_cache import ImageEmbeddingCache, embed_images_cached  # noqa: E402
+from engine.models import load_model  # noqa: E402
+from file_faults import flip_bits  # noqa: E402
 
 
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -62,7 +52,7 @@ def main() -> None:
                 warnings.simplefilter("always")
                 again = embed_images_cached(loaded, images, batch_size=args.images,
                                             cache=ImageEmbeddingCache.for_model(loaded, root))
-            said = [str(w.message)[:90] for w in caught if "Cache" in type(w.message).__name__]
+            said = [str(w.message)[-70:] for w in caught if "Cache" in type(w.message).__name__]
             print(f"seed {seed}: {again.cache_hits} of {args.images} hits, max |diff| "
                   f"{max_diff(again.embeddings, truth.embeddings):.3g}, warnings {said}")
 
