@@ -102,14 +102,14 @@ def _writer(root: str, name: str, barrier, rounds: int) -> None:
     torch.set_num_threads(1)
     ec.MAX_SHARDS = 3  # every reopen merges, racing the other process's writes
     cache = ImageEmbeddingCache(IDENTITY, PREPROCESS, root)
-    barrier.wait()
+    barrier.wait(timeout=120)  # a crashed partner fails this one instead of hanging it
     for r in range(rounds):
         keys = [f"{name}-{r}-{k}" for k in range(4)] + [f"shared-{r}"]
         cache.put_many(keys, torch.stack([expected(k) for k in keys]))
         if r % 3 == 2:
             cache = ImageEmbeddingCache(IDENTITY, PREPROCESS, root)
     files = write_images(Path(root) / f"files-{name}", 4)
-    barrier.wait()  # both read the index above; both add to it now
+    barrier.wait(timeout=120)  # both read the index above; both add to it now
     for path in files:
         cache.file_key(path)
     cache.flush_hash_index()
@@ -122,10 +122,15 @@ def test_two_processes_writing_one_cache_lose_and_corrupt_nothing(tmp_path):
     barrier = context.Barrier(2)
     processes = [context.Process(target=_writer, args=(str(tmp_path), name, barrier, rounds))
                  for name in ("a", "b")]
-    for p in processes:
-        p.start()
-    for p in processes:
-        p.join(timeout=300)
+    try:
+        for p in processes:
+            p.start()
+        for p in processes:
+            p.join(timeout=300)
+    finally:
+        for p in processes:
+            if p.is_alive():
+                p.terminate()
     assert [p.exitcode for p in processes] == [0, 0]
     with warnings.catch_warnings():
         warnings.simplefilter("error", CacheWarning)
