@@ -2,10 +2,15 @@
 
 Key of one embedding: (model identity, preprocessing description, content hash of the image).
 The first two pick a folder ``cache_dir()/embeddings/<hash>/``; inside, every encoded batch is
-one shard file (``shard-*.pt``: content keys + float32 embeddings), written atomically, so an
-interrupted run keeps what it finished. File contents are hashed (sha1 of the bytes); a
-path+size+mtime index (``file_hashes.json``) lets a second run skip re-reading unchanged files.
-In-memory PIL images (the shapes world) are keyed by a hash of their pixels.
+one shard file (``shard-<sha256>.pt``: content keys + float32 embeddings), written atomically, so
+an interrupted run keeps what it finished. A shard's name is the sha256 of its bytes: a shard
+whose bytes no longer match (flipped bits, a truncated copy), that cannot be read, or that has an
+old name without a checksum is deleted with a :class:`CacheWarning`, and its images are encoded
+again. Processes that share a cache folder take its lock file (``filelock``) to write a shard,
+merge shards or merge the hash index, so concurrent runs neither lose nor corrupt entries.
+File contents are hashed (sha1 of the bytes); a path+size+mtime index (``file_hashes.json``)
+lets a second run skip re-reading unchanged files. In-memory PIL images (the shapes world) are
+keyed by a hash of their pixels.
 
 Images that cannot be read or decoded are reported with their path and the reason, never
 raised: one broken JPEG among 40,000 must not end an evaluation.
@@ -16,18 +21,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
-import uuid
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence, Union
 
 import torch
+from filelock import FileLock
 from PIL import Image
 
+from .checkpoint import atomic_write_bytes
 from .encoding import embed_images
 from .events import NeverStop, Progress, StopFlag
 from .paths import cache_dir
@@ -35,7 +40,18 @@ from .paths import cache_dir
 ImageSource = Union[Path, Image.Image]
 HASH_INDEX = "file_hashes.json"
 META_FILE = "meta.json"
+LOCK_FILE = ".lock"
 MAX_SHARDS = 64  # more shard files than this are merged into one when a cache is opened
+SHARD_NAME = re.compile(r"shard-([0-9a-f]{64})\.pt")
+
+
+class CacheWarning(UserWarning):
+    """A cache file was corrupt, unreadable or of an old format; it was deleted and its
+    entries are computed again."""
+
+
+class _BadShard(Exception):
+    """Why a shard file cannot be trusted."""
 
 
 def describe_preprocess(preprocess: Callable) -> str:
@@ -56,15 +72,22 @@ def file_key(data: bytes) -> str:
     return "file-" + hashlib.sha1(data).hexdigest()
 
 
-def _atomic_write_bytes(path: Path, writer: Callable[[io.BufferedWriter], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _read_shard(path: Path) -> tuple[list[str], torch.Tensor]:
+    """Keys and embeddings of a shard whose bytes still hash to its name; else :class:`_BadShard`."""
+    match = SHARD_NAME.fullmatch(path.name)
+    if match is None:
+        raise _BadShard("old format without a checksum")
+    data = path.read_bytes()  # FileNotFoundError: another process merged it away; not an error
+    if hashlib.sha256(data).hexdigest() != match.group(1):
+        raise _BadShard("sha256 mismatch: its bytes changed after it was written")
     try:
-        with os.fdopen(fd, "wb") as f:
-            writer(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        keys, embeddings = blob["keys"], blob["embeddings"]
+        if embeddings.ndim != 2 or len(keys) != embeddings.shape[0]:
+            raise ValueError(f"{len(keys)} keys for embeddings of shape {tuple(embeddings.shape)}")
+    except Exception as exc:  # noqa: BLE001 - any unreadable shard only costs re-encoding
+        raise _BadShard(f"unreadable ({type(exc).__name__}: {exc})") from None
+    return keys, embeddings
 
 
 @dataclass
@@ -98,13 +121,17 @@ class ImageEmbeddingCache:
         base = Path(root) if root is not None else cache_dir() / "embeddings"
         self.folder = base / digest
         self.folder.mkdir(parents=True, exist_ok=True)
-        meta = self.folder / META_FILE
-        if not meta.exists():
-            meta.write_text(json.dumps({"identity": identity,
-                                        "preprocess": preprocess_description}, indent=2))
+        # blocks while another process writes; the OS frees it if that process dies
+        self._lock = FileLock(self.folder / LOCK_FILE)
         self._store: dict[str, torch.Tensor] = {}
-        self._load_shards()
-        self._hash_index: dict[str, list] = self._read_hash_index()
+        with self._lock:
+            meta = self.folder / META_FILE
+            if not meta.exists():
+                text = json.dumps({"identity": identity, "preprocess": preprocess_description},
+                                  indent=2)
+                atomic_write_bytes(meta, lambda f: f.write(text.encode()))
+            self._load_shards()
+            self._hash_index: dict[str, list] = self._read_hash_index()
         self._hash_index_dirty = False
 
     @classmethod
@@ -124,48 +151,74 @@ class ImageEmbeddingCache:
     # -- persistence ----------------------------------------------------------------------------
 
     def _load_shards(self) -> None:
-        loaded = []
+        """Read every trustworthy shard; delete the others (see the module docstring). The
+        caller holds the lock."""
+        loaded, bad = [], []
         for shard in sorted(self.folder.glob("shard-*.pt")):
             try:
-                blob = torch.load(shard, map_location="cpu", weights_only=True)
-                keys, emb = blob["keys"], blob["embeddings"]
-            except Exception:  # noqa: BLE001 - a corrupt shard only costs re-encoding
+                keys, emb = _read_shard(shard)
+            except FileNotFoundError:
+                continue
+            except (_BadShard, OSError) as exc:
+                bad.append(f"{shard.name}: {exc}")
+                shard.unlink(missing_ok=True)
                 continue
             loaded.append(shard)
             for key, row in zip(keys, emb):
                 self._store[key] = row
+        if bad:
+            warnings.warn(CacheWarning(
+                f"image-embedding cache {self.folder}: deleted {len(bad)} bad shard file(s), their "
+                f"images will be encoded again: {'; '.join(bad[:5])}"
+                + (f"; ... and {len(bad) - 5} more" if len(bad) > 5 else "")), stacklevel=3)
         if len(loaded) > MAX_SHARDS:
             self._compact(loaded)
 
     def _compact(self, shards: list[Path]) -> None:
-        """Merge many small shards (one per encoded batch) into one, so opening stays fast."""
+        """Merge many small shards (one per encoded batch) into one, so opening stays fast.
+        The caller holds the lock, so no other process merges or deletes these meanwhile."""
         keys = list(self._store)
-        self.put_many(keys, torch.stack([self._store[k] for k in keys]))
-        for shard in shards:  # only the files merged above; a concurrent writer's stay
-            shard.unlink(missing_ok=True)
+        merged = self._write_shard(keys, torch.stack([self._store[k] for k in keys]))
+        for shard in shards:  # only the files merged above
+            if shard != merged:
+                shard.unlink(missing_ok=True)
+
+    def _write_shard(self, keys: list[str], embeddings: torch.Tensor) -> Path:
+        """Write one shard named by the sha256 of its bytes; the caller holds the lock."""
+        buffer = io.BytesIO()
+        torch.save({"keys": keys, "embeddings": embeddings}, buffer)
+        data = buffer.getvalue()
+        shard = self.folder / f"shard-{hashlib.sha256(data).hexdigest()}.pt"
+        atomic_write_bytes(shard, lambda f: f.write(data))
+        return shard
 
     def put_many(self, keys: Sequence[str], embeddings: torch.Tensor) -> None:
         """Store a batch of embeddings (in memory and as one new shard on disk)."""
         if not keys:
             return
         embeddings = embeddings.detach().float().cpu().contiguous()
-        shard = self.folder / f"shard-{uuid.uuid4().hex}.pt"
-        _atomic_write_bytes(shard, lambda f: torch.save(
-            {"keys": list(keys), "embeddings": embeddings}, f))
+        with self._lock:
+            self._write_shard(list(keys), embeddings)
         for key, row in zip(keys, embeddings):
             self._store[key] = row
 
     def _read_hash_index(self) -> dict[str, list]:
         path = self.folder / HASH_INDEX
         try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            index = json.loads(path.read_text())
+        except (OSError, ValueError):  # missing or damaged: files are hashed again
             return {}
+        return index if isinstance(index, dict) else {}
 
     def flush_hash_index(self) -> None:
+        """Merge this object's new file hashes into the index on disk (another process may have
+        added its own since this one read it)."""
         if self._hash_index_dirty:
-            data = json.dumps(self._hash_index).encode()
-            _atomic_write_bytes(self.folder / HASH_INDEX, lambda f: f.write(data))
+            with self._lock:
+                merged = {**self._read_hash_index(), **self._hash_index}
+                data = json.dumps(merged).encode()
+                atomic_write_bytes(self.folder / HASH_INDEX, lambda f: f.write(data))
+            self._hash_index = merged
             self._hash_index_dirty = False
 
     # -- keys -----------------------------------------------------------------------------------

@@ -46,3 +46,21 @@ def no_background_jobs_left(request):
         from semclip_gui.workers import wait_for_background_jobs
 
         assert wait_for_background_jobs(30_000), "background jobs still running after 30 s"
+
+
+@pytest.fixture(scope="session")
+def llm_server():
+    """tests/fake_llm_server.py running in a subprocess, once per session; yields its base URL."""
+    import fake_llm_server
+
+    with fake_llm_server.running() as url:
+        yield url
+
+
+@pytest.fixture
+def llm_url(llm_server):
+    """The fake LLM server's base URL, with its call counts and per-caption state cleared."""
+    import fake_llm_server
+
+    fake_llm_server.reset(llm_server)
+    return llm_server

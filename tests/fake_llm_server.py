@@ -13,10 +13,12 @@ Its "models" are deterministic rules, chosen by the request's model name:
 * failures — ``garbage``: HTTP 200 with an HTML body; ``no-choices``: JSON without choices;
   ``missing``: HTTP 404 like Ollama for an unknown model; ``flaky-<model>``: HTTP 503 on the
   first request for each caption, then behaves as ``<model>``; ``slow-<seconds>-<model>``:
-  sleeps, then behaves as ``<model>``.
+  sleeps, then behaves as ``<model>``; ``error-500``: HTTP 500 on every request; ``hang``:
+  never answers (holds the connection for an hour); ``nonsense``: a well-formed chat completion
+  whose text is neither JSON nor a verdict, for every request.
 
-``GET /stats`` returns call counts (``{"calls": n, "by_model": {...}}``); ``POST /reset``
-clears counts and per-caption state. Tests run it as a subprocess (:func:`running`).
+``GET /stats`` returns call counts (``{"calls": n, "by_model": {...}, "json_mode_calls": n}``,
+the last = requests asking for a JSON object); ``POST /reset`` clears counts and per-caption state. Tests run it as a subprocess (:func:`running`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,6 +40,8 @@ from typing import Iterator
 _lock = threading.Lock()
 _calls: Counter = Counter()
 _seen: Counter = Counter()  # (model, caption, question) -> times seen
+_json_mode_calls = Counter()  # requests that asked for response_format json_object
+HANG_S = 3600.0
 
 
 def _quoted(text: str, label: str) -> str:
@@ -66,6 +71,11 @@ def answer(model: str, messages: list[dict]) -> tuple[int, str]:
         return 200, "<html><body>502 Bad Gateway (but with status 200)</body></html>"
     if model == "no-choices":
         return 200, json.dumps({"object": "chat.completion", "choices": []})
+    if model == "error-500":
+        return 500, json.dumps({"error": {"message": "internal server error"}})
+    if model == "hang":
+        time.sleep(HANG_S)  # the client's timeout must end this, not the server
+        return 504, json.dumps({"error": {"message": "gave up"}})
     if model == "missing":
         return 404, json.dumps({"error": {"message": f'model "{model}" not found, try pulling it first'}})
     content = _content(model, user, caption)
@@ -74,6 +84,8 @@ def answer(model: str, messages: list[dict]) -> tuple[int, str]:
 
 
 def _content(model: str, user: str, caption: str) -> str:
+    if model == "nonsense":
+        return "Purple elephants compile quietly beneath the semicolon."
     if model.startswith("gen"):
         k = _count(("gen", caption))
         proposal = json.dumps({"paraphrase": f"a photo of {caption} ({k})", "negation": f"no {caption} ({k})"})
@@ -107,7 +119,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/stats":
             with _lock:
-                stats = {"calls": sum(_calls.values()), "by_model": dict(_calls)}
+                stats = {"calls": sum(_calls.values()), "by_model": dict(_calls),
+                         "json_mode_calls": sum(_json_mode_calls.values())}
             self._send(200, json.dumps(stats))
         else:
             self._send(404, json.dumps({"error": "not found"}))
@@ -119,6 +132,7 @@ class Handler(BaseHTTPRequestHandler):
             with _lock:
                 _calls.clear()
                 _seen.clear()
+                _json_mode_calls.clear()
             self._send(200, "{}")
             return
         if self.path.rstrip("/") != "/v1/chat/completions":
@@ -132,6 +146,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         with _lock:
             _calls[model] += 1
+            _json_mode_calls[model] += body.get("response_format") == {"type": "json_object"}
         status, text = answer(model, messages)
         self._send(status, text, "text/html" if text.startswith("<") else "application/json")
 
@@ -157,6 +172,17 @@ def running(timeout_s: float = 20.0) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def stats(url: str) -> dict:
+    """The running server's call counts (see the module docstring); ``url`` is its base URL."""
+    with urllib.request.urlopen(url.replace("/v1", "/stats")) as response:
+        return json.loads(response.read())
+
+
+def reset(url: str) -> None:
+    """Clear the running server's call counts and per-caption state."""
+    urllib.request.urlopen(urllib.request.Request(url.replace("/v1", "/reset"), data=b"{}")).close()
 
 
 def main() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -103,15 +102,8 @@ def test_a_stopped_run_writes_nothing_and_resumes_where_it_was(tmp_path):
     assert second.calls == 12 - first.calls and done.result["cached"] == first.calls
 
 
-@pytest.fixture(scope="module")
-def llm_url():
-    with fake_llm_server.running() as url:
-        yield url
-
-
 def server_calls(url: str) -> int:
-    with urllib.request.urlopen(url.replace("/v1", "/stats")) as response:
-        return json.loads(response.read())["calls"]
+    return fake_llm_server.stats(url)["calls"]
 
 
 def test_llm_batch_with_workers_then_zero_calls_on_the_second_run(tmp_path, llm_url):
@@ -141,7 +133,8 @@ def test_failed_rows_are_reported_and_written_beside_the_output(tmp_path, llm_ur
     assert reasons == {2: "no accepted paraphrase: the validator rejected all 2 proposals",
                        3: "empty caption", 4: "empty caption"}
     report = (tmp_path / "out.csv.failed.csv").read_text().splitlines()
-    assert report[0] == "line,caption,reason" and report[1].startswith("2,rejected caption,no accepted")
+    assert report[0] == "line,image,caption,reason"
+    assert report[1].startswith("2,a.png,rejected caption,no accepted")
     assert any(isinstance(e, Log) and e.level == "warning" and "3 rows failed" in e.message for e in events)
     # a clean run over the same output removes the stale report
     run(write_csv(tmp_path / "ok.csv", "image,caption", ["a.png,a cat on a mat"]), tmp_path / "out.csv",
@@ -187,8 +180,8 @@ def test_the_command_line(tmp_path, capsys):
     assert main(["generate", "--in", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "t.csv")]) == 1
     assert "captions file not found" in capsys.readouterr().err
     src = write_csv(tmp_path / "f.csv", "image,caption", ["a.png,a dog on a bench", "b.png,"])
-    assert main(["generate", "--in", str(src), "--out", str(tmp_path / "f_out.csv"), "--quiet"]) == 0
-    assert "line 3: empty caption" in capsys.readouterr().out
+    assert main(["generate", "--in", str(src), "--out", str(tmp_path / "f_out.csv"), "--quiet"]) == 1
+    assert "line 3: empty caption" in capsys.readouterr().out  # a failed row fails the command
 
 
 def test_the_command_line_drives_an_llm_server(tmp_path, capsys, llm_url):

@@ -9,7 +9,6 @@ import asyncio
 import json
 import socket
 import time
-import urllib.request
 
 import pytest
 
@@ -21,22 +20,13 @@ from engine.captions.llm import LLMBackend, LLMConfig
 CAPTION = "a dog on a bench"
 
 
-@pytest.fixture(scope="module")
-def server_url():
-    with fake_llm_server.running() as url:
-        yield url
-
-
 @pytest.fixture
-def url(server_url):
-    """The server, with its call counts and per-caption state cleared."""
-    urllib.request.urlopen(urllib.request.Request(server_url.replace("/v1", "/reset"), data=b"{}"))
-    return server_url
+def url(llm_url):
+    return llm_url
 
 
 def calls(url: str) -> dict:
-    with urllib.request.urlopen(url.replace("/v1", "/stats")) as response:
-        return json.loads(response.read())["by_model"]
+    return fake_llm_server.stats(url)["by_model"]
 
 
 def backend(url: str, generator: str = "gen", validator: str = "val-yes", **cfg) -> LLMBackend:

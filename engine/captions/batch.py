@@ -5,7 +5,11 @@ Input: CSV (header row) or JSONL with a ``caption`` column and usually an ``imag
 kept and written after the triples fields. Output: the triples format of :mod:`engine.data`
 (``image, caption, paraphrase, negation``), one row per input caption with the first usable
 paraphrase and negation, written atomically (CSV, or JSONL by extension). Rows that could not be
-generated are reported (``Done.result["failures"]``) and written to ``<out>.failed.csv``.
+generated are reported (``Done.result["failures"]``) and written to ``<out>.failed.csv``. A run
+with failed rows never replaces an existing output that holds more good rows: that file is kept
+and the run's rows go beside it (``<out stem>.partial<suffix>``). After a run of consecutive
+failed captions (a server that errs, hangs or babbles) the job stops with an error naming the
+server instead of failing every remaining row the same way.
 
 Captions are generated once each (duplicates share), concurrently in a thread pool (useful for
 the LLM backend), and cached in SQLite, so a stopped or interrupted run resumes where it was.
@@ -31,6 +35,7 @@ from .cache import GenerationCache
 
 IMAGE_COLUMNS = ("image", "image_path", "filename", "file_name")
 PROGRESS_EVERY_S = 0.1  # a 100k-caption run should not flood a GUI with events
+MAX_CONSECUTIVE_FAILURES = 5
 PathLike = Union[str, Path]
 
 
@@ -49,6 +54,7 @@ class CaptionRow:
 @dataclass(frozen=True)
 class Failure:
     line: int
+    image: str
     caption: str
     reason: str
 
@@ -137,6 +143,27 @@ def failed_report_path(out: PathLike) -> Path:
     return out.with_name(out.name + ".failed.csv")
 
 
+def partial_output_path(out: PathLike) -> Path:
+    """Where a run's rows go when they would replace a fuller ``out`` (same format)."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.partial{out.suffix}")
+
+
+def count_good_rows(path: Path) -> int:
+    """Rows of an existing triples file with a caption, paraphrase and negation; 0 when it is
+    missing or unreadable (then there is nothing worth keeping)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            if path.suffix.lower() == ".jsonl":
+                records = [json.loads(line) for line in f if line.strip()]
+            else:
+                records = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error):
+        return 0
+    return sum(isinstance(r, dict) and all(r.get(k) for k in ("caption", "paraphrase", "negation"))
+               for r in records)
+
+
 # ---- the job ------------------------------------------------------------------------------------
 
 def _missing_reason(g: Generations) -> Optional[str]:
@@ -151,18 +178,24 @@ def _missing_reason(g: Generations) -> Optional[str]:
 
 def generate_triples(source: PathLike, out: PathLike, backend: CaptionBackend, *, workers: int = 1,
                      cache_path: Optional[PathLike] = None, use_cache: bool = True,
-                     stop: Optional[StopFlag] = None) -> Iterator[Event]:
+                     stop: Optional[StopFlag] = None,
+                     max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES) -> Iterator[Event]:
     """Generate a triples file from a captions file (see the module docstring).
 
     Yields Log, Progress (units: distinct captions), then Done (``result``: out, rows, failed,
-    failures, failed_csv, cached, generated) or Error (bad input, unusable cache, or a backend
-    failure that would hit every row, such as an unreachable server). A set ``stop`` flag ends
-    the run after the captions in flight: nothing is written, everything done is cached.
+    failures, failed_csv, kept_existing, cached, generated) or Error (bad input, unusable cache,
+    a backend failure that would hit every row such as an unreachable server, or
+    ``max_consecutive_failures`` failed captions in a row; 0 = never stop for that). On an Error
+    nothing is written. A set ``stop`` flag ends the run after the captions in flight: nothing
+    is written, everything done is cached.
     """
     stop = stop or NeverStop()
     out = Path(out)
     if workers < 1:
         yield Error("usage", f"workers must be >= 1, got {workers}")
+        return
+    if max_consecutive_failures < 0:
+        yield Error("usage", f"max_consecutive_failures must be >= 0, got {max_consecutive_failures}")
         return
     try:
         rows, extra_columns = read_captions(source)
@@ -175,15 +208,16 @@ def generate_triples(source: PathLike, out: PathLike, backend: CaptionBackend, *
         yield Error("cache", str(exc))
         return
     try:
-        yield from _run(rows, extra_columns, out, backend, workers, cache, stop, source)
+        yield from _run(rows, extra_columns, out, backend, workers, cache, stop, source,
+                        max_consecutive_failures)
     finally:
         if cache is not None:
             cache.close()
 
 
 def _run(rows: list[CaptionRow], extra_columns: list[str], out: Path, backend: CaptionBackend,
-         workers: int, cache: Optional[GenerationCache], stop: StopFlag, source: PathLike
-         ) -> Iterator[Event]:
+         workers: int, cache: Optional[GenerationCache], stop: StopFlag, source: PathLike,
+         max_consecutive_failures: int) -> Iterator[Event]:
     identity = backend.identity
     captions = list(dict.fromkeys(r.caption for r in rows if r.caption))
     yield Log(f"{len(rows)} rows, {len(captions)} distinct captions in {source}; backend {identity}")
@@ -202,6 +236,7 @@ def _run(rows: list[CaptionRow], extra_columns: list[str], out: Path, backend: C
     pending = iter([c for c in captions if c not in results])
     in_flight: dict[Future, str] = {}
     done = cached
+    failed_in_a_row = 0
     last_progress = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="captions")
     try:
@@ -228,9 +263,17 @@ def _run(rows: list[CaptionRow], extra_columns: list[str], out: Path, backend: C
                     errors[caption] = f"{type(exc).__name__}: {exc}"
                 else:
                     results[caption] = generations
-                    if cache is not None and _missing_reason(generations) is None:
+                    missing = _missing_reason(generations)
+                    if missing is not None:
+                        errors[caption] = missing
+                    elif cache is not None:
                         cache.put(identity, caption, generations)  # failures are retried next run
                 done += 1
+                failed_in_a_row = failed_in_a_row + 1 if caption in errors else 0
+                if max_consecutive_failures and failed_in_a_row >= max_consecutive_failures:
+                    yield Error("backend", _streak_message(backend, failed_in_a_row, errors[caption],
+                                                           done - len(errors), total))
+                    return
                 if done == total or time.monotonic() - last_progress >= PROGRESS_EVERY_S:
                     last_progress = time.monotonic()
                     yield Progress(done, total, phase="generate")
@@ -245,6 +288,17 @@ def _run(rows: list[CaptionRow], extra_columns: list[str], out: Path, backend: C
     yield from _write(rows, extra_columns, out, results, errors, cached, done - cached)
 
 
+def _streak_message(backend: CaptionBackend, streak: int, last_reason: str, good: int,
+                    total: int) -> str:
+    # only the LLM backend has a server; a test double or the rules have none to name
+    server = getattr(backend, "server", None)
+    where = f"the LLM server {server}" if server else f"the {backend.name} backend"
+    return (f"stopped: {streak} captions in a row failed at {where} (last: {last_reason}). "
+            f"Check it, or raise --max-consecutive-failures (0 = never stop). Nothing was "
+            f"written; {good} of {total} captions succeeded and are cached (unless --no-cache): "
+            f"run again to resume.")
+
+
 def _write(rows: list[CaptionRow], extra_columns: list[str], out: Path,
            results: dict[str, Generations], errors: dict[str, str], cached: int, generated: int
            ) -> Iterator[Event]:
@@ -252,26 +306,36 @@ def _write(rows: list[CaptionRow], extra_columns: list[str], out: Path,
     for row in rows:
         reason = "empty caption" if not row.caption else errors.get(row.caption)
         g = results.get(row.caption)
-        if reason is None and g is not None:
-            reason = _missing_reason(g)
         if reason is not None or g is None:
-            failures.append(Failure(row.line, row.caption, reason or "not generated"))
+            failures.append(Failure(row.line, row.image, row.caption, reason or "not generated"))
             continue
         no_image += not row.image
         written.append({**row.extra, "image": row.image, "caption": row.caption,
                         "paraphrase": g.first(PARAPHRASE).text, "negation": g.first(NEGATION).text})
-    _write_rows(out, written, list(FIELDS) + extra_columns)
+    # an incomplete run must not replace a fuller file; a complete one is what the user asked for
+    existing_rows = count_good_rows(out) if failures else 0
+    kept = existing_rows > len(written)
+    target = partial_output_path(out) if kept else out
+    _write_rows(target, written, list(FIELDS) + extra_columns)
+    if not kept:
+        partial_output_path(out).unlink(missing_ok=True)  # a stale one would mislead
     if no_image:
         yield Log(f"{no_image} rows have no image path; engine.data.read_triples rejects such rows "
                   f"(or skips them with on_bad_row='skip')", level="warning")
     report = failed_report_path(out)
     if failures:
-        _write_rows(report, [asdict(f) for f in failures], ["line", "caption", "reason"])
-        yield Log(f"{len(failures)} rows failed; see {report}", level="warning")
+        _write_rows(report, [asdict(f) for f in failures], ["line", "image", "caption", "reason"])
+        yield Log(f"{len(failures)} rows failed; see {report}. Run the same command again to retry "
+                  f"them (finished captions come from the cache).", level="warning")
     elif report.exists():
         os.unlink(report)  # a stale report from an earlier run would mislead
-    yield Log(f"wrote {len(written)} triples to {out}")
-    yield Done({"out": str(out), "rows": len(written), "failed": len(failures),
+    if kept:
+        yield Log(f"kept {out} ({existing_rows} rows): this run made fewer good rows "
+                  f"({len(written)}); wrote them aside to {target}", level="warning")
+    else:
+        yield Log(f"wrote {len(written)} triples to {out}")
+    yield Done({"out": str(target), "rows": len(written), "failed": len(failures),
                 "failures": [asdict(f) for f in failures],
                 "failed_csv": str(report) if failures else None,
+                "kept_existing": str(out) if kept else None,
                 "cached": cached, "generated": generated})

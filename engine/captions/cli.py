@@ -1,4 +1,8 @@
-"""``semclip generate``: a thin command-line client of :func:`.batch.generate_triples`."""
+"""``semclip generate``: a thin command-line client of :func:`.batch.generate_triples`.
+
+Exit status: 0 when every row was generated, 1 when any row failed or the job stopped (the
+failed rows are listed in ``<out>.failed.csv``), 2 for a usage error, 130 on Ctrl-C.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,11 @@ import sys
 
 from ..events import Done, Error, Log, Progress
 from . import BACKENDS, make_backend
-from .batch import generate_triples
+from .batch import MAX_CONSECUTIVE_FAILURES, generate_triples
 
 LLM_OPTIONS = {"base_url": "--base-url", "generator_model": "--generator-model",
                "validator_model": "--validator-model", "max_tries": "--max-tries",
-               "timeout_s": "--timeout"}
+               "timeout_s": "--timeout", "json_mode": "--json-mode/--no-json-mode"}
 SHOWN_FAILURES = 10
 
 
@@ -30,7 +34,13 @@ def add_generate_parser(sub) -> None:
     p.add_argument("--validator-model", help="LLM that accepts or rejects (default mistral)")
     p.add_argument("--max-tries", type=int, help="LLM proposals per caption (default 3)")
     p.add_argument("--timeout", dest="timeout_s", type=float, metavar="SECONDS",
-                   help="per LLM request (default 60)")
+                   help="per LLM request, retried once on a timeout (default 30)")
+    p.add_argument("--json-mode", action=argparse.BooleanOptionalAction, default=None,
+                   help="ask the generator for a JSON object (response_format; default on); "
+                        "turn it off for servers that mishandle it")
+    p.add_argument("--max-consecutive-failures", type=int, default=MAX_CONSECUTIVE_FAILURES,
+                   metavar="N", help="stop after N captions in a row failed, e.g. at a server that "
+                                     f"errs or hangs (default {MAX_CONSECUTIVE_FAILURES}; 0 = never)")
     p.add_argument("--cache", metavar="FILE", help="SQLite cache (default: <cache dir>/captions.sqlite)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -43,6 +53,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         flags = ", ".join(LLM_OPTIONS[k] for k in settings)
         print(f"error: {flags} only apply to --backend llm", file=sys.stderr)
         return 2
+    if args.max_consecutive_failures < 0:
+        print("error: --max-consecutive-failures must be >= 0", file=sys.stderr)
+        return 2
     try:
         backend = make_backend(args.backend, **settings)
     except ValueError as exc:
@@ -50,7 +63,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 2
     workers = args.workers or (4 if args.backend == "llm" else 1)
     events = generate_triples(args.source, args.out, backend, workers=workers, cache_path=args.cache,
-                              use_cache=not args.no_cache)
+                              use_cache=not args.no_cache,
+                              max_consecutive_failures=args.max_consecutive_failures)
     try:
         return _drain(events, backend.name, args.quiet)
     except KeyboardInterrupt:
@@ -81,7 +95,10 @@ def _drain(events, name: str, quiet: bool) -> int:
         elif isinstance(event, Done):
             if bar is not None:
                 bar.close()
-            _print_failures(event.result.get("failures", []))
+            failures = event.result.get("failures", [])
+            _print_failures(failures)
+            if failures:
+                return 1
     return 0
 
 

@@ -5,8 +5,8 @@ answers yes/no for each. A rejected output is regenerated (with the rejection as
 ``max_tries`` proposals. Every proposal is kept, tagged with its stage, attempt and verdict, so
 the app can show rejected ones too; a batch job writes the first accepted one.
 
-HTTP is the standard library's (no new dependency): ``urllib`` with a timeout, bounded retries
-with exponential back-off on timeouts, dropped connections, 429 and 5xx, and a
+HTTP is the standard library's (no new dependency): ``urllib`` with a timeout (30 s by default),
+one retry with back-off on a timeout, dropped connection, 429 or 5xx, and a
 :class:`CaptionBackendError` that names the URL and what to do otherwise. The pipeline itself is
 written once, free of I/O, as a generator of chat calls; ``generate`` answers them in the
 calling thread, ``agenerate`` in worker threads, so the event loop never blocks.
@@ -42,8 +42,9 @@ class LLMConfig:
     validate: bool = True  # False: skip stage 2 (outputs are then unvalidated, accepted=None)
     temperature: float = 0.7  # > 0 so that a regeneration can differ
     json_mode: bool = True  # ask for response_format json_object (Ollama, llama.cpp, vLLM)
-    timeout_s: float = 60.0  # per HTTP request
-    retries: int = 2  # extra attempts per request on timeouts, dropped connections, 429, 5xx
+    # per HTTP request; with the one retry below a hung server costs about a minute a caption
+    timeout_s: float = 30.0
+    retries: int = 1  # extra attempts per request on timeouts, dropped connections, 429, 5xx
     backoff_s: float = 0.5  # first back-off; doubled after each retry
     # sent as "Authorization: Bearer ..." when set (vLLM --api-key); kept out of reprs and logs
     api_key: Optional[str] = field(default=None, repr=False)
@@ -176,6 +177,11 @@ class LLMBackend:
         self.client = ChatClient(self.config)
 
     @property
+    def server(self) -> str:
+        """The base URL, for messages that must say which server failed."""
+        return self.config.base_url
+
+    @property
     def identity(self) -> str:
         cfg = self.config
         validator = cfg.validator_model if cfg.validate else "none"
@@ -241,8 +247,9 @@ class LLMBackend:
             if not missing:
                 break
         if not result.paraphrases and not result.negations:
+            switch = "--no-json-mode" if cfg.json_mode else "--json-mode"
             raise CaptionBackendError(
                 f"generator model {cfg.generator_model!r} at {self.client.url} gave no JSON object "
                 f"with a paraphrase and a negation in {cfg.max_tries} tries (last reply: "
-                f"{unusable[-1][:200]!r}); try another model or json_mode.")
+                f"{unusable[-1][:200]!r}); try another model, or {switch}.")
         return result
