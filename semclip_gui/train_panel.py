@@ -10,6 +10,9 @@
   on its own, since it depends on the machine's load).
 * Stop is cooperative: the engine finishes its step, saves a checkpoint and ends with
   ``Done(stopped=True)``; Resume continues a checkpoint's run with the recipe saved beside it.
+* The engine refuses a fresh run into a folder that holds another run; Start asks first
+  (a new folder beside it, the default, or overwrite) and shows any other folder problem
+  (a file, read-only) in the panel before a thread starts.
 """
 
 from __future__ import annotations
@@ -32,15 +35,16 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QCheckBox, QComboBox,
                                QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QPlainTextEdit, QProgressBar,
-                               QPushButton, QScrollArea, QSpinBox, QSplitter, QTableWidget,
-                               QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
+                               QHeaderView, QLabel, QLineEdit, QMessageBox, QPlainTextEdit,
+                               QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter,
+                               QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from engine.config import TrainConfig
 from engine.events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
 from engine.models import ModelLoadError, project_config_names, read_sidecar
 from engine.presets import preset
-from engine.train import train
+from engine.train import RUN_FILES, TrainingError, check_out_dir, train
 
 from .state import SIDES, AppState
 from .workers import EventWorker
@@ -132,6 +136,21 @@ def resume_config(checkpoint: Union[str, Path], current: TrainConfig) -> TrainCo
         raise ValueError(str(exc)) from None
     cfg = TrainConfig.from_dict(saved) if saved else current
     return replace(cfg, resume=str(path), device=current.device, threads=current.threads)
+
+
+def run_files_in(out_dir: Union[str, Path]) -> list[str]:
+    """The files of an earlier run in ``out_dir`` (what makes the engine refuse a fresh run)."""
+    return [name for name in RUN_FILES if (Path(out_dir) / name).exists()]
+
+
+def fresh_out_dir(out_dir: Union[str, Path]) -> Path:
+    """``out_dir`` if it holds no run, else the first free ``out_dir-2``, ``out_dir-3``, ..."""
+    path = Path(out_dir)
+    candidate, n = path, 1
+    while run_files_in(candidate):
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
 
 
 def eta_seconds(step: int, total_steps: int, first_step: int, seconds: float) -> Optional[float]:
@@ -545,15 +564,51 @@ class TrainPanel(QWidget):
         return self.worker is not None
 
     def start(self) -> bool:
-        """Start a fresh run from the form; False (and the reason shown) if it cannot start."""
+        """Start a fresh run from the form; False (and the reason shown) if it cannot start.
+
+        An output folder that holds another run is not overwritten without asking.
+        """
         try:
             cfg = self.form_config()
         except ValueError as exc:
             self._show_error(str(exc))
             return False
+        cfg = self._settle_used_out_dir(cfg)
+        if cfg is None:
+            self._log("not started: the output folder holds another run")
+            return False
+        try:
+            check_out_dir(cfg)  # a file, a read-only folder: say so before a thread starts
+        except TrainingError as exc:
+            self._show_error(str(exc))
+            return False
         self._clear_views()
         self._launch(cfg)
         return True
+
+    def _settle_used_out_dir(self, cfg: TrainConfig) -> Optional[TrainConfig]:
+        """``cfg`` as the user wants it when its out_dir holds a run: in a new folder beside
+        it (the default), overwriting it, or None (cancelled)."""
+        used = run_files_in(cfg.out_dir)
+        if not used or cfg.overwrite:
+            return cfg
+        fresh = fresh_out_dir(cfg.out_dir)
+        box = QMessageBox(QMessageBox.Question, "Output folder in use",
+                          f"{cfg.out_dir} already holds a run ({', '.join(used)}).", parent=self)
+        box.setInformativeText(f"Start this run in a new folder, {fresh}, or overwrite the "
+                               "earlier run? (To continue it, use Resume from checkpoint.)")
+        new_button = box.addButton(f"New folder: {fresh.name}", QMessageBox.AcceptRole)
+        overwrite_button = box.addButton("Overwrite", QMessageBox.DestructiveRole)
+        box.addButton(QMessageBox.Cancel)
+        box.setDefaultButton(new_button)
+        box.exec()
+        if box.clickedButton() is new_button:
+            self.out_dir_edit.setText(str(fresh))
+            return replace(cfg, out_dir=str(fresh))
+        if box.clickedButton() is overwrite_button:
+            self._log(f"overwriting the run in {cfg.out_dir}", "warning")
+            return replace(cfg, overwrite=True)
+        return None
 
     def resume_from(self, checkpoint: Union[str, Path]) -> bool:
         """Continue the run saved in ``checkpoint`` (its recipe fills the form)."""
