@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import copy
 import logging
 import threading
 
-import open_clip
 import pytest
+from open_clip import factory as oc_factory
 
 from engine import cli
 from engine.config import TrainConfig
@@ -56,10 +56,12 @@ def test_a_missing_weights_file_is_still_an_error_that_names_it(tmp_path):
         load_model(str(missing))
 
 
-def test_a_random_model_of_a_bare_architecture_is_still_reported(tmp_path, caplog):
+def test_a_random_model_of_a_bare_architecture_is_still_reported(monkeypatch, caplog):
     """Not a project config: random weights there are likely a forgotten tag, so say so."""
-    (tmp_path / "bare-tiny.json").write_text(json.dumps(model_config("semclip-shapes-tiny")))
-    open_clip.add_model_config(tmp_path)
+    # Registered in place: open_clip.add_model_config would re-read every config file and
+    # undo the project's resolved text-tower aliases for the tests that follow.
+    monkeypatch.setitem(oc_factory._MODEL_CONFIGS, "bare-tiny",
+                        copy.deepcopy(model_config("semclip-shapes-tiny")))
     load_model("bare-tiny")
     assert "No pretrained weights loaded for model 'bare-tiny'" in caplog.text
 
