@@ -36,6 +36,7 @@ import open_clip
 import torch
 from open_clip import factory as oc_factory
 
+from .load_noise import quiet_model_construction
 from .paths import MODEL_CONFIG_DIR
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
@@ -330,8 +331,10 @@ def load_model(
     if seed is not None:
         torch.manual_seed(seed)
     try:
-        model, train_preprocess, preprocess = open_clip.create_model_and_transforms(
-            arch, pretrained=pretrained, device=device, pretrained_text=pretrained_text)
+        # A project config is random (or partly so) by design; open_clip's warning is for others.
+        with quiet_model_construction(random_init_expected=arch in project_config_names()):
+            model, train_preprocess, preprocess = open_clip.create_model_and_transforms(
+                arch, pretrained=pretrained, device=device, pretrained_text=pretrained_text)
     except (RuntimeError, AssertionError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         if identity_source is None:  # not a weights mismatch: open_clip's own error is clearer
             raise
@@ -360,7 +363,8 @@ def _load_delta(path: Path, sidecar: dict[str, Any], spec: str,
                 device: Union[str, torch.device]) -> LoadedModel:
     """Rebuild a model saved by ``engine.export.export_delta``: its base plus the stored tensors."""
     seed = sidecar.get("train_config", {}).get("seed", 0)
-    loaded = load_model(sidecar["base_spec"], device=device, seed=seed)
+    with quiet_model_construction(random_init_expected=True):  # the delta's weights follow
+        loaded = load_model(sidecar["base_spec"], device=device, seed=seed)
     delta = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     target = loaded.model.state_dict()
     unknown = sorted(set(delta) - set(target))

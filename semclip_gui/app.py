@@ -35,17 +35,18 @@ class ModelPicker(QWidget):
         self.title = QLabel(f"<b>{side.capitalize()}</b>")
         self.label_edit = QLineEdit(state.label(side))
         self.label_edit.setMaximumWidth(90)
+        self.label_edit.setMinimumWidth(60)  # "SemCLIP" stays readable in a small window
         self.label_edit.setToolTip("display name of this side in every panel")
         self.spec = QComboBox()
         self.spec.setEditable(True)
-        self.spec.setMinimumContentsLength(28)
+        self.spec.setMinimumContentsLength(12)  # the window fits 1024 px; it grows with it
         self.spec.setToolTip("a checkpoint file, a project config name, or ARCH:PRETRAINED_TAG "
                              "(e.g. ViT-B-32:laion2b_s34b_b79k, online only)")
         self.spec.addItems(project_config_names())
         self.browse = QPushButton("Browse…")
         self.load = QPushButton("Load")
         self.status = QLabel("")
-        self.status.setMinimumWidth(80)
+        self.status.setMinimumWidth(60)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         for widget in (self.title, self.label_edit, self.spec, self.browse, self.load, self.status):

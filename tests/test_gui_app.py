@@ -61,3 +61,18 @@ def test_screenshot_mode_saves_the_window_and_exits(qtbot, tmp_path, monkeypatch
     assert window.tabs.tabText(window.tabs.currentIndex()) == "Compare"
     image = QImage(str(png))
     assert image.width() >= 800 and image.height() >= 500
+
+
+def test_the_window_fits_a_1024_by_700_screen_on_every_tab(qtbot, app_state):
+    from semclip_gui.app import TABS, MainWindow
+
+    window = MainWindow(app_state)
+    qtbot.addWidget(window)
+    window.show()
+    window.resize(1024, 700)
+    for tab in TABS:
+        window.tabs.setCurrentIndex(TABS.index(tab))
+        qtbot.wait(50)
+        assert window.width() <= 1024 and window.height() <= 700, tab
+    assert window.minimumSizeHint().width() <= 1024
+    assert window.pickers["right"].label_edit.width() >= 60  # "SemCLIP", not "CLIP"

@@ -1,18 +1,20 @@
-"""The Train panel as a user drives it: fill the form, Start, Stop, Resume, bad input, UI latency."""
+"""The Train panel as a user drives it: fill the form, Start, Stop, Resume, bad input, a live UI."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from engine.config import TrainConfig
 from engine.events import Done, Error
 from engine.models import load_model
-from semclip_gui.train_panel import (LATENCY_BUDGET_MS, TrainPanel, config_from_form, eta_seconds,
-                                     format_duration, panel_presets, ui_threads)
+from semclip_gui.train_panel import (LatencyProbe, TrainPanel, config_from_form, eta_seconds,
+                                     format_duration, fresh_out_dir, panel_presets, ui_threads)
 
 LOSS_CURVES = ("total", "contrastive", "paraphrase", "negation")
 
@@ -22,10 +24,33 @@ def panel(qtbot, app_state):
     panel = TrainPanel(app_state)
     qtbot.addWidget(panel)
     panel.resize(1200, 720)
-    panel.show()  # painted for real (offscreen), so redraw costs count in the latency test
+    panel.show()  # painted for real (offscreen), so redraws compete with the run as in the app
     qtbot.waitExposed(panel)
     yield panel
     panel.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_dialogs(monkeypatch):
+    """A modal box nobody answers would hang the suite: fail instead."""
+    def refuse(box):
+        raise AssertionError(f"unexpected dialog: {box.text()}")
+    monkeypatch.setattr(QMessageBox, "exec", refuse)
+
+
+def answer_dialogs(monkeypatch, answer: str) -> list[str]:
+    """Answer every QMessageBox by clicking the button whose label starts with ``answer`` (""
+    clicks the default one); returns what each box said."""
+    said = []
+
+    def click(box):
+        said.append(f"{box.text()} {box.informativeText()}")
+        button = box.defaultButton() if not answer else next(
+            b for b in box.buttons() if b.text().replace("&", "").startswith(answer))
+        button.click()
+        return 0
+    monkeypatch.setattr(QMessageBox, "exec", click)
+    return said
 
 
 def fill(panel: TrainPanel, out_dir: Path, scenes: int = 64, epochs: int = 1, batch: int = 16) -> None:
@@ -160,15 +185,29 @@ def test_bad_input_is_shown_in_the_panel(qtbot, panel, tmp_path):
     assert panel.start_button.isEnabled()
 
 
-def test_the_window_stays_responsive_while_training(qtbot, panel, tmp_path):
+def ticks_per_second(probe: LatencyProbe, seconds: float) -> float:
+    return probe.stats().samples / seconds
+
+
+def test_the_event_loop_keeps_running_while_training(qtbot, panel, tmp_path):
+    """The loop handles a 10 ms timer during a run at a fair share of its idle rate, both
+    measured here under whatever load the machine has (the latency figure itself is in
+    bench/ui_latency.py). A loop blocked by the run would tick about once."""
+    idle = LatencyProbe(parent=panel)
+    t0 = time.perf_counter()
+    idle.start()
+    qtbot.wait(500)
+    idle.stop()
+    idle_rate = ticks_per_second(idle, time.perf_counter() - t0)
+
     fill(panel, tmp_path / "run", scenes=512, epochs=1)  # 32 steps, a few seconds
+    t0 = time.perf_counter()
     outcome = click_and_wait(qtbot, panel, panel.start_button)
+    run_rate = ticks_per_second(panel.latency_probe, time.perf_counter() - t0)
     assert isinstance(outcome, Done)
-    stats = panel.latency_probe.stats()
-    print(f"UI latency while training: {stats} over {stats.samples} ticks")
-    assert stats.samples > 100  # the probe really ran during the run
-    assert stats.p95_ms < LATENCY_BUDGET_MS and stats.max_ms < LATENCY_BUDGET_MS
-    assert "UI latency" in panel.latency_label.text()
+    print(f"timer ticks/s: idle {idle_rate:.0f}, training {run_rate:.0f}")
+    assert panel.latency_probe.stats().samples > 32  # more ticks than training steps
+    assert run_rate > 0.1 * idle_rate
     assert "UI latency during the run" in panel.log_view.toPlainText()
 
 
@@ -180,3 +219,42 @@ def test_closing_mid_run_stops_the_job_and_waits_for_it(qtbot, panel, tmp_path):
     panel.shutdown()  # what MainWindow.closeEvent calls
     assert worker.stop_flag.is_set() and worker.wait(0)  # the thread has ended
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+def test_a_used_output_folder_is_not_overwritten_without_asking(qtbot, panel, tmp_path,
+                                                                 monkeypatch):
+    run = tmp_path / "run"
+    fill(panel, run, scenes=64)  # 4 steps
+    assert isinstance(click_and_wait(qtbot, panel, panel.start_button), Done)
+    first = (run / "checkpoint.pt").read_bytes()
+
+    said = answer_dialogs(monkeypatch, "Cancel")
+    qtbot.mouseClick(panel.start_button, Qt.LeftButton)
+    assert not panel.is_running() and not (tmp_path / "run-2").exists()
+    assert str(run) in said[0] and "checkpoint.pt" in said[0] and "run-2" in said[0]
+
+    answer_dialogs(monkeypatch, "")  # the default: a new folder beside it
+    assert isinstance(click_and_wait(qtbot, panel, panel.start_button), Done)
+    assert panel.out_dir_edit.text() == str(tmp_path / "run-2")
+    assert (tmp_path / "run-2" / "checkpoint.pt").is_file()
+    assert (run / "checkpoint.pt").read_bytes() == first  # the earlier run untouched
+    assert fresh_out_dir(run) == tmp_path / "run-3"
+
+    panel.out_dir_edit.setText(str(run))
+    answer_dialogs(monkeypatch, "Overwrite")
+    assert isinstance(click_and_wait(qtbot, panel, panel.start_button), Done)
+    assert panel.config.out_dir == str(run) and not (tmp_path / "run-3").exists()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["type"] == "step"] == [1, 2, 3, 4]  # this run's only
+    assert "overwriting the run in" in panel.log_view.toPlainText()
+
+
+def test_an_output_folder_that_cannot_be_used_is_shown_before_anything_starts(qtbot, panel,
+                                                                              tmp_path):
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    fill(panel, taken)
+    qtbot.mouseClick(panel.start_button, Qt.LeftButton)
+    assert not panel.is_running()
+    assert panel.error_label.isVisible() and "is a file" in panel.error_label.text()
+    assert str(taken) in panel.error_label.text()

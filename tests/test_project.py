@@ -11,11 +11,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def readme_commands() -> list[str]:
-    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text())[:2]
+    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text(), re.DOTALL)[:2]
 
 
 def test_readme_opens_with_two_setup_commands_and_ci_runs_the_second():
     install_and_run, install_and_test = readme_commands()
+    system_packages, install_and_run = install_and_run.split("\n")  # apt-get line, then the venv
+    assert system_packages.startswith("sudo apt-get install -y ")
     assert install_and_run.endswith("semclip-gui")
     assert "pytest" in install_and_test
     ci = (ROOT / ".ci" / "run").read_text()
