@@ -120,7 +120,8 @@ def test_a_checkpoint_trained_on_the_gpu_gives_the_same_outputs_on_a_cpu_only_ma
     images = torch.stack([on_gpu.preprocess(it["image"]) for it in items])
     torch.save({"captions": captions, "images": images}, tmp_path / "inputs.pt")
 
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": path}
     subprocess.run([sys.executable, "-c", CPU_SIDE, str(checkpoint), str(tmp_path / "inputs.pt"),
                     str(tmp_path / "cpu.pt")], env=env, check=True, timeout=300)
     cpu = torch.load(tmp_path / "cpu.pt")
