@@ -238,7 +238,7 @@ step "train_step fused AdamW" 60 "${BENCH[@]}" --max-buckets "$BEST" --fused-ada
 if [ "$DRY_RUN" -eq 1 ]; then
     skip "train_step compiled" "dry run: compiling takes minutes on a CPU"
 else
-    step "train_step compiled" 150 "${BENCH[@]}" --max-buckets "$BEST" --fused-adamw \
+    step "train_step compiled" 240 "${BENCH[@]}" --max-buckets "$BEST" --fused-adamw \
         --compile reduce-overhead --json "$OUT/train_step_compiled.json"
 fi
 
