@@ -84,6 +84,25 @@ def resolve_device(name: str, dist_info: DistInfo) -> torch.device:
     return torch.device(name)
 
 
+def describe_device(name: str) -> str:
+    """The device a config's ``device`` resolves to, in words for messages: a GPU with its
+    name, size and this process's peak use, e.g. ``cuda:0 (NVIDIA H200, 139.8 GiB, peak 97.1 GiB
+    used by this process)``; "auto" is never shown, since it does not say which device ran out."""
+    dist_info = DistInfo(world_size=int(os.environ.get("WORLD_SIZE", "1")),
+                         local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    try:
+        device = resolve_device(name, dist_info)
+    except (TrainingError, RuntimeError):
+        return name
+    if device.type != "cuda":
+        return str(device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(index)
+    peak = torch.cuda.max_memory_allocated(index)
+    return (f"cuda:{index} ({props.name}, {props.total_memory / 2 ** 30:.1f} GiB, peak "
+            f"{peak / 2 ** 30:.1f} GiB used by this process)")
+
+
 # ---------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------
@@ -466,9 +485,9 @@ def train(cfg: TrainConfig, stop: Optional[StopFlag] = None) -> Iterator[Event]:
     except torch.cuda.OutOfMemoryError:
         smaller = max(1, cfg.batch_size // 2)
         yield Error(kind="oom", message=(
-            f"GPU out of memory at batch size {cfg.batch_size} on {cfg.device}. Try "
-            f"batch_size={smaller} with accum_steps={cfg.accum_steps * 2}: the same contrastive "
-            f"batch, computed in two halves."))
+            f"GPU out of memory at batch size {cfg.batch_size} on {describe_device(cfg.device)}. "
+            f"Try batch_size={smaller} with accum_steps={cfg.accum_steps * 2}: the same "
+            f"contrastive batch, computed in two halves."))
     except (FileNotFoundError, ValueError) as exc:
         yield Error(kind="input", message=str(exc))
 

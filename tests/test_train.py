@@ -169,6 +169,18 @@ def test_out_of_memory_names_the_batch_size_and_a_smaller_one(tmp_path, monkeypa
     assert "batch size 32" in events[-1].message and "batch_size=16" in events[-1].message
 
 
+def test_out_of_memory_names_the_device_that_ran_out_not_auto(tmp_path, monkeypatch):
+    import engine.train as train_mod
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(train_mod.SemClipLoss, "forward", oom)
+    events = run(tiny(tmp_path, device="auto"))
+    expected = "cuda:0 (" if torch.cuda.is_available() else "on cpu."
+    assert expected in events[-1].message and "auto" not in events[-1].message
+
+
 def test_resume_from_the_wrong_model_is_a_clear_error(tmp_path):
     run(tiny(tmp_path, epochs=1, eval_every_epochs=0))
     wrong = tiny(tmp_path, model="semclip-shapes-tiny", out_dir=str(tmp_path / "other"),
