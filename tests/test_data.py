@@ -136,7 +136,7 @@ def test_semclip_train_goes_on_past_bad_images_and_reports_each(tmp_path, capsys
         "lock_image": lock_image, "workers": 1, "threads": 1, "eval_every_epochs": 0,
         "out_dir": str(tmp_path / "run")}))
     assert main(["train", "--config", str(config), "--quiet"]) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # --quiet keeps warnings, on stderr
     assert "../../../../etc/passwd" in out and "leaves the data folder" in out
     assert f"{csv_path}:17: image file not found" in out
     assert "2 of 16 rows skipped (image missing or refused)" in out
