@@ -353,6 +353,11 @@ def _(folder: Path) -> Verdict:
                  and "resume" in err, f"exit {proc.returncode}, checkpoint saved: {saved}")
 
 
+@scenario("precision=fp16 on a CPU is refused, not run as fp32", "bad input", 7)
+def _(folder: Path) -> Verdict:
+    return refused(train(folder, tiny(folder, precision="fp16")), "fp16", "CUDA")
+
+
 @scenario("torchrun with 2 ranks and a learnable V through the CLI", "fault", 3)
 def _(folder: Path) -> Verdict:
     cfg = tiny(folder, learnable_projections=True, weight_decay=0.1, batch_size=4, epochs=2)
