@@ -22,6 +22,7 @@ from PySide6.QtGui import QFont, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QSplitter, QVBoxLayout, QWidget)
+from shiboken6 import isValid
 
 from engine.explain import Explanation, explain
 from engine.retrieval import projection_for
@@ -294,8 +295,11 @@ class PlaygroundPanel(QWidget):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - unreachable server, garbage reply...
-            self._generation_error(f"{type(exc).__name__}: {exc}")
+            if isValid(self.status_label):
+                self._generation_error(f"{type(exc).__name__}: {exc}")
             return
+        if not isValid(self.caption_edit):
+            return  # the window closed while the server was answering
         if caption != self.caption():
             return  # the user typed on; a newer request is on its way
         self.paraphrases.set_items([(g.text, _describe(g)) for g in generations.paraphrases])

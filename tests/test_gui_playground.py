@@ -152,3 +152,31 @@ def test_the_panel_opens_on_the_shown_scene_and_can_take_another_scenes_caption(
         qtbot.mouseClick(panel.use_caption_button, Qt.LeftButton)
     assert panel.caption() == app_state.gallery.captions[2]
     wait_scored(qtbot, panel)
+
+
+def test_closing_the_panel_while_an_answer_is_on_its_way_raises_nothing(qtbot, app_state):
+    import asyncio
+
+    from shiboken6 import isValid
+
+    from engine.captions import make_backend
+
+    answer_now = asyncio.Event()
+
+    class SlowBackend:
+        name = "a slow server"
+
+        async def agenerate(self, caption):
+            await answer_now.wait()
+            return make_backend("rules").generate(caption)
+
+    panel = PlaygroundPanel(app_state)
+    panel.caption_backend = lambda: SlowBackend()
+    panel.caption_edit.setText("a red circle")
+    panel.regenerate()
+    task = panel._task
+    panel.deleteLater()  # the teacher closes the window mid-request
+    qtbot.waitUntil(lambda: not isValid(panel.caption_edit))
+    answer_now.set()
+    qtbot.waitUntil(task.done, timeout=5_000)
+    assert not task.cancelled() and task.exception() is None
