@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -368,13 +369,20 @@ def _(folder: Path) -> Verdict:
     return refused(train(folder, tiny(folder, precision="fp16")), "fp16", "CUDA")
 
 
+def _free_port() -> int:
+    """A loopback port nothing listens on (torchrun's rendezvous cannot use port 0)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @scenario("torchrun with 2 ranks and a learnable V through the CLI", "fault", 3)
 def _(folder: Path) -> Verdict:
     cfg = tiny(folder, learnable_projections=True, weight_decay=0.1, batch_size=4, epochs=2)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                           "--master_port=0", "-m", "engine.cli", "train", "--config",
-                           str(config_file(folder, cfg)), "--quiet"],
+                           f"--master_port={_free_port()}", "-m", "engine.cli", "train",
+                           "--config", str(config_file(folder, cfg)), "--quiet"],
                           cwd=folder, env=env, capture_output=True, text=True, timeout=600)
     saved = (folder / "run" / "checkpoint.pt").exists()
     return check(proc.returncode == 0 and saved and "Traceback" not in proc.stderr,
@@ -675,7 +683,8 @@ def main_audit(argv: Optional[list[str]] = None) -> int:
                 verdict = Verdict(False, f"scenario crashed: {exc!r}")
         rows.append((sc, verdict.ok, verdict.detail))
         mark = "  ok  " if verdict.ok else "  FAIL"
-        print(f"{mark}[{sc.kind:9}] #{sc.item:<2} {sc.name}: {verdict.detail} "
+        detail = " | ".join(line.strip() for line in verdict.detail.splitlines() if line.strip())
+        print(f"{mark}[{sc.kind:9}] #{sc.item:<2} {sc.name}: {detail} "
               f"({time.monotonic() - start:.0f} s)", flush=True)
     for kind, good in (("bad input", "handled"), ("fault", "survived")):
         tried = [r for r in rows if r[0].kind == kind and r[1] is not None]

@@ -11,7 +11,9 @@ way), optionally with the negated captions as hard negatives in the image-to-tex
 
 from __future__ import annotations
 
-from typing import Any, Union
+import contextlib
+import warnings
+from typing import Any, Iterator, Union
 
 import torch
 import torch.nn as nn
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from open_clip.loss import ClipLoss, gather_features
 
 EPS = 1e-8
+_GATHER_DEPRECATION = r"torch\.distributed\.nn\.functional\.all_gather is deprecated"
 
 
 def random_orthonormal(n: int, d: int, seed: int) -> torch.Tensor:
@@ -27,6 +30,18 @@ def random_orthonormal(n: int, d: int, seed: int) -> torch.Tensor:
     q, r = torch.linalg.qr(torch.randn(d, n, generator=g))
     q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)  # make the factorisation unique
     return q.T.contiguous()
+
+
+@contextlib.contextmanager
+def _quiet_gather(world_size: int) -> Iterator[None]:
+    """Drop torch's FutureWarning for the ``torch.distributed.nn.all_gather`` that open_clip's
+    ``gather_features`` calls: every DDP run would print it, and it is not the user's to act on."""
+    if world_size <= 1:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _GATHER_DEPRECATION, FutureWarning)
+        yield
 
 
 class HardNegativeClipLoss(ClipLoss):
@@ -160,11 +175,10 @@ class SemClipLoss(nn.Module):
         norm = self.alpha + self.beta + self.gamma
         zero = text_features.new_zeros(())
         if self.alpha:
-            if self.hard_negatives:
-                contrastive = self.clip_loss(image_features, text_features, negation_features,
+            negations = (negation_features,) if self.hard_negatives else ()
+            with _quiet_gather(self._dist["world_size"]):
+                contrastive = self.clip_loss(image_features, text_features, *negations,
                                              logit_scale)
-            else:
-                contrastive = self.clip_loss(image_features, text_features, logit_scale)
             contrastive = contrastive * (self.alpha / norm)
         else:
             contrastive = zero

@@ -11,6 +11,7 @@ the environment and features are gathered across processes by the loss.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -532,9 +533,13 @@ def _wrap_distributed(task: SemClipTask, cfg: TrainConfig, device: torch.device
     # Parameters a loss setting leaves out of the graph (the temperature without the
     # contrastive term, a learnable V without its terms) must be declared to DDP.
     unused = cfg.alpha == 0 or (cfg.learnable_projections and cfg.beta == cfg.gamma == 0)
-    return torch.nn.parallel.DistributedDataParallel(
-        task, device_ids=[device.index] if device.type == "cuda" else None,
-        find_unused_parameters=unused, broadcast_buffers=False)
+    ddp = torch.nn.parallel.DistributedDataParallel
+    # No buffer sync before each forward; newer torch renamed the flag and warns on the old name.
+    no_buffer_sync = ({"forward_sync_buffers": False}
+                      if "forward_sync_buffers" in inspect.signature(ddp).parameters
+                      else {"broadcast_buffers": False})
+    return ddp(task, device_ids=[device.index] if device.type == "cuda" else None,
+               find_unused_parameters=unused, **no_buffer_sync)
 
 
 def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
