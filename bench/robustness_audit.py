@@ -167,14 +167,15 @@ def _(folder: Path) -> Verdict:
     return refused(semclip("train", "--config", path), "cfg.json:2")
 
 
-@scenario("--set with an unknown field", "bad input", 13)
-def _(folder: Path) -> Verdict:
-    return refused(train(folder, tiny(folder), "--set", "learning_rate=1"), "learning_rate")
+for _setting, _word in (("learning_rate=1", "learning_rate"), ("lr=abc", "lr")):
+    def _bad_set(folder: Path, setting=_setting, word=_word) -> Verdict:
+        return refused(train(folder, tiny(folder), "--set", setting), word)
+    scenario(f"--set {_setting}", "bad input", 13)(_bad_set)
 
-
-@scenario("missing triples file", "bad input", 13)
-def _(folder: Path) -> Verdict:
-    return refused(train(folder, tiny(folder, dataset=str(folder / "nope.csv"))), "nope.csv")
+for _field, _name in (("dataset", "nope.csv"), ("resume", "nope.pt")):
+    def _missing_file(folder: Path, field=_field, name=_name) -> Verdict:
+        return refused(train(folder, tiny(folder, **{field: str(folder / name)})), name)
+    scenario(f"{_field} names a file that does not exist", "bad input", 13)(_missing_file)
 
 
 for _change in ({"n_projections": 3}, {"batch_size": 4}):
@@ -625,6 +626,95 @@ for _mode in ("garbage", "gen-prose", "missing", "slow-30-gen", "error-500", "ha
                      f"exit {ran.code}, earlier --out kept: {kept}, "
                      f"{time.monotonic() - start:.0f} s")
     scenario(f"generate against an LLM server answering {_mode!r}", "fault", 10)(_llm_fails)
+
+
+# --- more inputs a user gets wrong (items 13, 15, 16, 17) -------------------------------------
+
+def _triples_with(folder: Path, edit: Callable[[list[str]], list[str]]) -> Path:
+    """The fixture's triples in ``folder/data`` with its CSV lines edited."""
+    shutil.copytree(FIXTURE, folder / "data")
+    csv_path = folder / "data" / "triples.csv"
+    csv_path.write_text("\n".join(edit(csv_path.read_text().splitlines())) + "\n")
+    return csv_path
+
+
+for _label, _edit, _words in (
+        ("a triples CSV without a negation column",
+         lambda lines: [",".join(line.split(",")[:3]) for line in lines], ("negation",)),
+        ("a triples CSV with an empty caption on line 3",
+         lambda lines: lines[:2] + [",".join([lines[2].split(",")[0], "", *lines[2].split(",")[2:]])]
+         + lines[3:], ("triples.csv:3",)),
+        ("a triples CSV that is empty", lambda lines: [], ("triples.csv",)),
+        ("a triples CSV with a row of too many fields on line 2",
+         lambda lines: lines[:1] + [lines[1] + ",extra,fields"] + lines[2:], ("triples.csv:2",))):
+    def _bad_triples(folder: Path, edit=_edit, words=_words) -> Verdict:
+        csv_path = _triples_with(folder, edit)
+        return refused(train(folder, tiny(folder, dataset=str(csv_path), batch_size=2)), *words)
+    scenario(_label, "bad input", 17)(_bad_triples)
+
+
+@scenario("resume from a checkpoint of another model", "bad input", 13)
+def _(folder: Path) -> Verdict:
+    ckpt = trained(folder)
+    other = tiny(folder, model="semclip-small", resume=str(ckpt), out_dir=str(folder / "run2"))
+    return refused(train(folder, other), "checkpoint.pt")
+
+
+@scenario("eval with --n 0", "bad input", 16)
+def _(folder: Path) -> Verdict:
+    return refused(_eval("--benchmark", "shapes", "--n", "0", "--model", "semclip-tiny"), "--n")
+
+
+@scenario("eval of a checkpoint that does not exist", "bad input", 15)
+def _(folder: Path) -> Verdict:
+    return refused(_eval("--benchmark", "shapes", "--n", "8", "--model", folder / "gone.pt"),
+                   "gone.pt")
+
+
+@scenario("eval of a SugarCrepe++ file that is not JSON", "bad input", 16)
+def _(folder: Path) -> Verdict:
+    bad = folder / "swap_att.json"
+    bad.write_text('[{"id": 1, "filename": "x.jpg",\n "caption": "a"')
+    return refused(_eval("--benchmark", "sugarcrepe_pp", "--data", bad, "--images", folder,
+                         "--model", "semclip-tiny"), "swap_att.json")
+
+
+@scenario("eval of a zero-shot folder without class folders", "bad input", 16)
+def _(folder: Path) -> Verdict:
+    (folder / "flat").mkdir()
+    shutil.copy(FIXTURE / "img0.png", folder / "flat" / "img0.png")
+    return refused(_eval("--benchmark", "zeroshot", "--data", folder / "flat",
+                         "--model", "semclip-tiny"), "flat")
+
+
+@scenario("generate from a file that does not exist", "bad input", 16)
+def _(folder: Path) -> Verdict:
+    return refused(semclip("generate", "--in", folder / "nope.csv", "--out", folder / "o.csv",
+                           "--quiet"), "nope.csv")
+
+
+@scenario("generate from a CSV without a caption column", "bad input", 16)
+def _(folder: Path) -> Verdict:
+    src = folder / "in.csv"
+    src.write_text("image,text\na.png,a red circle\n")
+    return refused(semclip("generate", "--in", src, "--out", folder / "o.csv", "--quiet"),
+                   "in.csv", "caption")
+
+
+@scenario("generate from a JSONL with a broken line 2", "bad input", 16)
+def _(folder: Path) -> Verdict:
+    src = folder / "in.jsonl"
+    src.write_text('{"caption": "a red circle"}\n{"caption": "a blue\n')
+    return refused(semclip("generate", "--in", src, "--out", folder / "o.csv", "--quiet"),
+                   "in.jsonl:2")
+
+
+@scenario("export to a folder that is a file", "bad input", 15)
+def _(folder: Path) -> Verdict:
+    ckpt = trained(folder)
+    (folder / "blocker").write_text("x")
+    return refused(semclip("export", "--checkpoint", ckpt, "--out",
+                           folder / "blocker" / "delta.pt"), "blocker")
 
 
 @scenario("semclip-gui on a machine without libxcb-cursor0 names the apt-get line", "bad input", 19)

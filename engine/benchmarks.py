@@ -337,7 +337,7 @@ def load_shapes(n: int = 500, seed: int = 0, image_size: int = 64) -> BenchmarkD
     from .shapes import ShapesWorld
 
     if n <= 0:
-        raise BenchmarkFormatError(f"shapes: the number of scenes must be positive, got {n}")
+        raise BenchmarkFormatError(f"shapes: the number of scenes (--n) must be positive, got {n}")
     world = ShapesWorld(seed=seed, image_size=image_size)
     rows = []
     for index in range(n):

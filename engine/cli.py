@@ -195,6 +195,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the output cannot be written: a file in the way, no space, no rights
+        print(f"error: cannot write {args.out}: {exc.strerror or exc}"
+              f"{f' ({exc.filename})' if exc.filename else ''}", file=sys.stderr)
+        return 1
     print(delta_summary(path))
     return 0
 

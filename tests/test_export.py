@@ -61,3 +61,13 @@ def test_cli_export_writes_the_delta_and_says_what_it_kept(minilm_checkpoint, tm
     assert "tensors over base semclip-shapes-minilm" in capsys.readouterr().out
     assert (tmp_path / "d.json").is_file()
     assert main(["export", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "e.pt")]) == 1
+
+
+def test_cli_export_to_a_path_under_a_file_says_so(minilm_checkpoint, tmp_path, capsys):
+    from engine.cli import main
+
+    (tmp_path / "blocker").write_text("x")
+    out = tmp_path / "blocker" / "d.pt"
+    assert main(["export", "--checkpoint", str(minilm_checkpoint), "--out", str(out)]) == 1
+    assert f"error: cannot write {out}" in capsys.readouterr().err
+    assert (tmp_path / "blocker").read_text() == "x"
