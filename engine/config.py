@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+from .tracking import report_to_problem
+
 
 @dataclass
 class TrainConfig:
@@ -63,6 +65,7 @@ class TrainConfig:
     resume: Optional[str] = None  # checkpoint to resume from (continues schedule, data order, RNG)
     name: str = ""  # label shown in tables and the app
     overwrite: bool = False  # start afresh in an out_dir that holds an earlier run (else refused)
+    report_to: Union[str, list[str]] = ""  # trackers: tensorboard, mlflow, wandb (list or "a,b")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,6 +138,8 @@ class ConfigError(ValueError):
 
 
 def _has_type(value: Any, type_name: str) -> bool:
+    if "list" in type_name and isinstance(value, list):
+        return all(isinstance(item, str) for item in value)
     if value is None:
         return "Optional" in type_name
     if "bool" in type_name:
@@ -150,6 +155,8 @@ def _type_words(type_name: str) -> str:
     base = next((t for t in ("bool", "int", "float") if t in type_name), "str")
     words = {"bool": "true or false", "int": "a whole number", "float": "a number",
              "str": "text"}[base]
+    if "list" in type_name:
+        words += " or a list of text"
     return words + (" or null" if "Optional" in type_name else "")
 
 
@@ -201,6 +208,7 @@ _RULES: tuple[Callable[["TrainConfig"], str], ...] = (
     lambda c: "" if c.workers >= 0 and c.threads >= 0 else "workers and threads must be 0 or more",
     lambda c: "" if c.save_every_steps >= 0 and c.eval_every_epochs >= 0 else
     "save_every_steps and eval_every_epochs must be 0 (off) or more",
+    lambda c: report_to_problem(c.report_to),
 )
 
 
