@@ -189,13 +189,16 @@ def cmd_shapes(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import delta_summary, export_delta
     from .models import ModelLoadError
+    from .openclip_export import export_open_clip, open_clip_summary
 
+    export, summary = ((export_open_clip, open_clip_summary) if args.format == "open_clip"
+                       else (export_delta, delta_summary))
     try:
-        path = export_delta(args.checkpoint, args.out)
-    except (ValueError, FileNotFoundError, ModelLoadError) as exc:
+        path = export(args.checkpoint, args.out)
+    except (ValueError, OSError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(delta_summary(path))
+    print(summary(path))
     return 0
 
 
@@ -223,9 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=64, help="image size in pixels")
     p.set_defaults(func=cmd_shapes)
 
-    p = sub.add_parser("export", help="write a checkpoint as a small delta over its base model")
-    p.add_argument("--checkpoint", required=True, help="checkpoint written by semclip train")
-    p.add_argument("--out", required=True, help="delta file to write (.pt, with a .json sidecar)")
+    p = sub.add_parser("export", help="write a checkpoint as a small delta over its base model, "
+                                      "or as a folder stock open_clip loads")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint written by semclip train (open_clip format: any model spec)")
+    p.add_argument("--out", required=True, help="delta: file to write (.pt, with a .json "
+                                                "sidecar); open_clip: folder to write")
+    p.add_argument("--format", choices=["delta", "open_clip"], default="delta",
+                   help="delta (default): the weights that differ from the base, for shipping "
+                        "demo models; open_clip: open_clip_config.json + "
+                        "open_clip_model.safetensors, loaded by "
+                        "open_clip.create_model_and_transforms('local-dir:OUT')")
     p.set_defaults(func=cmd_export)
 
     for module, adder in (("eval_cli", "add_eval_parser"), ("captions.cli", "add_generate_parser")):
