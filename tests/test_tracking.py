@@ -87,6 +87,28 @@ def test_tensorboard_event_files_hold_the_runs_metrics(tmp_path):
     assert sorted(expected["train/total"]) == [1, 2, 3, 4]
 
 
+@_needs("tensorboard")
+def test_a_resumed_run_keeps_each_step_once_in_tensorboard(tmp_path):
+    """An attempt that logged past its last checkpoint, then a resume from that checkpoint:
+    the curve holds each step once, with the values metrics.jsonl keeps."""
+    import shutil
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    code, out = train_tiny(tmp_path, "tensorboard", "--set", "max_steps=2")
+    assert code == 0
+    for suffix in (".pt", ".json"):  # the checkpoint at step 2, kept aside
+        shutil.copy(out / f"checkpoint{suffix}", tmp_path / f"step2{suffix}")
+    resume = ["--set", f"resume={tmp_path / 'step2.pt'}"]
+    assert train_tiny(tmp_path, "tensorboard", "--set", "max_steps=3", *resume)[0] == 0
+    assert train_tiny(tmp_path, "tensorboard", *resume)[0] == 0  # step 3 again, then 4
+    events = EventAccumulator(str(out / "tensorboard"))  # as TensorBoard reads it
+    events.Reload()
+    logged = [(e.step, e.value) for e in events.Scalars("train/total")]
+    assert sorted(step for step, _ in logged) == [1, 2, 3, 4]
+    assert dict(logged) == pytest.approx(jsonl_series(out)["train/total"], rel=1e-6)
+
+
 @_needs("mlflow")
 @pytest.mark.parametrize("where", ["MLFLOW_TRACKING_URI", "run folder"])
 def test_mlflow_file_store_holds_the_runs_metrics_and_config(tmp_path, monkeypatch, where):
