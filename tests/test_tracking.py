@@ -174,6 +174,7 @@ def read_wandb_records(path: Path) -> list:
 def test_wandb_offline_run_holds_the_runs_metrics(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONSOLE", "off")  # leave pytest's output capture alone
     monkeypatch.delenv("WANDB_DIR", raising=False)
     code, out = train_tiny(tmp_path, "wandb")
     assert code == 0
