@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
@@ -12,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from .config import TrainConfig
+from .config import TrainConfig, fields_help
 from .events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
 
 
@@ -189,9 +190,12 @@ def cmd_shapes(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import delta_summary, export_delta
     from .models import ModelLoadError
+    from .openclip_export import export_open_clip, open_clip_summary
 
+    export, summary = ((export_open_clip, open_clip_summary) if args.format == "open_clip"
+                       else (export_delta, delta_summary))
     try:
-        path = export_delta(args.checkpoint, args.out)
+        path = export(args.checkpoint, args.out)
     except (ValueError, FileNotFoundError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -199,24 +203,40 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"error: cannot write {args.out}: {exc.strerror or exc}"
               f"{f' ({exc.filename})' if exc.filename else ''}", file=sys.stderr)
         return 1
-    print(delta_summary(path))
+    print(summary(path))
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Sub-commands whose modules import torch and open_clip (seconds): their parsers are built only
+# when they run, so `semclip --help` and `semclip train --help` answer at once.
+LAZY_COMMANDS = {
+    "eval": ("engine.eval_cli", "add_eval_parser",
+             "evaluate models on a benchmark (CLIP vs SemCLIP table)"),
+    "generate": ("engine.captions.cli", "add_generate_parser",
+                 "add paraphrases and negations to a captions file (triples)"),
+}
+
+
+def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    """The ``semclip`` parser. ``command`` names the sub-command about to run: the other lazy
+    sub-commands get a one-line stand-in for the overview (None builds every one in full)."""
     parser = argparse.ArgumentParser(prog="semclip", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="fine-tune CLIP / SemCLIP")
+    p = sub.add_parser("train", help="fine-tune CLIP / SemCLIP",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="config fields (keys of the --config JSON; override with --set "
+                              "KEY=VALUE):\n" + fields_help())
     p.add_argument("--preset", help="named recipe, e.g. shapes-demo (trains CLIP and SemCLIP)")
-    p.add_argument("--config", help="training config JSON (see engine/config.py)")
+    p.add_argument("--config", help="training config JSON (its fields are listed below)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
     p.add_argument("--out", help="output folder (one sub-folder per run)")
     p.add_argument("--test-size", type=int, default=500, help="held-out scenes for the final table")
     p.add_argument("--json", help="write the final table as an evaluation results file")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in an output folder that holds an earlier run")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar or info lines (warnings and errors still print)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("shapes", help="write shapes-world scenes and a triples CSV")
@@ -227,14 +247,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=64, help="image size in pixels")
     p.set_defaults(func=cmd_shapes)
 
-    p = sub.add_parser("export", help="write a checkpoint as a small delta over its base model")
-    p.add_argument("--checkpoint", required=True, help="checkpoint written by semclip train")
-    p.add_argument("--out", required=True, help="delta file to write (.pt, with a .json sidecar)")
+    p = sub.add_parser("export", help="write a checkpoint as a small delta over its base model, "
+                                      "or as a folder stock open_clip loads")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint written by semclip train (open_clip format: any model spec)")
+    p.add_argument("--out", required=True, help="delta: file to write (.pt, with a .json "
+                                                "sidecar); open_clip: folder to write")
+    p.add_argument("--format", choices=["delta", "open_clip"], default="delta",
+                   help="delta (default): the weights that differ from the base, for shipping "
+                        "demo models; open_clip: open_clip_config.json + "
+                        "open_clip_model.safetensors, loaded by "
+                        "open_clip.create_model_and_transforms('local-dir:OUT')")
     p.set_defaults(func=cmd_export)
 
-    for module, adder in (("eval_cli", "add_eval_parser"), ("captions.cli", "add_generate_parser")):
+    for name, (module, adder, summary) in LAZY_COMMANDS.items():
+        if command is not None and command != name:
+            sub.add_parser(name, help=summary, add_help=False)
+            continue
         try:
-            mod = __import__(f"engine.{module}", fromlist=[adder])
+            mod = importlib.import_module(module)
         except ImportError:
             continue
         getattr(mod, adder)(sub)
@@ -242,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), "")
+    args = build_parser(command).parse_args(argv)
     return int(args.func(args) or 0)
 
 

@@ -4,65 +4,97 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
+
+from .tracking import report_to_problem
+
+
+def option(default: Any, help: str) -> Any:
+    """A config field with its default and the help text ``semclip train --help`` shows."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class TrainConfig:
+    """Every setting of a training run. Each field's help text lives in its metadata."""
+
     # --- model -------------------------------------------------------------------------------
-    model: str = "semclip-tiny"  # model spec: project config, ARCH:TAG, ARCH:/weights.pt or checkpoint
-    lock_image: bool = True  # freeze the image tower (the paper's setting: only text is tuned)
-    image_unlocked_groups: int = 0  # with lock_image: leave this many last groups trainable
-    text_unlocked_layers: int = -1  # -1: whole text tower trains; k >= 0: only the last k layers
+    model: str = option(
+        "semclip-tiny", "model spec: project config, ARCH:TAG, ARCH:/weights.pt or checkpoint")
+    lock_image: bool = option(
+        True, "freeze the image tower (the paper's setting: only text is tuned)")
+    image_unlocked_groups: int = option(0, "with lock_image: leave this many last groups trainable")
+    text_unlocked_layers: int = option(
+        -1, "-1: whole text tower trains; k >= 0: only the last k layers")
 
     # --- data --------------------------------------------------------------------------------
-    dataset: str = "shapes"  # "shapes" (the embedded world, streamed) or a triples CSV/JSONL file
-    data_root: Optional[str] = None  # image root for a triples file (default: the file's folder)
-    val_dataset: Optional[str] = None  # held-out triples file; "shapes" datasets use their val split
-    shapes_seed: int = 0  # seed of the shapes world (scenes, held-out colour-shape combos)
-    shapes_train_size: int = 4096  # scenes per epoch from the shapes world's train split
-    shapes_eval_size: int = 256  # scenes of the held-out split evaluated after each epoch
-    shapes_true_negation_prob: float = 0.0  # share of training captions that are true negations
-    shapes_varied_wording_prob: float = 0.0  # share of training captions in everyday synonyms
-    augment: bool = False  # OpenCLIP's training augmentation (turns the image-embedding cache off)
+    dataset: str = option(
+        "shapes", '"shapes" (the embedded world, streamed) or a triples CSV/JSONL file')
+    data_root: Optional[str] = option(
+        None, "image root for a triples file (default: the file's folder)")
+    val_dataset: Optional[str] = option(
+        None, 'held-out triples file; "shapes" datasets use their val split')
+    shapes_seed: int = option(0, "seed of the shapes world (scenes, held-out colour-shape combos)")
+    shapes_train_size: int = option(4096, "scenes per epoch from the shapes world's train split")
+    shapes_eval_size: int = option(256, "scenes of the held-out split evaluated after each epoch")
+    shapes_true_negation_prob: float = option(
+        0.0, "share of training captions that are true negations")
+    shapes_varied_wording_prob: float = option(
+        0.0, "share of training captions in everyday synonyms")
+    augment: bool = option(
+        False, "OpenCLIP's training augmentation (turns the image-embedding cache off)")
 
     # --- SemCLIP loss -------------------------------------------------------------------------
-    alpha: float = 1.0  # weight of the contrastive (InfoNCE) term
-    beta: float = 1.0  # weight of the paraphrase term; beta = gamma = 0 is plain CLIP fine-tuning
-    gamma: float = 1.0  # weight of the negation term
-    n_projections: int = 2  # rows of the projection matrix V (the paper uses 2)
-    learnable_projections: bool = False  # learn V (kept orthonormal) instead of a fixed random V
-    hard_negatives: bool = False  # add negations as extra columns of the image-to-text logits
-    projection_seed: int = 0  # seed of the random orthonormal V
+    alpha: float = option(1.0, "weight of the contrastive (InfoNCE) term")
+    beta: float = option(
+        1.0, "weight of the paraphrase term; beta = gamma = 0 is plain CLIP fine-tuning")
+    gamma: float = option(1.0, "weight of the negation term")
+    n_projections: int = option(2, "rows of the projection matrix V (the paper uses 2)")
+    learnable_projections: bool = option(
+        False, "learn V (kept orthonormal) instead of a fixed random V")
+    hard_negatives: bool = option(
+        False, "add negations as extra columns of the image-to-text logits")
+    projection_seed: int = option(0, "seed of the random orthonormal V")
 
     # --- optimisation -------------------------------------------------------------------------
-    epochs: int = 1  # passes over the training set
-    max_steps: int = 0  # stop after this many optimiser steps (0: no limit beyond epochs)
-    batch_size: int = 64  # per-process batch (global batch = batch_size * world size)
-    accum_steps: int = 1  # micro-batches accumulated per optimiser step
-    lr: float = 5e-4  # peak AdamW learning rate
-    text_lr_scale: float = 1.0  # lr multiplier for pretrained text-tower weights (HF towers)
-    weight_decay: float = 0.1  # AdamW weight decay (not applied to gains, biases, logit scale)
-    warmup_steps: int = 50  # linear warm-up before the cosine decay
-    grad_clip: float = 1.0  # max global grad norm (0: no clipping)
-    init_logit_scale: float = 0.0  # >0: reset the learnable temperature to ln(this) at start
+    epochs: int = option(1, "passes over the training set")
+    max_steps: int = option(0, "stop after this many optimiser steps (0: no limit beyond epochs)")
+    batch_size: int = option(64, "per-process batch (global batch = batch_size * world size)")
+    accum_steps: int = option(1, "micro-batches accumulated per optimiser step")
+    lr: float = option(5e-4, "peak AdamW learning rate")
+    text_lr_scale: float = option(
+        1.0, "lr multiplier for pretrained text-tower weights (HF towers)")
+    weight_decay: float = option(
+        0.1, "AdamW weight decay (not applied to gains, biases, logit scale)")
+    warmup_steps: int = option(50, "linear warm-up before the cosine decay")
+    grad_clip: float = option(1.0, "max global grad norm (0: no clipping)")
+    init_logit_scale: float = option(
+        0.0, ">0: reset the learnable temperature to ln(this) at start")
 
     # --- system -------------------------------------------------------------------------------
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 (CUDA)
-    workers: int = 0  # DataLoader worker processes (0: load in the main process)
-    seed: int = 0  # seeds model init, data order and dropout; CPU runs repeat exactly
-    threads: int = 0  # torch CPU threads (0: torch's default)
+    device: str = option("auto", "auto | cpu | cuda | cuda:N")
+    precision: str = option(
+        "auto", "auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 (CUDA)")
+    workers: int = option(0, "DataLoader worker processes (0: load in the main process)")
+    seed: int = option(0, "seeds model init, data order and dropout; CPU runs repeat exactly")
+    threads: int = option(0, "torch CPU threads (0: torch's default)")
 
     # --- output -------------------------------------------------------------------------------
-    out_dir: str = "runs/semclip"  # checkpoint, sidecar and metrics.jsonl go here
-    save_every_steps: int = 0  # extra checkpoint every N steps (0: only at epoch ends and the end)
-    eval_every_epochs: int = 1  # evaluate on the held-out split every N epochs (0: never)
-    resume: Optional[str] = None  # checkpoint to resume from (continues schedule, data order, RNG)
-    name: str = ""  # label shown in tables and the app
-    overwrite: bool = False  # start afresh in an out_dir that holds an earlier run (else refused)
+    out_dir: str = option("runs/semclip", "checkpoint, sidecar and metrics.jsonl go here")
+    save_every_steps: int = option(
+        0, "extra checkpoint every N steps (0: only at epoch ends and the end)")
+    eval_every_epochs: int = option(1, "evaluate on the held-out split every N epochs (0: never)")
+    resume: Optional[str] = option(
+        None, "checkpoint to resume from (continues schedule, data order, RNG)")
+    name: str = option("", "label shown in tables and the app")
+    overwrite: bool = option(
+        False, "start afresh in an out_dir that holds an earlier run (else refused)")
+    report_to: Union[str, list[str]] = option(
+        "",
+        'experiment trackers: tensorboard, mlflow, wandb (a list or "a,b"); MLflow logs to '
+        "MLFLOW_TRACKING_URI, else <out_dir>/mlruns")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,11 +162,35 @@ class TrainConfig:
         return TrainConfig.from_dict(data, source="--set")
 
 
+# The field that opens each group of TrainConfig, and the group's title in help texts.
+FIELD_GROUPS = {"model": "model", "dataset": "data", "alpha": "SemCLIP loss",
+                "epochs": "optimisation", "device": "system", "out_dir": "output"}
+
+
+def fields_help(width: int = 100) -> str:
+    """Every config field with its type, default and help text, grouped as in the class (the
+    listing ``semclip train --help`` ends with)."""
+    import textwrap
+
+    lines: list[str] = []
+    for f in fields(TrainConfig):
+        if f.name in FIELD_GROUPS:
+            lines.append(f"{FIELD_GROUPS[f.name]}:")
+        default = f.default if f.default is not MISSING else None
+        shown = "null" if default is None else json.dumps(default)
+        lines.append(f"  {f.name} = {shown}  ({_type_words(str(f.type))})")
+        lines += textwrap.wrap(f.metadata.get("help", ""), width, initial_indent=" " * 6,
+                               subsequent_indent=" " * 6)
+    return "\n".join(lines)
+
+
 class ConfigError(ValueError):
     """A training config that cannot run; the message names the field(s) and the file."""
 
 
 def _has_type(value: Any, type_name: str) -> bool:
+    if "list" in type_name and isinstance(value, list):
+        return all(isinstance(item, str) for item in value)
     if value is None:
         return "Optional" in type_name
     if "bool" in type_name:
@@ -150,6 +206,8 @@ def _type_words(type_name: str) -> str:
     base = next((t for t in ("bool", "int", "float") if t in type_name), "str")
     words = {"bool": "true or false", "int": "a whole number", "float": "a number",
              "str": "text"}[base]
+    if "list" in type_name:
+        words += " or a list of text"
     return words + (" or null" if "Optional" in type_name else "")
 
 
@@ -201,6 +259,7 @@ _RULES: tuple[Callable[["TrainConfig"], str], ...] = (
     lambda c: "" if c.workers >= 0 and c.threads >= 0 else "workers and threads must be 0 or more",
     lambda c: "" if c.save_every_steps >= 0 and c.eval_every_epochs >= 0 else
     "save_every_steps and eval_every_epochs must be 0 (off) or more",
+    lambda c: report_to_problem(c.report_to),
 )
 
 

@@ -36,6 +36,7 @@ from .losses import SemClipLoss
 from .models import LoadedModel, load_model, lock_towers, model_config, read_sidecar
 from .task import (LOGIT_SCALE_MAX, ImageFeatureCache, SemClipTask, build_optimizer,
                    weights_finite)
+from .tracking import FanOut, TrackingError, open_trackers
 
 
 class TrainingError(RuntimeError):
@@ -305,7 +306,7 @@ class MetricsLog:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
 
-    def close(self) -> None:
+    def close(self, outcome: str = "finished") -> None:
         self._file.close()
 
 
@@ -483,6 +484,8 @@ def train(cfg: TrainConfig, stop: Optional[StopFlag] = None) -> Iterator[Event]:
         yield Error(kind="config", message=str(exc))
     except TrainingError as exc:
         yield Error(kind=exc.kind, message=str(exc))
+    except TrackingError as exc:
+        yield Error(kind="tracking", message=str(exc))
     except torch.cuda.OutOfMemoryError:
         smaller = max(1, cfg.batch_size // 2)
         yield Error(kind="oom", message=(
@@ -608,11 +611,14 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
 
     # ---- output ------------------------------------------------------------------------------
     checkpointer = Checkpointer(out_dir / "checkpoint.pt", dist_info.is_main, last_good)
-    metrics_log = None
+    metrics_log = None  # metrics.jsonl and the report_to trackers, fed the same records
     if dist_info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         cfg.to_json(out_dir / "config.json")
-        metrics_log = MetricsLog(out_dir / "metrics.jsonl", step if cfg.resume else None)
+        resume_step = step if cfg.resume else None
+        trackers = open_trackers(cfg.report_to, out_dir, cfg.to_dict(),
+                                 cfg.name or out_dir.name, resume_step)
+        metrics_log = FanOut([MetricsLog(out_dir / "metrics.jsonl", resume_step), *trackers])
 
     def checkpoint(epoch: int, metrics: dict[str, float]) -> Optional[CheckpointSaved]:
         payload = {"state_dict": task.clip.state_dict(), "loss_state": task.loss.state_dict(),
@@ -628,7 +634,7 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
     # ---- the loop ----------------------------------------------------------------------------
     last_eval: dict[str, float] = history[-1]["metrics"] if history else {}
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    stopped = False
+    stopped, outcome = False, "failed"
     try:
         for epoch in range(step // steps_per_epoch, cfg.epochs):
             if step >= total_steps:
@@ -722,9 +728,10 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
             saved = checkpoint(step // steps_per_epoch, last_eval)
             if saved:
                 yield saved
+        outcome = "stopped" if stopped else "finished"
     finally:
         if metrics_log:
-            metrics_log.close()
+            metrics_log.close(outcome)
     yield Done(result={"step": step, "checkpoint": str(checkpointer.path),
                        "metrics": last_eval, "name": cfg.name or cfg.model,
                        "out_dir": str(out_dir)}, stopped=stopped)

@@ -110,9 +110,12 @@ def test_torchrun_trains_the_shapes_world_through_the_cli(tmp_path):
     import sys
     from pathlib import Path
 
+    import importlib.util
+    tensorboard = importlib.util.find_spec("tensorboard") is not None
     cfg = TrainConfig(model="semclip-tiny", lock_image=False, shapes_train_size=32,
                       shapes_eval_size=8, batch_size=4, epochs=1, warmup_steps=1, threads=1,
-                      out_dir=str(tmp_path / "run"), name="tiny")
+                      out_dir=str(tmp_path / "run"), name="tiny",
+                      report_to="tensorboard" if tensorboard else "")
     cfg.to_json(tmp_path / "cfg.json")
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
@@ -125,3 +128,9 @@ def test_torchrun_trains_the_shapes_world_through_the_cli(tmp_path):
     assert proc.stdout.count("held-out test split") == 1  # rank 0 alone prints the table
     assert "deprecated" not in proc.stderr  # torch's note on open_clip's gather is not for users
     assert json.loads((tmp_path / "run" / "checkpoint.json").read_text())["step"] == 4
+    if tensorboard:  # rank 0 alone reports: one event file, each step once
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+        [events_file] = (tmp_path / "run" / "tensorboard").iterdir()
+        events = EventAccumulator(str(events_file))
+        events.Reload()
+        assert [e.step for e in events.Scalars("train/total")] == [1, 2, 3, 4]
