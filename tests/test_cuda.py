@@ -67,10 +67,13 @@ def exact_fp32():
     torch.backends.cudnn.allow_tf32 = saved[1]
 
 
-def test_bf16_training_on_the_gpu_makes_the_loss_fall(tmp_path, record_property):
+@pytest.mark.parametrize("precision", [
+    "bf16", pytest.param("fp16", marks=pytest.mark.skipif(  # fp16: autocast + a gradient scaler
+        DEVICE != "cuda", reason="fp16 trains only on CUDA (refused on a CPU)"))])
+def test_mixed_precision_training_on_the_gpu_makes_the_loss_fall(tmp_path, record_property, precision):
     # Image tower trained too: images go through the pinned-memory loader (2 workers) each step.
     out_dir = tmp_path / "run"
-    cfg = TrainConfig(model="semclip-tiny", device=DEVICE, precision="bf16", lock_image=False,
+    cfg = TrainConfig(model="semclip-tiny", device=DEVICE, precision=precision, lock_image=False,
                       shapes_train_size=1024, batch_size=64, epochs=3, max_steps=48, lr=1e-3,
                       warmup_steps=2, workers=2, eval_every_epochs=0, out_dir=str(out_dir))
     assert run_cli_training(tmp_path, cfg) == 0
@@ -83,7 +86,7 @@ def test_bf16_training_on_the_gpu_makes_the_loss_fall(tmp_path, record_property)
     record_property("samples_per_s_last", round(steps[-1]["samples_per_s"], 1))
     assert all(torch.isfinite(torch.tensor(s["total"])) for s in steps)
     # On CPU (same seed, bf16 autocast) 1.80 -> 1.02 over these 48 steps
-    assert last < 0.85 * first, f"loss {first:.3f} -> {last:.3f} over 48 bf16 steps"
+    assert last < 0.85 * first, f"loss {first:.3f} -> {last:.3f} over 48 {precision} steps"
 
 
 CPU_SIDE = """

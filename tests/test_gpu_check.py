@@ -57,7 +57,7 @@ def test_dry_run_checks_everything_but_the_gpu(tmp_path):
                       "train_step fused AdamW": "ok", "train_step compiled": "skipped",
                       "photo recipe": "skipped"}
     tests = summary["cuda_tests"]
-    assert len(tests) == 4 and all(t["outcome"] == "skipped" for t in tests)
+    assert len(tests) == 5 and all(t["outcome"] == "skipped" for t in tests)
 
     bench = json.loads((out / "train_step.json").read_text())
     assert list(bench["variants"]) == ["stock", "semclip-b1", "semclip-b3", "semclip-b6"]

@@ -41,8 +41,9 @@ with torch.no_grad():
     image = model.encode_image(torch.stack([preprocess(Image.open(p)) for p in images]),
                                normalize=True)
     text = model.encode_text(tokenizer(texts), normalize=True)
-project = [m.__name__ for m in list(sys.modules.values())
-           if m is not None and str(getattr(m, "__file__", "") or "").startswith(sys.argv[0])]
+project = [m.__name__ for m in list(sys.modules.values()) if m is not None and any(
+           str(getattr(m, "__file__", "") or "").startswith(root + "/" + package + "/")
+           for root in [sys.argv[0]] for package in ("engine", "semclip_gui"))]
 torch.save({"image": image, "text": text, "project_modules": project,
             "path": sys.path}, out)
 """
@@ -63,7 +64,8 @@ def stock_open_clip_embeddings(folder: Path, images: list[Path], tmp_path: Path)
     out = tmp_path / "stock.pt"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
-    # argv[0] of `-c` is "-c"; pass the project root in its place to check against
+    # argv[0] of `-c` is "-c"; pass the project root in its place to check against (its
+    # packages only: a virtual environment may live inside the project folder)
     script = STOCK_OPEN_CLIP.replace("sys.argv[0]", repr(str(PROJECT_ROOT)))
     done = subprocess.run([sys.executable, "-I", "-c", script, str(folder),
                            *map(str, images), json.dumps(TEXTS), str(out)],
