@@ -17,14 +17,16 @@ def readme_commands() -> list[str]:
 def test_readme_opens_with_two_setup_commands_and_ci_runs_the_second():
     install_and_run, install_and_test = readme_commands()
     for command in (install_and_run, install_and_test):  # one line each, system packages first
-        assert "\n" not in command and command.startswith("sudo apt-get install -y ")
-        assert command.split(" && ")[1:3] == ["python3 -m venv .venv", ". .venv/bin/activate"]
-    assert install_and_run.split(" && ")[0] == install_and_test.split(" && ")[0]
+        assert "\n" not in command
+        assert command.split(" && ")[0] == "sudo apt-get update"  # a fresh machine has no lists
+        assert command.split(" && ")[1].startswith("sudo apt-get install -y ")
+        assert command.split(" && ")[2:4] == ["python3 -m venv .venv", ". .venv/bin/activate"]
+    assert install_and_run.split(" && ")[:2] == install_and_test.split(" && ")[:2]
     assert install_and_run.endswith("semclip-gui")
     assert "pytest" in install_and_test
     ci = (ROOT / ".ci" / "run").read_text()
     # CI has the system packages and creates its own venv, then runs the rest verbatim
-    after_venv = install_and_test.split(" && ", 3)[3]
+    after_venv = install_and_test.split(" && ", 4)[4]
     assert after_venv in ci
 
 
