@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QSize, QTimer
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QHBoxLayout, QLabel,
                                QLineEdit, QMainWindow, QMessageBox, QPushButton, QTabWidget,
                                QVBoxLayout, QWidget)
@@ -92,8 +93,16 @@ class ModelPicker(QWidget):
             QMessageBox.warning(self, f"Could not load the {side} model", message)
 
 
+def _available_size() -> QSize:
+    """The primary screen's room for windows (a projector may offer only 1024×700)."""
+    screen = QGuiApplication.primaryScreen()
+    return screen.availableGeometry().size() if screen else MainWindow.PREFERRED_SIZE
+
+
 class MainWindow(QMainWindow):
     """Model pickers over three tabs; every panel shares one :class:`AppState`."""
+
+    PREFERRED_SIZE = QSize(1280, 820)
 
     def __init__(self, state: Optional[AppState] = None):
         super().__init__()
@@ -121,7 +130,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.state.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.state.model_failed.connect(lambda side, msg: self.statusBar().showMessage(msg, 15000))
-        self.resize(1280, 820)
+        self.resize(self.PREFERRED_SIZE.boundedTo(_available_size()))
 
     def load_models(self, left: str, right: str) -> None:
         """Load a spec on each side (in the background)."""
@@ -141,6 +150,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--right", help="model spec for the right side (default: demo SemCLIP)")
     parser.add_argument("--tab", choices=TABS, default="playground")
     parser.add_argument("--caption", help="caption to put in the Playground at start")
+    parser.add_argument("--size", metavar="WxH", type=_window_size,
+                        help="window size, e.g. 1024x700 (default: 1280x820 or the screen)")
     parser.add_argument("--screenshot", metavar="PNG",
                         help="save the window to PNG once the models are ready, then quit")
     parser.add_argument("--screenshot-delay", type=float, default=3.0,
@@ -148,10 +159,20 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _window_size(text: str) -> QSize:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1024x700, got {text!r}")
+    return QSize(width, height)
+
+
 def launch(args: argparse.Namespace) -> MainWindow:
     """Open the main window and start loading the models (the demo pair unless specs are given)."""
     window = MainWindow()
     window.tabs.setCurrentIndex(TABS.index(args.tab))
+    if args.size:
+        window.resize(args.size)
     window.show()
     left, right = args.left, args.right
     if not (left and right):

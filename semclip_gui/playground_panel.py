@@ -35,6 +35,7 @@ from .workers import LatestOnly
 DEBOUNCE_MS = 300
 ROLE_COLOURS = {"caption": (20, 20, 20), "paraphrase": (30, 150, 60), "negation": (210, 40, 40)}
 SIDE_COLOURS = {"left": (110, 110, 110), "right": (40, 110, 220)}
+PLOT_TITLE_SIZE = "9pt"  # pyqtgraph's default (~11pt) clips the titles at 1024 px
 DEFAULT_CAPTION = "a large red circle and a small blue square"
 
 
@@ -428,15 +429,16 @@ class PlaygroundPanel(QWidget):
             plot.addItem(item)
         tags = _tags(first.roles)
         axis = plot.getAxis("left")
-        axis.setTicks([[(row, f"{tag}  {_short(text, 30)}")
+        axis.setTicks([[(row, f"{tag}  {_short(text, 24)}")
                         for row, tag, text in zip(rows, tags, first.texts)]])
         plot.setYRange(-0.6, n - 0.4, padding=0)
         values = np.concatenate([e.image_similarity.numpy() for e in explanations.values()])
-        plot.setXRange(min(0.0, float(values.min())), max(0.05, float(values.max())) * 1.05, padding=0)
+        plot.setXRange(min(0.0, float(values.min()) * 1.05), max(0.05, float(values.max())) * 1.05,
+                       padding=0)
         # the colour key in the title: a legend box would sit on top of the bars
         plot.setTitle("cosine to image: " + " ".join(
             f"<span style='color: rgb{SIDE_COLOURS[side]}'>■ {self.state.label(side)}</span>"
-            for side in SIDES))
+            for side in SIDES), size=PLOT_TITLE_SIZE)
 
     def _draw_projection(self, side: str, expl: Explanation) -> None:
         plot = self.projection_plots[side]
@@ -454,8 +456,8 @@ class PlaygroundPanel(QWidget):
             plot.setLabel("left", "p₂(t)")
             plot.setAspectLocked(True)
         label = self.state.label(side)
-        extra = f" (first 2 of {n} directions)" if n > 2 else ""
-        plot.setTitle(f"{label}: projection subspace, n = {n}{extra}")
+        extra = f", first 2 of {n}" if n > 2 else f", n = {n}"
+        plot.setTitle(f"{label}: subspace p(t){extra}", size=PLOT_TITLE_SIZE)
         for i in range(1, len(xy)):  # arrows from the caption to each generation
             colour = ROLE_COLOURS[expl.roles[i]]
             plot.plot([xy[0, 0], xy[i, 0]], [xy[0, 1], xy[i, 1]],

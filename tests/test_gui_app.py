@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
@@ -76,3 +78,17 @@ def test_the_window_fits_a_1024_by_700_screen_on_every_tab(qtbot, app_state):
         assert window.width() <= 1024 and window.height() <= 700, tab
     assert window.minimumSizeHint().width() <= 1024
     assert window.pickers["right"].label_edit.width() >= 60  # "SemCLIP", not "CLIP"
+
+
+def test_the_window_opens_no_larger_than_the_screen(qtbot, app_state, monkeypatch):
+    from PySide6.QtCore import QSize
+
+    import semclip_gui.app as app
+
+    monkeypatch.setattr(app, "_available_size", lambda: QSize(1024, 700))  # a projector
+    window = app.MainWindow(app_state)
+    qtbot.addWidget(window)
+    assert (window.width(), window.height()) == (1024, 700)
+    assert app.parse_args(["--size", "800x600"]).size == QSize(800, 600)
+    with pytest.raises(SystemExit):
+        app.parse_args(["--size", "big"])
