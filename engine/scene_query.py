@@ -67,6 +67,10 @@ class ObjectDesc:
         """Whether some object of the scene fits the description."""
         return any(self.matches(obj) for obj in objects)
 
+    def has(self, attribute: str) -> bool:
+        """Whether the description requires a value of ``attribute`` ("shape", "colour"...)."""
+        return any(key == attribute for key, _ in self.required)
+
     @property
     def is_empty(self) -> bool:
         return not self.required and not self.excluded
