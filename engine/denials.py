@@ -12,6 +12,8 @@ A query is read into :class:`Denial` s. A denial names the objects a picture mus
 "nothing red", "no circles at all"        red / circles             (pure denials)
 "only squares", "diamonds only",          something other than squares / diamonds / blue
 "every shape is blue"                     (exclusives: any other object violates)
+"exclusively circles and squares"         something other than circles or squares
+"no shape is yellow"                      yellow
 "nothing that isn't red"                  something other than red   (double negation: red is
 "no circle that is not blue"              circle other than blue      required, not denied)
 "not without a red shape",                nothing                    (a cancelled denial)
@@ -94,6 +96,7 @@ def parse_phrase(phrase: str) -> Optional[ObjectDesc]:
 # ---------------------------------------------------------------------------------------------
 
 OTHER_THAN = " other than "
+ALTERNATIVE = " or "  # "something other than circles or squares"
 _SOMETHING = "something"
 
 
@@ -102,7 +105,7 @@ class Denial:
     """Objects matching ``subject`` but not ``unless`` must not be in the picture."""
 
     subject: str  # a phrase; "something" = any object
-    unless: str = ""  # a phrase the subject may still be ("" = none)
+    unless: str = ""  # phrases the subject may still be, joined by " or " ("" = none)
 
     @property
     def label(self) -> str:
@@ -111,10 +114,10 @@ class Denial:
     def violated_by(self, objects: Sequence[Mapping[str, Any]]) -> bool:
         """Whether the picture shows what is denied (an unknown phrase marks nothing)."""
         subject = ObjectDesc() if self.subject == _SOMETHING else parse_phrase(self.subject)
-        unless = parse_phrase(self.unless) if self.unless else None
-        if subject is None or (self.unless and unless is None):
+        allowed = [parse_phrase(p) for p in self.unless.split(ALTERNATIVE)] if self.unless else []
+        if subject is None or None in allowed:
             return False
-        return any(subject.matches(o) and not (unless and unless.matches(o)) for o in objects)
+        return any(subject.matches(o) and not any(a.matches(o) for a in allowed) for o in objects)
 
     @classmethod
     def from_label(cls, label: str) -> "Denial":
@@ -125,12 +128,17 @@ class Denial:
 # A denied phrase runs to the next clause boundary; fillers after it ("at all") close it too.
 _END = (r"(?=\s*(?:[,;.!?:]|\band\b|\bbut\b|\bwith\b|\bor\b|\bnor\b|\bthough\b|\bwhile\b"
         r"|\bthat\b|\bwhich\b|\banywhere\b|\bat all\b|\bwhatsoever\b|\bhere\b|\bin sight\b"
-        r"|\bto be (?:seen|found)\b|\bnearby\b|\baround\b|\bin (?:it|this|the (?:picture|image|scene|frame))\b|$))")
+        r"|\bto be (?:seen|found)\b|\bnearby\b|\baround\b"
+        r"|\bin (?:it|this|the (?:picture|image|scene|frame))\b|$))")
 # a word that does not open a new clause, and a run of them
 _WORD = r"(?:(?!(?:and|but|with|or|nor|that|which|while|though)\b)[a-z][a-z\-]*)"
 _PHRASE = rf"(?:{_WORD}(?:\s+{_WORD})*?)"
 _FILLER = r"(?:(?:any|a|an|the|one|single|even|of|some)\s+)*"
-_NO = r"(?:there (?:is|are) )?(?:no|nothing|none|not (?:a single|one|any))\b"
+_NO = r"(?:there (?:is|are) )?(?:no|nothing|none|not (?:a single|one|any|a|an))\b"
+# "only circles and squares": more things an exclusive allows (never a denial: "and no stars")
+_ALTS = (rf"(?P<alts>(?:(?:\s*,)?\s+(?:and|or) (?!(?:no|not|nothing|none|without)\b){_FILLER}"
+         rf"{_PHRASE}{_END})*)")
+_GENERIC_NOUN = r"(?:shape|object|thing|figure|item|colou?r)s?"
 # "only one circle" counts and "just left of" places: neither excludes anything
 _NOT_EXCLUSIVE = re.compile(r"^(?:one|two|three|a single|single|a couple|a pair|a few|\d"
                             r"|left|right|above|below|next|beside|behind|in front)\b")
@@ -149,14 +157,20 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
      "only_unless"),
     # a cancelled denial: "not without a red shape", "never lacking yellow"
     (rf"\b(?:not|never) (?:without|lacking|free of|free from|missing|devoid of) {_FILLER}{_PHRASE}{_END}", "none"),
+    # "no shape is yellow", "nothing is green": what no object is
+    (rf"\b{_NO}\s*(?P<subject>(?:{_WORD} )*?)(?:here |in the picture )?(?:is|are) {_FILLER}"
+     rf"(?P<pred>{_PHRASE}){_END}", "no_is"),
     # exclusives
-    (rf"\b(?:only|just|solely|exclusively|purely|nothing but|nothing other than|nothing except|"
-     rf"nothing apart from) (?P<unless>{_PHRASE}){_END}", "only"),
+    (rf"\bthe only {_GENERIC_NOUN} (?:here |in the picture )?(?:is|are) {_FILLER}"
+     rf"(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
+    (rf"\b(?:only|just|solely|exclusively|purely|(?:no|nothing) (?:{_GENERIC_NOUN} )?(?:but|besides|"
+     rf"other than|except(?: for)?|apart from)) (?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
     (rf"\b(?:every|each|all(?: of)?(?: the)?) (?:shape|object|thing|figure|item)s? (?:here |in the picture )?"
-     rf"(?:is|are) (?:all )?{_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
+     rf"(?:is|are) (?:all )?{_FILLER}(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
     (rf"\beverything (?:here |in the picture )?(?:is|are) {_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
     (rf"\bthe (?:shapes|objects|things|figures) are all {_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
-    (rf"(?:^|(?<=[;,:]))\s*{_FILLER}(?P<unless>{_PHRASE}) (?:only\b|and nothing else\b|(?:is|are) the only\b)", "only"),
+    (rf"(?:^|(?<=[;,:]))\s*{_FILLER}(?P<unless>{_PHRASE}) (?:only\b|and nothing else\b|(?:is|are) the only\b"
+     rf"|on its own\b|(?:all )?alone\b|by itself\b)", "only"),
     # "a star that is not on the left", "the circle is not red": the subject and what it is not,
     # "a star, not yellow", "a triangle in anything but orange"
     (rf"(?:^|(?<=[;,:])|\band\b|\bwith\b|\bbut\b)\s*{_FILLER}(?P<subject>{_PHRASE})"
@@ -165,16 +179,20 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
     # postfix denials: "orange is nowhere", "crosses are missing", "red absent", "blue excepted"
     (rf"(?:^|(?<=[;,:])|\band\b|\bwith\b|\bbut\b|\bwhile\b)\s*{_FILLER}(?P<subject>{_PHRASE}) "
      rf"(?:(?:is|are|appears?|shows? up) )?(?:absent|missing|excluded|excepted|gone|nowhere"
-     rf"|(?:does|do) not(?: appear| show)?{_END})", "postfix"),
+     rf"|(?:does|do) not(?: appear| show| exist)?{_END}"
+     rf"|(?:is|are) not (?:present|there|visible|shown|included|here)\b)",
+     "postfix"),
     (rf"\bthe (?P<subject>left|right|middle|centre|center)(?: side| third| part)? (?:is|are) empty\b", "postfix"),
     # prefix denials, with or without "no/not"
-    (rf"\b(?:but not|not|no|nothing|none of (?:them|the \w+)(?: (?:is|are))?|none|without|free of|free from|"
+    (rf"\b(?:(?:any|every|all)(?: [a-z]+)? (?:but|except(?: for)?|besides|other than)|but not|not|no|"
+     rf"nothing|none of (?:them|the \w+)(?: (?:is|are))?|none|without|free of|free from|"
      rf"lacking|lacks?|lack of|devoid of|(?:in the |complete )?absence of|minus|excluding|except(?: for)?|"
      rf"anything but|everything but|other than|never|neither|nor|zero|sans|no sign of)"
      rf"(?: (?:find|see|show|contain|have|include)s?)? {_FILLER}(?P<subject>{_PHRASE}){_END}"
      rf"(?P<more>(?:\s*,?\s*(?:or|nor) {_FILLER}{_PHRASE}{_END})*)", "deny"),
 ]]
 _MORE = re.compile(rf"(?:or|nor) {_FILLER}(?P<phrase>{_PHRASE}){_END}")
+_AND_OR = re.compile(rf"(?:and|or) {_FILLER}(?P<phrase>{_PHRASE}){_END}")
 
 
 def _normalise(query: str) -> str:
@@ -255,10 +273,19 @@ def _denials_of(match: re.Match, kind: str) -> Optional[list[Denial]]:
     if kind in ("only", "only_unless"):
         if _NOT_EXCLUSIVE.match(groups["unless"]):
             return []  # "only one circle" counts, it does not exclude
-        unless = _clean(groups["unless"])
-        if parse_phrase(unless) is None:
+        allowed = [_clean(groups["unless"])] + [_clean(m.group("phrase")) for m in
+                                                _AND_OR.finditer(groups.get("alts") or "")]
+        if any(parse_phrase(a) is None for a in allowed):
             return None
-        return [Denial(_subject(groups.get("subject") or ""), unless)]
+        return [Denial(_subject(groups.get("subject") or ""), ALTERNATIVE.join(allowed))]
+    if kind == "no_is":
+        subject, pred = _clean(groups["subject"]), _clean(groups["pred"])
+        if parse_phrase(pred) is None:
+            return None  # "no circle is there": left to the plain denial
+        if not subject or subject in _GENERIC:
+            return [Denial(pred)]
+        merged = _merged(subject, pred)
+        return [Denial(merged)] if merged else None
     if kind == "merge":
         merged = _merged(groups["subject"], groups["pred"])
         return [Denial(merged)] if merged else None

@@ -49,6 +49,8 @@ def framed(query: str) -> set[str]:
     ("every colour except red", ["red"], {"all red", "red and blue"}),
     ("stars missing", ["stars"], {"all red"}),
     ("a star-free picture", ["star"], {"all red"}),
+    ("circles are not present", ["circles"], {"all red", "red and blue"}),
+    ("any shape but a cross", ["cross"], set()),
 ])
 def test_denials_without_no_or_not(query, terms, expected):
     assert negated_terms(query) == terms
@@ -64,6 +66,8 @@ def test_denials_without_no_or_not(query, terms, expected):
     ("not without a red shape", [], set()),
     ("it is not true that there is no star", [], set()),
     ("never lacking squares", [], set()),
+    ("there isn't a shape that isn't blue", ["something other than blue"],
+     {"all red", "red and blue", "only squares", "orange triangle"}),
 ])
 def test_double_negation_requires_instead_of_denying(query, terms, expected):
     assert negated_terms(query) == terms
@@ -78,6 +82,10 @@ def test_double_negation_requires_instead_of_denying(query, terms, expected):
     ("every shape is red", {"red and blue", "only squares", "orange triangle"}),
     ("all of the objects are large", {"all red", "red and blue", "only squares"}),
     ("just one circle", set()),  # a count, not an exclusive
+    ("exclusively circles and squares", {"all red", "orange triangle"}),
+    ("the only shape is a triangle", {"all red", "red and blue", "only squares"}),
+    ("an orange triangle on its own", {"all red", "red and blue", "only squares"}),
+    ("nothing besides red things", {"red and blue", "only squares", "orange triangle"}),
 ])
 def test_exclusives_frame_every_other_object(query, expected):
     assert framed(query) == expected
@@ -102,6 +110,9 @@ def test_pure_denials(query, terms):
     ("a red circle, not a blue square", ["blue square"]),
     ("there is not any circle", ["circle"]),
     ("neither a star nor a cross", ["star", "cross"]),
+    ("no shape is yellow", ["yellow"]),
+    ("no object here is a circle", ["circle"]),
+    ("only squares and no circles", ["something other than squares", "circles"]),
     ("a red circle and a blue square", []),
     ("a circle just left of a square", []),
 ])
