@@ -13,8 +13,11 @@ The gallery is the first ``--n`` scenes of the shapes test split (``shapes_galle
 Compare tab builds it), embedded with ``embed_side`` and ranked with ``rank_models``: the tab's
 own code path. Per query and per category it reports precision@5 and @10, chance (the share of
 the gallery satisfying the predicate), the share of the top-10 that shows the denied thing (and
-its chance), and the top-10 overlap of paraphrase pairs. Without ``--model`` it scores the
-shipped demo pair (``assets/demo_models``) as the app loads it.
+its chance), the top-10 overlap of paraphrase pairs, and how right the tab's red frames are: on
+the top-10 (``frames@10``, per model) and on the whole gallery (``frames_exact``: the share of
+queries whose framed scenes are exactly those showing the denied thing, none for queries that
+deny nothing). Without ``--model`` it scores the shipped demo pair (``assets/demo_models``) as
+the app loads it.
 """
 
 from __future__ import annotations
@@ -151,7 +154,8 @@ def summarise(queries: Sequence[FreeQuery], per_model: Mapping[str, Sequence[dic
         for m in labels:
             rows = [per_model[m][i] for i in idx]
             stats = {key: nanmean([r[key] for r in rows])
-                     for key in ("p@5", f"p@{K}", "chance", "denied@10", "denied_chance")}
+                     for key in ("p@5", f"p@{K}", "chance", "denied@10", "denied_chance", "frames@10",
+                                 "frames_exact")}
             members = set(idx)
             stats["overlap"] = nanmean([overlap(per_model[m][a]["top"], per_model[m][b]["top"])
                                         for a, b in pairs.values() if a in members and b in members])
@@ -180,6 +184,19 @@ def _best(per_model: Mapping[str, Sequence[dict[str, Any]]], labels: Sequence[st
 # running the models through the Compare tab's path
 # ---------------------------------------------------------------------------------------------
 
+def frames_agree(query: FreeQuery, gallery: Gallery) -> float:
+    """1.0 when the Compare tab frames exactly the gallery scenes that show what ``query``
+    denies (none when it denies nothing), else 0.0; NaN for an empty gallery."""
+    from semclip_gui.compare_logic import violated_terms
+    from engine.retrieval import negated_terms
+
+    if not len(gallery):
+        return math.nan
+    terms = negated_terms(query.query)
+    return float(all(bool(violated_terms(gallery, i, terms)) == bool(query.denied and query.denied(objs))
+                     for i, objs in enumerate(gallery.objects)))
+
+
 def _drain(job: Generator[Any, None, Any]) -> Any:
     """Run a Progress generator to the end and return its value."""
     while True:
@@ -196,14 +213,18 @@ def evaluate(models: Mapping[str, Any], gallery: Gallery, queries: Sequence[Free
     from semclip_gui.compare_logic import embed_side, rank_models  # Qt-free: the tab's own path
 
     sides = {label: _drain(embed_side(loaded, gallery, NeverStop())) for label, loaded in models.items()}
+    frames_exact = {q.query: frames_agree(q, gallery) for q in queries}
     embeddings = {label: side.embeddings for label, side in sides.items()}
     per_model: dict[str, list[dict[str, Any]]] = {label: [] for label in models}
     for query in queries:
         ranked = rank_models(models, embeddings, gallery, query.query, k)
         for label in models:
             top = [hit.index for hit in ranked[label]]
+            frames_right = [hit.violates == bool(query.denied and query.denied(gallery.objects[hit.index]))
+                            for hit in ranked[label]]
             per_model[label].append({**score_query(query, top, gallery.objects, k), "top": top,
-                                     "red_frames": sum(hit.violates for hit in ranked[label])})
+                                     "frames@10": share(frames_right),
+                                     "frames_exact": frames_exact[query.query]})
     return {"gallery": gallery.description, "k": k,
             "template_metrics": {label: side.metrics for label, side in sides.items()},
             "queries": [{"query": q.query, "category": q.category, "where": str(q.where),
@@ -242,14 +263,15 @@ def print_report(results: dict[str, Any], verbose: bool) -> None:
         if metrics:
             print(f"  {m}: template original-over-negation {metrics['ono_accuracy']:.3f}, "
                   f"caption top-1 {metrics['caption_top1']:.3f}")
-    head = "".join(f" | {m[:12]:>12s} p@5  p@10  den@10 ovl  wins" for m in labels)
-    print(f"{'category':15s} {'n':>3s} chance den-chance ties{head}")
+    head = "".join(f" | {m[:12]:>12s} p@5  p@10  den@10 ovl  frm@10 wins" for m in labels)
+    print(f"{'category':15s} {'n':>3s} chance den-chance frames ties{head}")
     for cat, per in results["summary"].items():
         first = per[labels[0]]
         cells = "".join(f" | {'':12s} {_fmt(s['p@5'])} {_fmt(s['p@10'])} {_fmt(s['denied@10'])}  "
-                        f"{_fmt(s['overlap'])} {int(s['wins']):3d}" for s in (per[m] for m in labels))
+                        f"{_fmt(s['overlap'])} {_fmt(s['frames@10'])}  {int(s['wins']):3d}"
+                        for s in (per[m] for m in labels))
         print(f"{cat:15s} {int(first['queries']):3d} {_fmt(first['chance']):>6s} {_fmt(first['denied_chance']):>10s}"
-              f" {int(first['ties']):4d}{cells}")
+              f" {_fmt(first['frames_exact']):>6s} {int(first['ties']):4d}{cells}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.retrieval import Gallery
 from engine.scene_query import PredicateError, parse_desc, parse_predicate
 from engine.shapes import ShapesWorld
 
@@ -156,8 +157,8 @@ def test_precision_chance_share_overlap_by_hand():
     assert fq.nanmean([0.5, math.nan, 1.0]) == 0.75 and math.isnan(fq.nanmean([math.nan]))
 
 
-def _query(where, denied=None, category="denial_not", pair=None):
-    return fq.FreeQuery(where, category, parse_predicate(where),
+def _query(where, denied=None, category="denial_not", pair=None, text=None):
+    return fq.FreeQuery(text or where, category, parse_predicate(where),
                         parse_predicate(denied) if denied else None, pair)
 
 
@@ -179,11 +180,12 @@ def test_summary_counts_ties_wins_and_pair_overlap_by_hand():
                _query("some(red)", category="paraphrase", pair="p"),
                _query("none(red)", "some(red)", category="pure_denial")]
 
-    def row(p10, top, denied=math.nan):
+    def row(p10, top, denied=math.nan, frames=1.0):
         return {"p@5": p10, "p@10": p10, "chance": 0.5, "denied@10": denied,
-                "denied_chance": math.nan if math.isnan(denied) else 0.25, "top": top}
+                "denied_chance": math.nan if math.isnan(denied) else 0.25, "top": top,
+                "frames@10": frames, "frames_exact": frames}
 
-    per_model = {"M1": [row(0.5, [1, 2, 3, 4]), row(0.5, [3, 4, 5, 6]), row(0.2, [1], 0.8)],
+    per_model = {"M1": [row(0.5, [1, 2, 3, 4]), row(0.5, [3, 4, 5, 6]), row(0.2, [1], 0.8, frames=0.0)],
                  "M2": [row(0.5, [1, 2, 3, 4]), row(0.7, [1, 2, 3, 4]), row(math.nan, [])]}
     summary = fq.summarise(queries, per_model)
     para, pure, everything = summary["paraphrase"], summary["pure_denial"], summary["all"]
@@ -194,6 +196,17 @@ def test_summary_counts_ties_wins_and_pair_overlap_by_hand():
     assert pure["M1"]["denied@10"] == pytest.approx(0.8) and math.isnan(pure["M2"]["denied@10"])
     assert everything["M1"]["queries"] == 3 and everything["M1"]["p@10"] == pytest.approx(0.4)
     assert math.isnan(pure["M1"]["overlap"])  # no pair in the category
+    assert everything["M1"]["frames_exact"] == pytest.approx(2 / 3) and everything["M2"]["frames@10"] == 1.0
+
+
+def test_frames_agree_by_hand():
+    gallery = Gallery(sources=[None] * 3, names=["A", "B", "C"], objects=[A, B, C])
+    assert fq.frames_agree(_query("all(square)", "some(non-square)", text="only squares"), gallery) == 1.0
+    # a denied thing the red-frame check does not see: framed nothing, A shows it
+    assert fq.frames_agree(_query("none(red)", "some(red)", text="a picture"), gallery) == 0.0
+    # denies nothing and frames nothing
+    assert fq.frames_agree(_query("some(red)", category="plain", text="a red shape"), gallery) == 1.0
+    assert math.isnan(fq.frames_agree(_query("none(red)", "some(red)"), Gallery([], [], objects=[])))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,6 +235,7 @@ def test_command_ranks_through_the_compare_path_and_writes_strict_json(tmp_path,
     assert only_squares["p@10"] == pytest.approx(
         sum(all(o["shape"] == "square" for o in scenes[i]) for i in only_squares["top"]) / 10)
     assert results["summary"]["pure_denial"]["tiny"]["overlap"] is not None
+    assert only_squares["frames@10"] == 1.0 and only_squares["frames_exact"] == 1.0
     assert "pure_denial" in capsys.readouterr().out
 
 
