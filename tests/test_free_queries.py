@@ -278,3 +278,12 @@ def test_no_query_is_a_sentence_the_training_caption_generator_produces():
     assert len(generated) > 50_000
     clashes = [q.query for q in fq.load_queries() if _normalised(q.query) in generated]
     assert not clashes
+
+
+def test_the_bench_imports_the_compare_path_without_qt():
+    """The bench ranks through semclip_gui.compare_logic: that module must stay Qt-free."""
+    import subprocess
+
+    code = ("import sys; import semclip_gui.compare_logic, semclip_gui.demo; "
+            "sys.exit(any(m.split('.')[0] in ('PySide6', 'pyqtgraph', 'qasync') for m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
