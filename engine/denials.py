@@ -67,6 +67,7 @@ def _vocabulary() -> dict[str, tuple[str, str]]:
 
 
 VOCABULARY = _vocabulary()
+_RELATION = re.compile(r" (?:left|right) of | next to | beside | above | below | than | instead of ")
 _PHRASES = sorted((w for w in VOCABULARY if " " in w), key=len, reverse=True)
 
 
@@ -74,6 +75,8 @@ def parse_phrase(phrase: str) -> Optional[ObjectDesc]:
     """The object description in a phrase ("large red circle on the left", "boxes"), or None
     when it names no shapes-world attribute and no generic object word ("a dog")."""
     text = " " + re.sub(r"[^a-z\- ]", " ", phrase.lower()) + " "
+    if _RELATION.search(text):
+        return None  # "shapes left of the circle" is about two objects: we cannot tell
     found: dict[str, str] = {}
     for multi in _PHRASES:  # "round disc", "plus sign", "five-pointed star" before single words
         if f" {multi} " in text:
@@ -142,6 +145,7 @@ _GENERIC_NOUN = r"(?:shape|object|thing|figure|item|colou?r)s?"
 # "only one circle" counts and "just left of" places: neither excludes anything
 _NOT_EXCLUSIVE = re.compile(r"^(?:one|two|three|a single|single|a couple|a pair|a few|\d"
                             r"|left|right|above|below|next|beside|behind|in front)\b")
+_COUNTED = re.compile(r"^(?:more|fewer|less|other|else)\b")
 _PICTURE_OF = re.compile(r"^(?:picture|image|photo|scene|drawing) (?:of|with|showing) ")
 
 _CONTRACTIONS = [(r"\bwon't\b", "will not"), (r"\bcan't\b", "can not"), (r"\bcannot\b", "can not"),
@@ -157,6 +161,8 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
      "only_unless"),
     # a cancelled denial: "not without a red shape", "never lacking yellow"
     (rf"\b(?:not|never) (?:without|lacking|free of|free from|missing|devoid of) {_FILLER}{_PHRASE}{_END}", "none"),
+    # "not only circles" adds, "all but one are red" counts: neither denies a thing
+    (r"\bnot (?:only|just|solely|merely|exclusively)\b|\ball (?:but|except) (?:one|two)\b[^;,.!?]*", "none"),
     # "no shape is yellow", "nothing is green": what no object is
     (rf"\b{_NO}\s*(?P<subject>(?:{_WORD} )*?)(?:here |in the picture )?(?:is|are) {_FILLER}"
      rf"(?P<pred>{_PHRASE}){_END}", "no_is"),
@@ -169,12 +175,13 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
      rf"(?:is|are) (?:all )?{_FILLER}(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
     (rf"\beverything (?:here |in the picture )?(?:is|are) {_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
     (rf"\bthe (?:shapes|objects|things|figures) are all {_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
-    (rf"(?:^|(?<=[;,:]))\s*{_FILLER}(?P<unless>{_PHRASE}) (?:only\b|and nothing else\b|(?:is|are) the only\b"
-     rf"|on its own\b|(?:all )?alone\b|by itself\b)", "only"),
+    (rf"(?:^|(?<=[;,:]))\s*{_FILLER}(?P<unless>{_PHRASE})(?: only\b|,? (?:and )?nothing (?:else|more)\b"
+     rf"| (?:is|are) the only\b| (?:(?:is|are) )?(?:on its own|(?:all )?alone|by itself)\b"
+     rf"|,? (?:with|and|but) (?:no|nothing) other(?P<other> {_GENERIC_NOUN})?\b)", "only"),
     # "a star that is not on the left", "the circle is not red": the subject and what it is not,
     # "a star, not yellow", "a triangle in anything but orange"
     (rf"(?:^|(?<=[;,:])|\band\b|\bwith\b|\bbut\b)\s*{_FILLER}(?P<subject>{_PHRASE})"
-     rf"(?: (?:that |which )?(?:is|are) not|, not| (?:that is |in )?anything but) "
+     rf"(?: (?:that |which )?(?:is|are) not|,? not| (?:that is |in )?anything but) "
      rf"{_FILLER}(?P<pred>{_PHRASE}){_END}", "merge"),
     # postfix denials: "orange is nowhere", "crosses are missing", "red absent", "blue excepted"
     (rf"(?:^|(?<=[;,:])|\band\b|\bwith\b|\bbut\b|\bwhile\b)\s*{_FILLER}(?P<subject>{_PHRASE}) "
@@ -185,9 +192,9 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
     (rf"\bthe (?P<subject>left|right|middle|centre|center)(?: side| third| part)? (?:is|are) empty\b", "postfix"),
     # prefix denials, with or without "no/not"
     (rf"\b(?:(?:any|every|all)(?: [a-z]+)? (?:but|except(?: for)?|besides|other than)|but not|not|no|"
-     rf"nothing|none of (?:them|the \w+)(?: (?:is|are))?|none|without|free of|free from|"
+     rf"nothing|(?:none|neither) of (?:them|the \w+)(?: (?:is|are))?|none|without|free of|free from|"
      rf"lacking|lacks?|lack of|devoid of|(?:in the |complete )?absence of|minus|excluding|except(?: for)?|"
-     rf"anything but|everything but|other than|never|neither|nor|zero|sans|no sign of)"
+     rf"anything but|everything but|other than|instead of|rather than|never|neither|nor|zero|sans|no sign of)"
      rf"(?: (?:find|see|show|contain|have|include)s?)? {_FILLER}(?P<subject>{_PHRASE}){_END}"
      rf"(?P<more>(?:\s*,?\s*(?:or|nor) {_FILLER}{_PHRASE}{_END})*)", "deny"),
 ]]
@@ -221,8 +228,10 @@ def _merged(subject: str, pred: str) -> Optional[str]:
     about, denied = parse_phrase(subject), parse_phrase(pred)
     if about is None or denied is None or about.is_empty or denied.is_empty:
         return None
-    if {key for key, _ in about.required} & {key for key, _ in denied.required}:
+    if about.has("shape") and denied.has("shape"):
         return None
+    overridden = {key for key, _ in denied.required}  # "a big blue circle, not small": a small one
+    subject = " ".join(w for w in subject.split() if VOCABULARY.get(w, ("",))[0] not in overridden)
     if re.match(r"(?:on|in|at) ", pred):
         return f"{subject} {pred}"
     if denied.has("shape"):
@@ -275,6 +284,9 @@ def _denials_of(match: re.Match, kind: str) -> Optional[list[Denial]]:
             return []  # "only one circle" counts, it does not exclude
         allowed = [_clean(groups["unless"])] + [_clean(m.group("phrase")) for m in
                                                 _AND_OR.finditer(groups.get("alts") or "")]
+        if re.match(r" colou?rs?", groups.get("other") or ""):  # "a red circle with no other colours"
+            colours = [v for a in allowed for k, v in (parse_phrase(a) or ObjectDesc()).required if k == "colour"]
+            allowed = colours if len(colours) == len(allowed) else allowed
         if any(parse_phrase(a) is None for a in allowed):
             return None
         return [Denial(_subject(groups.get("subject") or ""), ALTERNATIVE.join(allowed))]
@@ -292,6 +304,8 @@ def _denials_of(match: re.Match, kind: str) -> Optional[list[Denial]]:
     if kind == "postfix":
         subject = _clean(groups["subject"])
         return [Denial(subject)] if parse_phrase(subject) and subject not in _GENERIC else None
+    if _COUNTED.match(_clean(groups["subject"])):
+        return []  # "no more than two shapes" counts; "no other shapes" needs what it is other than
     denials = [Denial(_clean(groups["subject"]))] if _clean(groups["subject"]) else []
     denials += [Denial(_clean(m.group("phrase"))) for m in _MORE.finditer(groups.get("more") or "")]
     return denials

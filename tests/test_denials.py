@@ -86,9 +86,22 @@ def test_double_negation_requires_instead_of_denying(query, terms, expected):
     ("the only shape is a triangle", {"all red", "red and blue", "only squares"}),
     ("an orange triangle on its own", {"all red", "red and blue", "only squares"}),
     ("nothing besides red things", {"red and blue", "only squares", "orange triangle"}),
+    ("a red circle with no other shapes", {"all red", "red and blue", "only squares", "orange triangle"}),
+    ("a red circle with no other colours", {"red and blue", "only squares", "orange triangle"}),
+    ("a green square, nothing more", {"all red", "red and blue", "only squares", "orange triangle"}),
 ])
+
 def test_exclusives_frame_every_other_object(query, expected):
     assert framed(query) == expected
+
+
+@pytest.mark.parametrize("query", [
+    "no more than two shapes", "not more than one circle", "not only circles", "not just squares",
+    "all except one are red", "a scene with no other colours", "no shapes to the left of the circle",
+])
+def test_counts_additions_and_relations_frame_nothing(query):
+    """Not denials of a thing, or about two objects at once: framing anything would be a guess."""
+    assert framed(query) == set()
 
 
 @pytest.mark.parametrize("query, terms", [
@@ -108,6 +121,9 @@ def test_pure_denials(query, terms):
     ("a triangle, but not a blue one", ["blue triangle"]),
     ("a star, not yellow", ["yellow star"]),
     ("a red circle, not a blue square", ["blue square"]),
+    ("a big blue circle, not small", ["small blue circle"]),
+    ("a circle not on the right", ["circle on the right"]),
+    ("a blue star rather than a red one", ["red star"]),
     ("there is not any circle", ["circle"]),
     ("neither a star nor a cross", ["star", "cross"]),
     ("no shape is yellow", ["yellow"]),
