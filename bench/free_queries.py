@@ -30,8 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generator, Mapping, Optional, Sequence
 
-from engine.retrieval import Gallery, shapes_gallery
+from engine.events import NeverStop
+from engine.retrieval import Gallery, negated_terms, shapes_gallery
 from engine.scene_query import Predicate, PredicateError, parse_predicate
+# the Compare tab's own (Qt-free) ranking and red-frame check
+from semclip_gui.compare_logic import embed_side, rank_models, violated_terms
 
 QUERY_FILE = Path(__file__).with_name("free_queries.json")
 CATEGORIES = ("plain", "denial_not", "denial_other", "pure_denial", "exclusive", "count",
@@ -187,9 +190,6 @@ def _best(per_model: Mapping[str, Sequence[dict[str, Any]]], labels: Sequence[st
 def frames_agree(query: FreeQuery, gallery: Gallery) -> float:
     """1.0 when the Compare tab frames exactly the gallery scenes that show what ``query``
     denies (none when it denies nothing), else 0.0; NaN for an empty gallery."""
-    from semclip_gui.compare_logic import violated_terms
-    from engine.retrieval import negated_terms
-
     if not len(gallery):
         return math.nan
     terms = negated_terms(query.query)
@@ -209,9 +209,6 @@ def _drain(job: Generator[Any, None, Any]) -> Any:
 def evaluate(models: Mapping[str, Any], gallery: Gallery, queries: Sequence[FreeQuery],
              k: int = K) -> dict[str, Any]:
     """Rank every query with ``rank_models`` over ``embed_side`` embeddings and score it."""
-    from engine.events import NeverStop
-    from semclip_gui.compare_logic import embed_side, rank_models  # Qt-free: the tab's own path
-
     sides = {label: _drain(embed_side(loaded, gallery, NeverStop())) for label, loaded in models.items()}
     frames_exact = {q.query: frames_agree(q, gallery) for q in queries}
     embeddings = {label: side.embeddings for label, side in sides.items()}
