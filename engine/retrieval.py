@@ -4,8 +4,9 @@ Pure torch (no Qt): the app's Compare and Playground panels call these from work
 
 * :func:`top_k`, :func:`similarities` — cosine scores of L2-normalised embeddings.
 * :func:`negated_terms`, :func:`objects_match` — what a query denies ("a red circle and no blue
-  square" -> ["blue square"]) and whether a shapes-world scene contains it, so the app can mark
-  retrieved images that show what the query negates.
+  square" -> ["blue square"], "only squares" -> ["something other than squares"]) and whether a
+  shapes-world scene shows it, so the app can mark retrieved images that violate the query
+  (defined in :mod:`engine.denials`).
 * :func:`projection_for` — the n×d matrix V a model was trained with (or the seeded default).
 * :class:`Gallery`, :func:`shapes_gallery`, :func:`folder_gallery`, :func:`embed_gallery` — a
   list of images with optional scene annotations, embedded through :mod:`engine.embed_cache`.
@@ -13,19 +14,19 @@ Pure torch (no Qt): the app's Compare and Playground panels call these from work
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generator, Optional, Sequence, Union
 
 import torch
 
+from .denials import negated_terms, objects_match  # noqa: F401 - the Compare tab's red-frame check
 from .embed_cache import ImageEmbeddingCache, ImageEmbeddings, ImageSource, embed_image_sources
 from .encoding import embed_texts
 from .events import Progress, StopFlag
 from .losses import SemClipLoss
 from .models import LoadedModel, parse_spec
-from .shapes import COLOURS, POSITIONS, SHAPES, SIZES, SYNONYMS, ShapesWorld
+from .shapes import ShapesWorld
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -62,85 +63,6 @@ def top_k(query_emb: torch.Tensor, gallery_emb: torch.Tensor, k: int,
     k = max(0, min(int(k), gallery_emb.shape[0]))
     values, indices = torch.topk(scores, k, dim=1)
     return (indices[0], values[0]) if single else (indices, values)
-
-
-# ---------------------------------------------------------------------------------------------
-# negation parsing
-# ---------------------------------------------------------------------------------------------
-
-# "but not" first, so it is taken whole; the term runs to the next clause boundary
-# ("anywhere" closes it too: "no square anywhere" denies a square).
-_NEGATION = re.compile(
-    r"\b(?:but\s+not|not|no|nothing|without)\s+(?:(?:any|a|an|the|one)\s+)?"
-    r"(?P<term>.+?)(?=\s*(?:[,;.!?]|\band\b|\bbut\b|\bwith\b|\bor\b|\bnor\b|\banywhere\b|$))",
-    re.IGNORECASE)
-_LEADING_FILLER = re.compile(r"^(?:(?:any|a|an|the|one|single)\s+)+", re.IGNORECASE)
-
-
-def negated_terms(query: str) -> list[str]:
-    """The phrases a query denies, in order, lower-cased, without articles.
-
-    >>> negated_terms("a red circle and no blue square")
-    ['blue square']
-    >>> negated_terms("a star but not a triangle, without any green shape")
-    ['triangle', 'green shape']
-    """
-    terms = []
-    for match in _NEGATION.finditer(query):
-        term = _LEADING_FILLER.sub("", match.group("term").strip()).strip().lower()
-        if term:
-            terms.append(term)
-    return terms
-
-
-# word -> canonical attribute, with the shapes world's synonyms and plurals
-_SHAPE_WORDS: dict[str, str] = {}
-for _shape in SHAPES:
-    _SHAPE_WORDS[_shape] = _shape
-    _SHAPE_WORDS[_shape + ("es" if _shape.endswith("s") else "s")] = _shape
-for _word, _syns in SYNONYMS.items():
-    for _syn in _syns:
-        canonical_shape = _word if _word in SHAPES else None
-        if canonical_shape:
-            _SHAPE_WORDS[_syn] = canonical_shape
-_SIZE_WORDS = {s: s for s in SIZES}
-_SIZE_WORDS.update({syn: w for w, syns in SYNONYMS.items() if w in SIZES for syn in syns})
-_GENERIC = {"shape", "shapes", "object", "objects", "thing", "things"}
-
-
-def _parse_term(term: str) -> Optional[dict[str, str]]:
-    """Attribute constraints in a shapes-world phrase, or None if it names none we know."""
-    text = " " + re.sub(r"[^a-z\- ]", " ", term.lower()) + " "
-    wanted: dict[str, str] = {}
-    # multi-word synonyms first ("round disc", "plus sign", "five-pointed star")
-    for phrase, shape in sorted(_SHAPE_WORDS.items(), key=lambda kv: -len(kv[0])):
-        if f" {phrase} " in text:
-            wanted["shape"] = shape
-            text = text.replace(f" {phrase} ", " ")
-            break
-    for word in text.split():
-        if word in COLOURS:
-            wanted["colour"] = word
-        elif word in _SIZE_WORDS:
-            wanted["size"] = _SIZE_WORDS[word]
-        elif word in POSITIONS:
-            wanted["position"] = word
-    if not wanted and not _GENERIC & set(text.split()):
-        return None
-    return wanted
-
-
-def objects_match(objects: Sequence[dict[str, Any]], term: str) -> bool:
-    """Whether any object (shapes-world dicts: shape, colour, size, position) fits ``term``.
-
-    "blue square" needs a blue square; "triangle" any triangle; "red shape" anything red;
-    "large star on the left" a large star in the left third. A term that names no known
-    attribute ("a dog") matches nothing: we cannot tell, so nothing is marked.
-    """
-    wanted = _parse_term(term)
-    if wanted is None:
-        return False
-    return any(all(obj.get(key) == value for key, value in wanted.items()) for obj in objects)
 
 
 # ---------------------------------------------------------------------------------------------

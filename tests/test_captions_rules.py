@@ -81,6 +81,28 @@ def test_exact_negations_of_coco_captions(rules):
     assert by_kind(g, NEGATION)["verbal"] == ["There are women that are not laughing under the umbrella"]
 
 
+@pytest.mark.parametrize("caption, kept", [
+    ("a small yellow star that is not on the left", None),  # was "on the left, a small yellow star that is not"
+    ("a cat that is on the sofa", None),                     # was "on the sofa, a cat that is"
+    ("a man is not on the bench", None),                     # was "on the bench, a man is not"
+    ("A zebra is standing in an open field.", "In an open field, a zebra is standing."),
+])
+def test_a_place_phrase_that_completes_be_is_not_fronted(rules, caption, kept):
+    """Fronting "on the left" out of "... that is not on the left" leaves "that is not" hanging."""
+    reorders = by_kind(rules.generate(caption), PARAPHRASE).get("reorder", [])
+    fronted = [r for r in reorders if "," in r]
+    assert fronted == ([kept] if kept else [])
+    assert all(not r.rstrip(".").endswith((" is", " is not", " are", " are not")) for r in reorders)
+
+
+def test_a_place_phrase_that_completes_be_is_not_split_off_in_a_negation(rules):
+    negations = by_kind(rules.generate("a red circle that is on the left"), NEGATION)
+    assert "prepositional" not in negations  # was "a red circle that is, but not on the left"
+    assert negations["verbal"] == ["a red circle that is not on the left"]
+    assert by_kind(rules.generate("a dog sits on a bench"), NEGATION)["prepositional"] == \
+        ["a dog sits, but not on a bench"]
+
+
 def test_negbench_style_captions(rules):
     g = rules.generate("This image features a bench and a truck.")
     assert by_kind(g, NEGATION) == {

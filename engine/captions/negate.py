@@ -17,6 +17,8 @@ Tokens = list[str]
 SHOW_VERBS = frozenset("show feature contain include depict display have".split())
 META_PREDICATES = frozenset("present visible shown included seen pictured depicted featured displayed".split())
 # only a containing location makes "<place> free of <things>" contradict the caption
+BE_FORMS = frozenset("is are was were be been being am".split())
+NOT_WORDS = frozenset(("not", "n't", "never", "also", "still"))
 CONTAINERS = frozenset("in on inside atop at".split())
 DIRECTIONS = frozenset("left right middle center centre top bottom front back side distance "
                        "background foreground air sky camera rain snow sun sunshine shade dark "
@@ -190,6 +192,15 @@ def join_list(items: list[Tokens]) -> Tokens:
     return out
 
 
+def copula_complement(c: Caption, start: int) -> bool:
+    """Whether the place phrase at ``start`` is what a "be" says ("a star that is not on the
+    left", "a man is on a bench"): fronted, it would leave "that is not" dangling."""
+    before = start - 1
+    while before > c.body and c.low[before] in NOT_WORDS:
+        before -= 1
+    return c.low[before] in BE_FORMS
+
+
 def prepositional(c: Caption) -> list[Tokens]:
     """'with' -> 'without'; 'X and Y' -> 'X without Y'; 'sits on a bench' -> 'sits, but not on
     a bench'."""
@@ -203,7 +214,7 @@ def prepositional(c: Caption) -> list[Tokens]:
     if spans:
         return [_list_before_last(c, spans) + ["without"] + t[spans[-1][0]:]]
     pp = c.final_location_pp()
-    if pp and pp[0] - c.body >= 2:
+    if pp and pp[0] - c.body >= 2 and not copula_complement(c, pp[0]):  # not "a cat that is, but not on a mat"
         return [t[:pp[0]] + [",", "but", "not"] + t[pp[0]:]]
     return []
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .negate import Tokens, be_for, join_list, meta_object, meta_objects, there_is
+from .negate import Tokens, be_for, copula_complement, join_list, meta_object, meta_objects, there_is
 from .parse import (CLOSE_UP_PREFIXES, DETERMINERS, LOCATION_PREPOSITIONS, META_NOUNS,
                     PICTURE_PREFIXES, PREPOSITIONS, RELATIVES, Caption)
 
@@ -107,7 +107,7 @@ def reorder(c: Caption) -> list[Tokens]:
     else:
         out.extend(_swap_pair(c))
     pp = c.final_location_pp()
-    if pp and pp[0] - c.body >= 2 and not _close_up(c):
+    if pp and pp[0] - c.body >= 2 and not _close_up(c) and not copula_complement(c, pp[0]):
         out.append(t[pp[0]:c.clause_end] + [","] + t[c.body:pp[0]] + t[c.clause_end:])
     if not out:
         out.extend(_modifier_after(c))

@@ -1,0 +1,170 @@
+"""The Compare tab's red-frame check on what people type: denials with and without "no/not",
+pure denials, double negation and exclusives (issue 12, item 6)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.denials import Denial, parse_denials
+from engine.embed_cache import ImageEmbeddings
+from engine.retrieval import Gallery, negated_terms, objects_match, shapes_gallery
+from engine.shapes import ShapesWorld
+from semclip_gui.compare_logic import rank_gallery, violated_terms
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import free_queries as fq  # noqa: E402
+
+
+def obj(shape, colour, size="small", position="left"):
+    return {"shape": shape, "colour": colour, "size": size, "position": position}
+
+
+ALL_RED = [obj("circle", "red", "large", "left"), obj("star", "red", "small", "right")]
+RED_AND_BLUE = [obj("circle", "red", "large", "left"), obj("square", "blue", "small", "middle")]
+ONLY_SQUARES = [obj("square", "green", "large", "left"), obj("square", "blue", "small", "right")]
+ORANGE_TRIANGLE = [obj("triangle", "orange", "large", "middle")]
+SCENES = {"all red": ALL_RED, "red and blue": RED_AND_BLUE, "only squares": ONLY_SQUARES,
+          "orange triangle": ORANGE_TRIANGLE}
+
+
+def framed(query: str) -> set[str]:
+    """The constructed scenes the Compare tab would frame in red for ``query``."""
+    gallery = Gallery(sources=[None] * len(SCENES), names=list(SCENES), objects=list(SCENES.values()))
+    terms = negated_terms(query)
+    return {name for i, name in enumerate(SCENES) if violated_terms(gallery, i, terms)}
+
+
+# -- the issue's observed failures: each of these framed nothing or the wrong pictures before --
+
+@pytest.mark.parametrize("query, terms, expected", [
+    ("a circle, free of triangles", ["triangles"], {"orange triangle"}),
+    ("a shape lacking any blue", ["blue"], {"red and blue", "only squares"}),
+    ("orange is nowhere", ["orange"], {"orange triangle"}),
+    ("green is absent", ["green"], {"only squares"}),
+    ("anything but a square", ["square"], {"red and blue", "only squares"}),
+    ("every colour except red", ["red"], {"all red", "red and blue"}),
+    ("stars missing", ["stars"], {"all red"}),
+    ("a star-free picture", ["star"], {"all red"}),
+    ("circles are not present", ["circles"], {"all red", "red and blue"}),
+    ("any shape but a cross", ["cross"], set()),
+])
+def test_denials_without_no_or_not(query, terms, expected):
+    assert negated_terms(query) == terms
+    assert framed(query) == expected
+
+
+@pytest.mark.parametrize("query, terms, expected", [
+    ("nothing that isn't red", ["something other than red"], {"red and blue", "only squares",
+                                                               "orange triangle"}),
+    ("no shape that is not a square", ["something other than square"],
+     {"all red", "red and blue", "orange triangle"}),
+    ("no circle that is not blue", ["circle other than blue"], {"all red", "red and blue"}),
+    ("not without a red shape", [], set()),
+    ("it is not true that there is no star", [], set()),
+    ("never lacking squares", [], set()),
+    ("there isn't a shape that isn't blue", ["something other than blue"],
+     {"all red", "red and blue", "only squares", "orange triangle"}),
+])
+def test_double_negation_requires_instead_of_denying(query, terms, expected):
+    assert negated_terms(query) == terms
+    assert framed(query) == expected
+    assert "all red" not in framed("nothing that isn't red")  # red pictures are what it asks for
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("only squares", {"all red", "red and blue", "orange triangle"}),
+    ("squares only", {"all red", "red and blue", "orange triangle"}),
+    ("nothing but red shapes", {"red and blue", "only squares", "orange triangle"}),
+    ("every shape is red", {"red and blue", "only squares", "orange triangle"}),
+    ("all of the objects are large", {"all red", "red and blue", "only squares"}),
+    ("just one circle", set()),  # a count, not an exclusive
+    ("exclusively circles and squares", {"all red", "orange triangle"}),
+    ("the only shape is a triangle", {"all red", "red and blue", "only squares"}),
+    ("an orange triangle on its own", {"all red", "red and blue", "only squares"}),
+    ("nothing besides red things", {"red and blue", "only squares", "orange triangle"}),
+    ("a red circle with no other shapes", {"all red", "red and blue", "only squares", "orange triangle"}),
+    ("a red circle with no other colours", {"red and blue", "only squares", "orange triangle"}),
+    ("a green square, nothing more", {"all red", "red and blue", "only squares", "orange triangle"}),
+])
+
+def test_exclusives_frame_every_other_object(query, expected):
+    assert framed(query) == expected
+
+
+@pytest.mark.parametrize("query", [
+    "no more than two shapes", "not more than one circle", "not only circles", "not just squares",
+    "all except one are red", "a scene with no other colours", "no shapes to the left of the circle",
+])
+def test_counts_additions_and_relations_frame_nothing(query):
+    """Not denials of a thing, or about two objects at once: framing anything would be a guess."""
+    assert framed(query) == set()
+
+
+@pytest.mark.parametrize("query, terms", [
+    ("nothing orange", ["orange"]),
+    ("no circles at all", ["circles"]),
+    ("there is nothing red here", ["red"]),
+    ("not one triangle to be seen", ["triangle"]),
+    ("you won't find a diamond here", ["diamond"]),
+])
+def test_pure_denials(query, terms):
+    assert negated_terms(query) == terms
+
+
+@pytest.mark.parametrize("query, terms", [
+    ("a small yellow star that is not on the left", ["small yellow star on the left"]),
+    ("a cross that is not green", ["green cross"]),
+    ("a triangle, but not a blue one", ["blue triangle"]),
+    ("a star, not yellow", ["yellow star"]),
+    ("a red circle, not a blue square", ["blue square"]),
+    ("a big blue circle, not small", ["small blue circle"]),
+    ("a circle not on the right", ["circle on the right"]),
+    ("a blue star rather than a red one", ["red star"]),
+    ("there is not any circle", ["circle"]),
+    ("neither a star nor a cross", ["star", "cross"]),
+    ("no shape is yellow", ["yellow"]),
+    ("no object here is a circle", ["circle"]),
+    ("only squares and no circles", ["something other than squares", "circles"]),
+    ("a red circle and a blue square", []),
+    ("a circle just left of a square", []),
+])
+def test_what_a_denial_is_about(query, terms):
+    assert negated_terms(query) == terms
+
+
+def test_labels_read_back_to_the_same_check():
+    for query in ("only squares", "no circle that isn't blue", "a crimson ball but no navy block"):
+        for denial in parse_denials(query):
+            again = Denial.from_label(denial.label)
+            assert again == denial
+            for scene in SCENES.values():
+                assert objects_match(scene, denial.label) is denial.violated_by(scene)
+    assert not objects_match(ALL_RED, "dog") and not objects_match(ALL_RED, "something other than dog")
+
+
+def test_red_frames_agree_with_the_free_query_set_on_every_test_scene():
+    """Every hand-written query of bench/free_queries.json: the framed scenes are exactly those
+    showing its denied thing (none for queries that deny nothing)."""
+    scenes = [[o.__dict__ for o in ShapesWorld(seed=0).scene("test", i).objects] for i in range(500)]
+    wrong = []
+    for q in fq.load_queries():
+        terms = negated_terms(q.query)
+        marks = [any(objects_match(s, t) for t in terms) for s in scenes]
+        if marks != [bool(q.denied and q.denied(s)) for s in scenes]:
+            wrong.append((q.query, terms))
+    assert not wrong
+
+
+def test_the_compare_ranking_marks_what_the_query_rules_out(tiny_models):
+    gallery = shapes_gallery(n=24, split="test")
+    emb = torch.nn.functional.normalize(torch.randn(24, tiny_models[0].embed_dim), dim=-1)
+    embeddings = ImageEmbeddings(emb, torch.ones(24, dtype=torch.bool), [], 0, 24)
+    for query, shows in (("only circles", lambda objs: any(o["shape"] != "circle" for o in objs)),
+                         ("nothing that isn't red", lambda objs: any(o["colour"] != "red" for o in objs)),
+                         ("a picture free of squares", lambda objs: any(o["shape"] == "square" for o in objs))):
+        hits = rank_gallery(tiny_models[0], embeddings, gallery, query, k=24)
+        assert {h.index for h in hits if h.violates} == {i for i in range(24) if shows(gallery.objects[i])}
