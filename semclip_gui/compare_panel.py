@@ -139,7 +139,7 @@ class ComparePanel(QWidget):
         self._results: dict[str, list[Hit]] = {c: [] for c in COLUMNS}
         self._thumbs: dict[int, Optional[QImage]] = {}
         self._gallery_generation = 0
-        self._queries = LatestOnly()
+        self._queries = LatestOnly(owner=self)
         self._query_lock = threading.Lock()
         self._blend: Optional[BlendResult] = None
         self._blend_worker: Optional[EventWorker] = None

@@ -115,7 +115,7 @@ class PlaygroundPanel(QWidget):
         # side -> (the model it was computed for, its projection V): derived from the model, so
         # a job still running for the previous model cannot leave a stale V behind
         self._projections: dict[str, tuple[object, object]] = {}
-        self._scorer = LatestOnly()
+        self._scorer = LatestOnly(owner=self)
         self._task: Optional[asyncio.Future] = None
         self._backend = None
         self._backend_key: Optional[tuple] = None

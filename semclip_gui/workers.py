@@ -21,6 +21,7 @@ import traceback
 from typing import Any, Callable, Generator, Optional
 
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Qt, QTimer, Signal, Slot
+from shiboken6 import isValid
 
 from engine.events import CheckpointSaved, Done, Error, EvalResult, Log, Progress, StepMetrics
 
@@ -216,7 +217,10 @@ class LatestOnly:
     computing, and the newest request always gets an answer.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, owner: Optional[QObject] = None) -> None:
+        """``owner``: the widget the results are for; once Qt has deleted it (a closed window),
+        results are dropped instead of drawn into deleted widgets."""
+        self._owner = owner
         self._busy = False
         self._pending: Optional[tuple] = None
 
@@ -233,6 +237,9 @@ class LatestOnly:
 
         def finish(callback, value):
             self._busy = False
+            if self._owner is not None and not isValid(self._owner):
+                self._pending = None
+                return
             try:
                 if callback is not None:
                     callback(value)

@@ -180,3 +180,18 @@ def test_closing_the_panel_while_an_answer_is_on_its_way_raises_nothing(qtbot, a
     answer_now.set()
     qtbot.waitUntil(task.done, timeout=5_000)
     assert not task.cancelled() and task.exception() is None
+
+
+def test_scores_that_land_after_the_panel_closed_are_dropped(qtbot, app_state):
+    from shiboken6 import isValid
+
+    from semclip_gui.workers import wait_for_background_jobs
+
+    panel = PlaygroundPanel(app_state)
+    panel.set_caption("a red circle and no blue square")  # generations, then scoring, in flight
+    qtbot.waitUntil(lambda: panel._scorer.busy, timeout=10_000)
+    bars = panel.bars
+    panel.deleteLater()
+    qtbot.waitUntil(lambda: not isValid(bars))
+    assert wait_for_background_jobs(30_000)
+    qtbot.wait(100)  # deliver the finished job's result: it must not touch the deleted plots
