@@ -108,6 +108,7 @@ def run_training(cfg: TrainConfig, quiet: bool = False,
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .presets import preset
+    from .runs import resolve_run
     from .train import TrainingError, check_out_dir
 
     if bool(args.preset) == bool(args.config):
@@ -122,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.overwrite:
             configs = [replace(c, overwrite=True) for c in configs]
         for c in configs:  # every run of a preset, before the first one starts
-            check_out_dir(c.validate())
+            check_out_dir(resolve_run(c.validate()))
     except (ValueError, FileNotFoundError, TrainingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

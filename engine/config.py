@@ -45,6 +45,10 @@ class TrainConfig:
         0.0, "share of training captions in everyday synonyms")
     augment: bool = option(
         False, "OpenCLIP's training augmentation (turns the image-embedding cache off)")
+    zeroshot_dataset: Optional[str] = option(
+        None, "class-folder data set (one sub-folder per class) scored zero-shot with open_clip's "
+              "prompt templates, plain and negated, at each evaluation: zeroshot/plain, "
+              "zeroshot/negated")
 
     # --- SemCLIP loss -------------------------------------------------------------------------
     alpha: float = option(1.0, "weight of the contrastive (InfoNCE) term")
@@ -82,12 +86,25 @@ class TrainConfig:
     threads: int = option(0, "torch CPU threads (0: torch's default)")
 
     # --- output -------------------------------------------------------------------------------
-    out_dir: str = option("runs/semclip", "checkpoint, sidecar and metrics.jsonl go here")
+    out_dir: str = option(
+        "", "this run's folder (checkpoint, sidecar, metrics.jsonl); empty: a new folder under "
+            "runs_root")
+    runs_root: str = option("runs", "where each run gets its own folder when out_dir is empty")
+    run_name: str = option(
+        "", "the run's folder under runs_root (empty: YYYY_MM_DD-HH_MM_SS-model_..., as open_clip)")
     save_every_steps: int = option(
-        0, "extra checkpoint every N steps (0: only at epoch ends and the end)")
-    eval_every_epochs: int = option(1, "evaluate on the held-out split every N epochs (0: never)")
+        0, "also keep step_<N>.pt every N steps (0: checkpoint.pt at epoch ends and the end only)")
+    keep_last_n: int = option(
+        0, "step_<N>.pt files kept, the oldest deleted first (0: keep all)")
+    best_metric: str = option(
+        "", "keep best.pt, the checkpoint best by this epoch metric: val/<metric> (e.g. "
+            "val/caption_top1) or zeroshot/plain, zeroshot/negated; empty: off")
+    best_mode: str = option("max", "max | min: which way best_metric improves")
+    eval_every_epochs: int = option(
+        1, "evaluate on the held-out split (and zeroshot_dataset) every N epochs (0: never)")
     resume: Optional[str] = option(
-        None, "checkpoint to resume from (continues schedule, data order, RNG)")
+        None, "checkpoint to resume from (continues schedule, data order, RNG); latest: the "
+              "newest checkpoint in out_dir, runs_root/run_name, or the newest run under runs_root")
     name: str = option("", "label shown in tables and the app")
     overwrite: bool = option(
         False, "start afresh in an out_dir that holds an earlier run (else refused)")
@@ -135,8 +152,10 @@ class TrainConfig:
                 check_spec(self.model)
             except (ModelLoadError, FileNotFoundError) as exc:
                 raise ConfigError(f"model {self.model!r}: {exc}") from None
-            if self.resume and not Path(self.resume).is_file():
+            if self.resume and self.resume != RESUME_LATEST and not Path(self.resume).is_file():
                 raise ConfigError(f"checkpoint to resume from not found: {self.resume}")
+            if self.zeroshot_dataset and not Path(self.zeroshot_dataset).is_dir():
+                raise ConfigError(f"zeroshot_dataset: folder not found: {self.zeroshot_dataset}")
         return self
 
     @classmethod
@@ -212,6 +231,11 @@ def _type_words(type_name: str) -> str:
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+RESUME_LATEST = "latest"
+# What evaluate_triples reports (logged as val/<name>) and the zero-shot monitor's two scores.
+EVAL_METRICS = ("ono_accuracy", "caption_top1", "caption_top5", "paraphrase_top1",
+                "paraphrase_top5")
+BEST_METRICS = (*(f"val/{name}" for name in EVAL_METRICS), "zeroshot/plain", "zeroshot/negated")
 MAX_LR = 1.0  # AdamW steps above this blow any CLIP model up; almost surely a typo
 
 
@@ -223,7 +247,7 @@ def _finite(x: float) -> bool:
 _RULES: tuple[Callable[["TrainConfig"], str], ...] = (
     lambda c: "" if c.model.strip() else "model is empty",
     lambda c: "" if c.dataset.strip() else "dataset is empty",
-    lambda c: "" if c.out_dir.strip() else "out_dir is empty",
+    lambda c: "" if c.out_dir.strip() or c.runs_root.strip() else "out_dir and runs_root are empty",
     lambda c: "" if c.batch_size >= 1 else f"batch_size must be at least 1, got {c.batch_size}",
     lambda c: "" if c.accum_steps >= 1 else f"accum_steps must be at least 1, got {c.accum_steps}",
     lambda c: "" if c.epochs >= 1 else f"epochs must be at least 1, got {c.epochs}",
@@ -260,7 +284,25 @@ _RULES: tuple[Callable[["TrainConfig"], str], ...] = (
     lambda c: "" if c.save_every_steps >= 0 and c.eval_every_epochs >= 0 else
     "save_every_steps and eval_every_epochs must be 0 (off) or more",
     lambda c: report_to_problem(c.report_to),
+    lambda c: "" if c.keep_last_n >= 0 else f"keep_last_n must be 0 (all) or more, got {c.keep_last_n}",
+    lambda c: "" if c.best_mode in ("max", "min") else f"best_mode must be max or min, got {c.best_mode!r}",
+    lambda c: _best_metric_problem(c),
 )
+
+
+def _best_metric_problem(c: "TrainConfig") -> str:
+    """best_metric must name a metric this run will compute."""
+    if not c.best_metric:
+        return ""
+    if c.best_metric not in BEST_METRICS:
+        return f"best_metric {c.best_metric!r} is not one of {', '.join(BEST_METRICS)}"
+    if not c.eval_every_epochs:
+        return f"best_metric {c.best_metric} needs eval_every_epochs of 1 or more"
+    if c.best_metric.startswith("zeroshot/") and not c.zeroshot_dataset:
+        return f"best_metric {c.best_metric} needs a zeroshot_dataset"
+    if c.best_metric.startswith("val/") and c.dataset != "shapes" and not c.val_dataset:
+        return f"best_metric {c.best_metric} needs a val_dataset"
+    return ""
 
 
 def _parse_value(raw: str, type_name: str, key: str) -> Any:

@@ -62,8 +62,9 @@ def report_to_problem(value: Union[str, Sequence[str], None]) -> str:
 
 def metric_items(record: dict[str, Any]) -> tuple[int, dict[str, float]]:
     """(step, {name: value}) of a ``metrics.jsonl`` record, named the way trackers group them:
-    ``train/total``, ``train/lr``, ... for steps and ``val/ono_accuracy``, ... for evaluations."""
-    prefix = "train" if record.get("type") == "step" else "val"
+    ``train/total``, ``train/lr``, ... for steps, ``val/ono_accuracy``, ... for evaluations and
+    ``zeroshot/plain``, ``zeroshot/negated`` for the zero-shot check."""
+    prefix = {"step": "train", "zeroshot": "zeroshot"}.get(record.get("type"), "val")
     values = {f"{prefix}/{key}": float(value) for key, value in record.items()
               if key not in ("type", "step") and isinstance(value, (int, float))
               and not isinstance(value, bool)}

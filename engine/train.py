@@ -18,7 +18,7 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -27,16 +27,18 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import load_training_state, save_checkpoint
-from .config import ConfigError, TrainConfig
+from .config import RESUME_LATEST, ConfigError, TrainConfig
 from .data import collate
 from .encoding import encode_text
 from .events import (CheckpointSaved, Done, Error, EvalResult, Event, Log, NeverStop, Progress,
                      StepMetrics, StopFlag)
 from .losses import SemClipLoss
 from .models import LoadedModel, load_model, lock_towers, model_config, read_sidecar
+from .runs import (BEST_CHECKPOINT, LAST_CHECKPOINT, improves, prune_step_checkpoints,
+                   resolve_run, step_checkpoint_name)
 from .task import (LOGIT_SCALE_MAX, ImageFeatureCache, SemClipTask, build_optimizer,
                    weights_finite)
-from .tracking import FanOut, TrackingError, open_trackers
+from .tracking import FanOut, TrackingError, metric_items, open_trackers
 
 
 class TrainingError(RuntimeError):
@@ -328,7 +330,9 @@ class Checkpointer:
         return f"The last good checkpoint (step {step}) is kept at {path}."
 
     def save(self, step: int, payload: dict[str, Any], sidecar: dict[str, Any],
-             task: torch.nn.Module) -> Optional[CheckpointSaved]:
+             task: torch.nn.Module, path: Optional[Path] = None) -> Optional[CheckpointSaved]:
+        """Write ``path`` (default: the run's last checkpoint), never with non-finite weights."""
+        path = path or self.path
         if not weights_finite(task):
             raise TrainingError("diverged", (
                 f"the weights became non-finite (NaN or inf) by step {step}; they were not saved. "
@@ -336,13 +340,36 @@ class Checkpointer:
         if not self.enabled:
             return None
         try:
-            save_checkpoint(self.path, payload, sidecar)
+            save_checkpoint(path, payload, sidecar)
         except OSError as exc:
             raise TrainingError("output", (
-                f"could not write the checkpoint {self.path}: {exc.strerror or exc}. "
+                f"could not write the checkpoint {path}: {exc.strerror or exc}. "
                 f"{self.describe_last_good()}")) from None
-        self.last_good = (step, str(self.path))
-        return CheckpointSaved(step=step, path=str(self.path))
+        if path == self.path:
+            self.last_good = (step, str(path))
+        return CheckpointSaved(step=step, path=str(path))
+
+
+def _resolve_run_on_all_ranks(cfg: TrainConfig, dist_info: DistInfo, device: torch.device
+                              ) -> TrainConfig:
+    """The run folder and checkpoint to resume (:func:`engine.runs.resolve_run`), chosen by
+    rank 0 and shared: a timestamped folder name must not differ by a second between ranks."""
+    resolved = resolve_run(cfg)
+    if dist_info.world_size > 1:
+        chosen = [resolved.out_dir, resolved.resume]
+        dist.broadcast_object_list(chosen, src=0, device=device if device.type == "cuda" else None)
+        resolved = replace(cfg, out_dir=chosen[0], resume=chosen[1])
+    return resolved
+
+
+def _log_epoch_record(metrics_log: Optional[FanOut], kind: str, step: int, epoch: int,
+                      values: dict[str, float]) -> dict[str, float]:
+    """Write an epoch's ``eval`` or ``zeroshot`` record; returns its values by tracker name."""
+    record = {"type": kind, "step": step, "epoch": epoch, **values}
+    if metrics_log:
+        metrics_log.write(record)
+    return {name: value for name, value in metric_items(record)[1].items()
+            if not name.endswith("/epoch")}
 
 
 def _check_resumable(cfg: TrainConfig, state: dict[str, Any], world_size: int) -> None:
@@ -552,6 +579,11 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
                                  (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
     device = resolve_device(cfg.device, dist_info)
     autocast, scaler = _precision(cfg, device)
+    asked_latest = cfg.resume == RESUME_LATEST
+    cfg = _resolve_run_on_all_ranks(cfg, dist_info, device)
+    if asked_latest:
+        yield Log(f"resume=latest: {cfg.resume}" if cfg.resume else
+                  f"resume=latest: no checkpoint yet, starting a new run in {cfg.out_dir}")
     out_dir = check_out_dir(cfg)
     if dist_info.world_size > 1:
         dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
@@ -575,7 +607,7 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
 
     # ---- optimiser and resume ----------------------------------------------------------------
     optimizer = build_optimizer(task, cfg.lr, cfg.weight_decay, cfg.text_lr_scale)
-    step, history, last_good = 0, [], None
+    step, history, last_good, best = 0, [], None, None
     if cfg.resume:
         state = load_training_state(cfg.resume)
         if "optimizer" not in state:
@@ -593,6 +625,7 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
         if "scaler" in state:
             scaler.load_state_dict(state["scaler"])
         step, history = int(state["step"]), list(state.get("history", []))
+        best = state.get("best")  # the best so far by best_metric, if the run kept one
         last_good = (step, str(cfg.resume))
         _restore_rng(state["rng"])
         yield Log(f"resumed from {cfg.resume} at step {step} (epoch {step // steps_per_epoch + 1})")
@@ -607,6 +640,12 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
         yield from _fill_image_cache(task, train_set, cfg, dist_info, device, autocast)
     elif not trainable_image and cfg.augment:
         yield Log("image-embedding cache off: augmentation changes every view of an image")
+    zeroshot = None  # rank 0 only: the others wait at the epoch's barrier
+    if cfg.zeroshot_dataset and cfg.eval_every_epochs and dist_info.is_main:
+        from .zeroshot import ZeroShotMonitor
+        zeroshot = ZeroShotMonitor(loaded, cfg.zeroshot_dataset, not trainable_image)
+        yield Log(f"zero-shot check: {len(zeroshot.data.rows)} images of "
+                  f"{len(zeroshot.data.class_names)} classes in {cfg.zeroshot_dataset}")
     runner = _wrap_distributed(task, cfg, device) if dist_info.world_size > 1 else task
 
     # ---- output ------------------------------------------------------------------------------
@@ -620,16 +659,19 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
                                  cfg.name or out_dir.name, resume_step)
         metrics_log = FanOut([MetricsLog(out_dir / "metrics.jsonl", resume_step), *trackers])
 
-    def checkpoint(epoch: int, metrics: dict[str, float]) -> Optional[CheckpointSaved]:
+    def checkpoint(epoch: int, metrics: dict[str, float], name: str = LAST_CHECKPOINT
+                   ) -> Optional[CheckpointSaved]:
         payload = {"state_dict": task.clip.state_dict(), "loss_state": task.loss.state_dict(),
                    "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                    "step": step, "epoch": epoch, "rng": _capture_rng(), "history": history,
-                   "train_config": cfg.to_dict(), "world_size": dist_info.world_size}
+                   "train_config": cfg.to_dict(), "world_size": dist_info.world_size,
+                   "best": best}
         sidecar = {"format": "semclip-checkpoint/1", "model_name": loaded.model_name,
                    "model_spec": cfg.model, "model_config": model_config(loaded.model_name),
                    "loss_config": task.loss.config(), "train_config": cfg.to_dict(),
-                   "step": step, "epoch": epoch, "metrics": metrics, "history": history}
-        return checkpointer.save(step, payload, sidecar, task)
+                   "step": step, "epoch": epoch, "metrics": metrics, "history": history,
+                   "best": best}
+        return checkpointer.save(step, payload, sidecar, task, out_dir / name)
 
     # ---- the loop ----------------------------------------------------------------------------
     last_eval: dict[str, float] = history[-1]["metrics"] if history else {}
@@ -700,27 +742,45 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
                     saved = checkpoint(epoch, last_eval)
                     if saved:
                         yield saved
+                        checkpoint(epoch, last_eval, step_checkpoint_name(step))
+                        prune_step_checkpoints(out_dir, cfg.keep_last_n)
                 if step >= total_steps:
                     break
 
             if stopped:
                 break
             epoch_done = step >= total_steps or step % steps_per_epoch == 0
-            if epoch_done and val_set is not None and cfg.eval_every_epochs and \
+            epoch_metrics: dict[str, float] = {}  # val/..., zeroshot/...: what best_metric names
+            if epoch_done and (val_set is not None or zeroshot) and cfg.eval_every_epochs and \
                     (epoch + 1) % cfg.eval_every_epochs == 0 and dist_info.is_main:
                 if not weights_finite(task):
                     raise TrainingError("diverged", (
                         f"the weights became non-finite (NaN or inf) by step {step}. "
                         f"{checkpointer.describe_last_good()} Try a lower lr or precision=fp32."))
-                last_eval = evaluate_triples(task.clip, loaded.tokenizer, val_set, device)
-                history.append({"step": step, "epoch": epoch + 1, "metrics": last_eval})
-                if metrics_log:
-                    metrics_log.write({"type": "eval", "step": step, "epoch": epoch + 1,
-                                       **last_eval})
-                yield EvalResult(step=step, epoch=epoch + 1, split="val", metrics=last_eval)
+                if val_set is not None:
+                    last_eval = evaluate_triples(task.clip, loaded.tokenizer, val_set, device)
+                    history.append({"step": step, "epoch": epoch + 1, "metrics": last_eval})
+                    epoch_metrics.update(_log_epoch_record(metrics_log, "eval", step, epoch + 1,
+                                                           last_eval))
+                    yield EvalResult(step=step, epoch=epoch + 1, split="val", metrics=last_eval)
+                if zeroshot:
+                    scores = zeroshot.scores()
+                    epoch_metrics.update(_log_epoch_record(metrics_log, "zeroshot", step,
+                                                           epoch + 1, scores))
+                    yield EvalResult(step=step, epoch=epoch + 1, split="zeroshot", metrics=scores)
+            value = epoch_metrics.get(cfg.best_metric)
+            new_best = bool(cfg.best_metric) and improves(value, best and best["value"],
+                                                          cfg.best_mode)
+            if new_best:
+                best = {"metric": cfg.best_metric, "mode": cfg.best_mode, "value": value,
+                        "step": step, "epoch": epoch + 1}
             saved = checkpoint(epoch + 1 if epoch_done else epoch, last_eval)
             if saved:
                 yield saved
+                if new_best:  # after checkpoint.pt: only weights that proved finite get here
+                    checkpoint(epoch + 1 if epoch_done else epoch, last_eval, BEST_CHECKPOINT)
+                    yield Log(f"best {cfg.best_metric} so far: {value:.4f} (step {step}), "
+                              f"saved {out_dir / BEST_CHECKPOINT}")
             if dist_info.world_size > 1:
                 dist.barrier()  # rank 0 evaluated and saved; the others wait for it
 

@@ -13,6 +13,8 @@
 * The engine refuses a fresh run into a folder that holds another run; Start asks first
   (a new folder beside it, the default, or overwrite) and shows any other folder problem
   (a file, read-only) in the panel before a thread starts.
+* Past runs under a root folder are listed (:class:`RunsList`); a click draws that run's
+  curves, metrics and zero-shot points from its ``metrics.jsonl`` (:func:`curves_from_metrics`).
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ from engine.config import TrainConfig
 from engine.events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
 from engine.models import ModelLoadError, project_config_names, read_sidecar
 from engine.presets import preset
+from engine.runs import LAST_CHECKPOINT, read_metrics
 from engine.train import RUN_FILES, TrainingError, check_out_dir, train
 
+from .runs_list import RunsList
 from .state import SIDES, AppState
 from .workers import EventWorker
 
@@ -60,6 +64,7 @@ CURVE_KEYS = {"total": "total", "contrastive": "contrastive_loss",
               "paraphrase": "paraphrase_loss", "negation": "negation_loss", "lr": "lr"}
 CURVE_COLOURS = {"total": (20, 20, 20), "contrastive": (40, 110, 220),
                  "paraphrase": (30, 150, 60), "negation": (210, 40, 40), "lr": (150, 80, 190)}
+ZEROSHOT_COLOURS = {"plain": (30, 150, 60), "negated": (210, 40, 40)}  # zeroshot EvalResult keys
 METRIC_COLUMNS = {"ono_accuracy": "O>N", "caption_top1": "cap@1", "caption_top5": "cap@5",
                   "paraphrase_top1": "para@1", "paraphrase_top5": "para@5"}  # EvalResult keys
 DEVICES = {"auto": "auto", "cuda": "CUDA", "cpu": "CPU"}
@@ -116,6 +121,8 @@ def config_from_form(values: Mapping[str, Any], base: Optional[TrainConfig] = No
         raise ValueError("batch size, epochs and projections must be ≥ 1 (max steps ≥ 0)")
     if not cfg.out_dir:
         raise ValueError("choose an output folder")
+    if cfg.zeroshot_dataset and not Path(cfg.zeroshot_dataset).is_dir():
+        raise ValueError(f"zero-shot folder not found: {cfg.zeroshot_dataset}")
     if not base.threads:
         cfg.threads = ui_threads(cpu_count)
     return cfg
@@ -136,6 +143,39 @@ def resume_config(checkpoint: Union[str, Path], current: TrainConfig) -> TrainCo
         raise ValueError(str(exc)) from None
     cfg = TrainConfig.from_dict(saved) if saved else current
     return replace(cfg, resume=str(path), device=current.device, threads=current.threads)
+
+
+@dataclass
+class RunCurves:
+    """What the panel draws of a run: per-step curves, epoch evaluations, zero-shot points."""
+
+    history: dict[str, list[float]]  # "step" and each CURVE_KEYS name
+    evals: list[EvalResult]
+    zeroshot: dict[str, list[float]]  # "step", "plain", "negated"
+
+
+def empty_curves() -> RunCurves:
+    return RunCurves(history={"step": [], **{k: [] for k in CURVE_KEYS}}, evals=[],
+                     zeroshot={"step": [], **{k: [] for k in ZEROSHOT_COLOURS}})
+
+
+def curves_from_metrics(records: list[dict[str, Any]]) -> RunCurves:
+    """The curves of a finished (or interrupted) run from its ``metrics.jsonl`` records."""
+    curves = empty_curves()
+    for record in records:
+        kind, step, epoch = record.get("type"), record.get("step", 0), record.get("epoch", 0)
+        if kind == "step":
+            curves.history["step"].append(step)
+            for name, key in CURVE_KEYS.items():
+                curves.history[name].append(float(record.get(key, math.nan)))
+        elif kind == "eval":
+            metrics = {k: float(record[k]) for k in METRIC_COLUMNS if k in record}
+            curves.evals.append(EvalResult(step=step, epoch=epoch, split="val", metrics=metrics))
+        elif kind == "zeroshot":
+            curves.zeroshot["step"].append(step)
+            for name in ZEROSHOT_COLOURS:
+                curves.zeroshot[name].append(float(record.get(name, math.nan)))
+    return curves
 
 
 def run_files_in(out_dir: Union[str, Path]) -> list[str]:
@@ -309,8 +349,10 @@ class TrainPanel(QWidget):
         self.outcome: Optional[Union[Done, Error]] = None  # of the last finished run
         self.checkpoint_path: Optional[str] = None
         self.checkpoint_step = 0
-        self.history: dict[str, list[float]] = {"step": [], **{k: [] for k in CURVE_KEYS}}
-        self.evals: list[EvalResult] = []
+        curves = empty_curves()
+        self.history: dict[str, list[float]] = curves.history
+        self.evals: list[EvalResult] = curves.evals
+        self.zeroshot: dict[str, list[float]] = curves.zeroshot
         self.latency_probe = LatencyProbe(parent=self)
         self._presets = panel_presets()
         self._base = next(iter(self._presets.values()))
@@ -331,6 +373,8 @@ class TrainPanel(QWidget):
         self.triples_button.clicked.connect(self._browse_triples)
         self.model_button.clicked.connect(self._browse_model)
         self.out_dir_button.clicked.connect(self._browse_out_dir)
+        self.zeroshot_button.clicked.connect(self._browse_zeroshot)
+        self.runs_list.run_chosen.connect(self.open_run)
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
         self.resume_button.clicked.connect(self._browse_resume)
@@ -380,6 +424,12 @@ class TrainPanel(QWidget):
             self.device_combo.addItem(text, key)
         self.out_dir_edit = QLineEdit()
         self.out_dir_button = QToolButton(text="…")
+        self.zeroshot_edit = QLineEdit()
+        self.zeroshot_edit.setPlaceholderText("optional: one sub-folder of images per class")
+        self.zeroshot_edit.setToolTip("zero-shot accuracy on this folder after each epoch, with "
+                                      "plain and negated prompts: does fine-tuning cost general "
+                                      "ability?")
+        self.zeroshot_button = QToolButton(text="…")
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
@@ -396,6 +446,7 @@ class TrainPanel(QWidget):
         form.addRow("Epochs", _row(self.epochs_spin, QLabel("max steps"), self.max_steps_spin))
         form.addRow("Device", self.device_combo)
         form.addRow("Output folder", _row(self.out_dir_edit, self.out_dir_button))
+        form.addRow("Zero-shot folder", _row(self.zeroshot_edit, self.zeroshot_button))
         self.form_box = QGroupBox("Run")
         self.form_box.setLayout(form)
 
@@ -416,6 +467,8 @@ class TrainPanel(QWidget):
         ckpt_layout.addWidget(self.checkpoint_label)
         ckpt_layout.addWidget(_row(*self.use_buttons.values(), stretch=None))
         column.addWidget(ckpt_box)
+        self.runs_list = RunsList()
+        column.addWidget(self.runs_list)
         column.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(left)
@@ -440,9 +493,19 @@ class TrainPanel(QWidget):
             plot = self.lr_plot if name == "lr" else self.loss_plot
             width = 2 if name == "total" else 1.5
             self.curves[name] = plot.plot([], [], pen=pg.mkPen(colour, width=width), name=name)
+        self.zeroshot_plot = _plot("zero-shot accuracy", 120)
+        self.zeroshot_plot.setYRange(0.0, 1.0, padding=0.05)
+        self.zeroshot_plot.addLegend(offset=(-8, 8), labelTextColor="#333")
+        self.zeroshot_curves = {
+            name: self.zeroshot_plot.plot([], [], pen=pg.mkPen(colour, width=1.5), symbol="o",
+                                          symbolSize=6, symbolBrush=colour, name=name)
+            for name, colour in ZEROSHOT_COLOURS.items()}
+        side = QSplitter(Qt.Vertical)
+        side.addWidget(self.lr_plot)
+        side.addWidget(self.zeroshot_plot)
         plots = QSplitter(Qt.Horizontal)
         plots.addWidget(self.loss_plot)
-        plots.addWidget(self.lr_plot)
+        plots.addWidget(side)
         plots.setSizes([700, 260])
 
         self.metrics_table = QTableWidget(0, 2 + len(METRIC_COLUMNS))
@@ -498,6 +561,7 @@ class TrainPanel(QWidget):
             "hard_negatives": self.hard_negatives_check.isChecked(),
             "device": self.device_combo.currentData(),
             "out_dir": self.out_dir_edit.text().strip(),
+            "zeroshot_dataset": self.zeroshot_edit.text().strip() or None,
         }
 
     def set_form(self, cfg: TrainConfig) -> None:
@@ -515,6 +579,9 @@ class TrainPanel(QWidget):
         device = self.device_combo.findData(cfg.device.split(":")[0])
         self.device_combo.setCurrentIndex(max(0, device))
         self.out_dir_edit.setText(cfg.out_dir)
+        self.zeroshot_edit.setText(cfg.zeroshot_dataset or "")
+        if not self.runs_list.root_edit.text():  # the runs beside the preset's output folder
+            self.runs_list.set_root(str(Path(cfg.out_dir).parent) if cfg.out_dir else cfg.runs_root)
         self._on_dataset_kind()
 
     def apply_preset(self, name: str) -> None:
@@ -550,6 +617,12 @@ class TrainPanel(QWidget):
         path = QFileDialog.getExistingDirectory(self, "Output folder", self.out_dir_edit.text())
         if path:
             self.out_dir_edit.setText(path)
+
+    def _browse_zeroshot(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Zero-shot folder (one sub-folder per class)",
+                                                self.zeroshot_edit.text())
+        if path:
+            self.zeroshot_edit.setText(path)
 
     def _browse_resume(self) -> None:
         start = self.checkpoint_path or self.out_dir_edit.text()
@@ -676,6 +749,7 @@ class TrainPanel(QWidget):
         self.form_box.setEnabled(not running)
         self.start_button.setEnabled(not running)
         self.resume_button.setEnabled(not running)
+        self.runs_list.setEnabled(not running)  # opening a run would mix its curves with this one's
         self.stop_button.setEnabled(running)
         has_checkpoint = self.checkpoint_path is not None and Path(self.checkpoint_path).is_file()
         for button in self.use_buttons.values():
@@ -687,6 +761,10 @@ class TrainPanel(QWidget):
         for values in self.history.values():
             del values[keep:]
         self.evals = [e for e in self.evals if keep_until is not None and e.step <= keep_until]
+        kept_points = 0 if keep_until is None else sum(1 for s in self.zeroshot["step"]
+                                                       if s <= keep_until)
+        for values in self.zeroshot.values():
+            del values[kept_points:]
         self.metrics_table.setRowCount(0)
         for result in self.evals:
             self._add_metrics_row(result)
@@ -711,6 +789,15 @@ class TrainPanel(QWidget):
         self._dirty = True  # drawn by the next _refresh tick, however many steps arrive before it
 
     def _on_eval(self, event: EvalResult) -> None:
+        if event.split == "zeroshot":
+            self.zeroshot["step"].append(event.step)
+            for name in ZEROSHOT_COLOURS:
+                self.zeroshot[name].append(event.metrics.get(name, math.nan))
+            self._dirty = True
+            self._log(f"epoch {event.epoch} (step {event.step}) zero-shot accuracy: plain "
+                      f"{event.metrics.get('plain', math.nan):.3f}, negated "
+                      f"{event.metrics.get('negated', math.nan):.3f}")
+            return
         self.evals.append(event)
         self._add_metrics_row(event)
         summary = ", ".join(f"{k} {v:.3f}" for k, v in event.metrics.items())
@@ -766,6 +853,7 @@ class TrainPanel(QWidget):
         self.eta_label.setText(f"{ending} after {elapsed}")
         if not self._closed:
             self._set_running(False)
+            self.runs_list.refresh()
         self.run_finished.emit(self.outcome)
 
     # -- display -----------------------------------------------------------------------------------
@@ -784,14 +872,52 @@ class TrainPanel(QWidget):
                     max(self._last_step.total_steps, self._last_step.step))
             if span != self._x_span:
                 self._x_span = span
-                for plot in (self.loss_plot, self.lr_plot):
-                    plot.setXRange(*span, padding=0.01)
+                self._set_x_span(span)
         steps = np.asarray(self.history["step"], dtype=float)
         for name, curve in self.curves.items():
             curve.setData(steps, np.asarray(self.history[name], dtype=float))
+        for name, curve in self.zeroshot_curves.items():
+            curve.setData(np.asarray(self.zeroshot["step"], dtype=float),
+                          np.asarray(self.zeroshot[name], dtype=float))
         if self._last_step is not None:
             self.progress_bar.setRange(0, max(1, self._last_step.total_steps))
             self.progress_bar.setValue(self._last_step.step)
+
+    def _set_x_span(self, span: tuple[int, int]) -> None:
+        self._x_span = span
+        for plot in (self.loss_plot, self.lr_plot, self.zeroshot_plot):
+            plot.setXRange(*span, padding=0.01)
+
+    def open_run(self, run_dir: Union[str, Path]) -> None:
+        """Draw a past run's curves, metrics and zero-shot points from its ``metrics.jsonl``;
+        its last checkpoint becomes the one the Use buttons load."""
+        if self.is_running():
+            return
+        run_dir = Path(run_dir)
+        curves = curves_from_metrics(read_metrics(run_dir / "metrics.jsonl"))
+        self._clear_views()
+        self._last_step = None
+        for mine, theirs in ((self.history, curves.history), (self.zeroshot, curves.zeroshot)):
+            for key, values in theirs.items():
+                mine[key][:] = values
+        for result in curves.evals:
+            self.evals.append(result)
+            self._add_metrics_row(result)
+        if self.history["step"]:
+            self._set_x_span((self.history["step"][0] - 1, self.history["step"][-1]))
+        checkpoint = run_dir / LAST_CHECKPOINT
+        if checkpoint.is_file():
+            self.checkpoint_path = str(checkpoint)
+            try:
+                self.checkpoint_step = int(read_sidecar(checkpoint).get("step", 0))
+            except ModelLoadError:  # no sidecar: the step is unknown
+                self.checkpoint_step = 0
+            self.checkpoint_label.setText(f"step {self.checkpoint_step}: {checkpoint}")
+        self._set_running(False)
+        self._dirty = True
+        self._refresh()
+        self._log(f"opened run {run_dir}: {len(self.history['step'])} steps, "
+                  f"{len(self.evals)} evaluations, {len(self.zeroshot['step'])} zero-shot points")
 
     def _eta_text(self) -> str:
         elapsed = format_duration(time.perf_counter() - self._t_start)

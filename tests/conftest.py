@@ -1,8 +1,10 @@
-"""Shared fixtures: an isolated cache folder for every test, and tiny models for the app's tests."""
+"""Shared fixtures: an isolated cache folder for every test, tiny models for the app's tests, and a
+tiny class-folder data set for zero-shot checks."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +66,21 @@ def llm_url(llm_server):
 
     fake_llm_server.reset(llm_server)
     return llm_server
+
+
+@pytest.fixture
+def two_class_folder(tmp_path) -> Path:
+    """A tiny zero-shot data set: ``red_square/`` and ``blue_circle/``, three drawings each."""
+    from PIL import Image, ImageDraw
+
+    root = tmp_path / "zeroshot"
+    for name, colour in (("red_square", (220, 30, 30)), ("blue_circle", (30, 30, 220))):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(3):
+            image = Image.new("RGB", (48, 48), (255, 255, 255))
+            box = (6 + 2 * i, 6 + 2 * i, 40, 40)
+            draw = ImageDraw.Draw(image)
+            (draw.rectangle if "square" in name else draw.ellipse)(box, fill=colour)
+            image.save(folder / f"{i}.png")
+    return root

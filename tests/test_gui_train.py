@@ -1,4 +1,5 @@
-"""The Train panel as a user drives it: fill the form, Start, Stop, Resume, bad input, a live UI."""
+"""The Train panel as a user drives it: fill the form, Start, Stop, Resume, bad input, a live UI,
+past runs and the zero-shot plot."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from engine.config import TrainConfig
 from engine.events import Done, Error
 from engine.models import load_model
+from engine.runs import read_metrics
+from engine.train import train
 from semclip_gui.train_panel import (LatencyProbe, TrainPanel, config_from_form, eta_seconds,
                                      format_duration, fresh_out_dir, panel_presets, ui_threads)
 
@@ -258,3 +261,67 @@ def test_an_output_folder_that_cannot_be_used_is_shown_before_anything_starts(qt
     assert not panel.is_running()
     assert panel.error_label.isVisible() and "is a file" in panel.error_label.text()
     assert str(taken) in panel.error_label.text()
+
+
+# --- past runs and the zero-shot plot ---------------------------------------------------------
+
+def zeroshot_points(panel: TrainPanel, name: str) -> list[tuple[float, float]]:
+    x, y = panel.zeroshot_curves[name].getData()
+    return list(zip(x.tolist(), y.tolist())) if x is not None else []
+
+
+def logged(run: Path, kind: str) -> list[dict]:
+    return [r for r in read_metrics(run / "metrics.jsonl") if r["type"] == kind]
+
+
+def click_row(qtbot, table, row: int) -> None:
+    rect = table.visualItemRect(table.item(row, 0))
+    qtbot.mouseClick(table.viewport(), Qt.LeftButton, pos=rect.center())
+
+
+def test_past_runs_are_listed_and_a_click_shows_that_runs_curves(qtbot, panel, tmp_path,
+                                                                two_class_folder):
+    root = tmp_path / "runs"
+    # run 1 from the panel, with a zero-shot folder: its points appear live
+    fill(panel, root / "from-the-panel", scenes=32, epochs=2)  # 2 steps per epoch
+    panel.zeroshot_edit.setText(str(two_class_folder))
+    outcome = click_and_wait(qtbot, panel, panel.start_button)
+    assert isinstance(outcome, Done) and not outcome.stopped
+    first = root / "from-the-panel"
+    expected = [(r["step"], r["plain"]) for r in logged(first, "zeroshot")]
+    assert [step for step, _ in expected] == [2, 4]
+    assert zeroshot_points(panel, "plain") == expected
+    assert zeroshot_points(panel, "negated") == [(r["step"], r["negated"])
+                                                 for r in logged(first, "zeroshot")]
+
+    # run 2 from the command line's engine: 3 epochs, a best checkpoint, no zero-shot folder
+    second = root / "second"
+    cfg = TrainConfig(model="semclip-tiny", lock_image=False, shapes_train_size=32,
+                      shapes_eval_size=16, batch_size=16, epochs=3, lr=1e-3, warmup_steps=1,
+                      threads=1, out_dir=str(second), best_metric="val/ono_accuracy")
+    assert isinstance(list(train(cfg))[-1], Done)
+
+    panel.runs_list.set_root(str(root))
+    table = panel.runs_list.table
+    assert table.rowCount() == 2
+    rows = {table.item(r, 0).text(): r for r in range(2)}
+    assert set(rows) == {"from-the-panel", "second"}
+    assert table.item(rows["second"], 2).text() == "6"
+    best = max(r["ono_accuracy"] for r in logged(second, "eval"))
+    assert table.item(rows["second"], 3).text() == f"val/ono_accuracy {best:.3f}"
+    assert table.item(rows["from-the-panel"], 3).text() == "–"
+
+    click_row(qtbot, table, rows["second"])
+    steps = logged(second, "step")
+    for name, key in (("total", "total"), ("lr", "lr")):
+        x, y = panel.curves[name].getData()
+        assert list(x) == [s["step"] for s in steps]
+        assert list(y) == pytest.approx([s[key] for s in steps], rel=1e-12), name
+    assert panel.metrics_table.rowCount() == 3
+    assert [panel.metrics_table.item(2, col).text() for col in (0, 1)] == ["3", "6"]
+    assert zeroshot_points(panel, "plain") == []  # that run had no zero-shot folder
+    assert panel.checkpoint_path == str(second / "checkpoint.pt")
+
+    click_row(qtbot, table, rows["from-the-panel"])  # and back: the first run's points again
+    assert zeroshot_points(panel, "plain") == expected
+    assert list(panel.curves["total"].getData()[0]) == [1, 2, 3, 4]

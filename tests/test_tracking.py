@@ -88,6 +88,22 @@ def test_tensorboard_event_files_hold_the_runs_metrics(tmp_path):
 
 
 @_needs("tensorboard")
+def test_zero_shot_accuracy_reaches_tensorboard_as_zeroshot_scalars(tmp_path, two_class_folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    code, out = train_tiny(tmp_path, "tensorboard", "--set",
+                           f"zeroshot_dataset={two_class_folder}")
+    assert code == 0
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    expected = jsonl_series(out)
+    for name in ("zeroshot/plain", "zeroshot/negated"):
+        assert sorted(expected[name]) == [2, 4]  # each epoch's end
+        logged = {e.step: e.value for e in events.Scalars(name)}
+        assert logged == pytest.approx(expected[name], rel=1e-6), name
+
+
+@_needs("tensorboard")
 def test_a_resumed_run_keeps_each_step_once_in_tensorboard(tmp_path):
     """An attempt that logged past its last checkpoint, then a resume from that checkpoint:
     the curve holds each step once, with the values metrics.jsonl keeps."""
