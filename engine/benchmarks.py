@@ -14,12 +14,15 @@ Formats (see ``../shared/data/README.md``):
   ``annotations[i]["sop_data"]["negative-prompt"]``; the evaluation split is the last 40,000.
 * NegBench MCQ CSV: ``image_path, correct_answer, caption_0..caption_3,
   correct_answer_template``; ``image_path`` carries a foreign prefix mapped onto a local folder.
+* NegBench negated retrieval CSV (``COCO_val_negated_retrieval*.csv``): ``filepath`` (or
+  ``image_path``) and ``captions``, a Python list literal of the image's captions.
 * The project's triples CSV/JSONL (:func:`engine.data.read_triples`) and the shapes world.
 * A folder with one sub-folder of images per class, for zero-shot classification.
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import re
@@ -299,6 +302,63 @@ def load_negbench_mcq(csv_path: Union[str, Path], images_dir: Union[str, Path]) 
             label=label, group=NEGBENCH_TEMPLATE_NAMES[template.lower()],
             source=f"{path.name}:{line}"))
     return _split_missing("negbench_mcq", str(path), rows, info={"options": NEGBENCH_OPTIONS})
+
+
+# NegBench names the image column either way across its files; ``filepath`` is the retrieval one
+NEGBENCH_RETRIEVAL_IMAGE_COLUMNS = ("filepath", "image_path")
+NEGBENCH_RETRIEVAL_CAPTIONS = "captions"
+
+
+def _caption_list(raw: str, where: str) -> list[str]:
+    """NegBench's ``captions`` cell: a Python list literal of non-empty strings (read with
+    ``ast.literal_eval``, never ``eval``: a data file must not run code)."""
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise BenchmarkFormatError(f"{where}: captions {raw[:60]!r} is not a list literal such "
+                                   f"as ['a dog', 'no cat']") from None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value or \
+            not all(isinstance(c, str) and c.strip() for c in value):
+        raise BenchmarkFormatError(f"{where}: captions must be a non-empty list of non-empty "
+                                   f"strings, got {raw[:60]!r}")
+    return list(value)
+
+
+def load_negbench_retrieval(csv_path: Union[str, Path], images_dir: Union[str, Path]) -> BenchmarkData:
+    """NegBench's negated retrieval CSV (``COCO_val_negated_retrieval*.csv``).
+
+    One row per image: ``filepath`` (``image_path`` in some files; its foreign prefix mapped
+    onto ``images_dir``) and ``captions``, a list literal of the captions that retrieve it
+    (NegBench's own captions, most with a negated object). Each caption becomes one
+    :class:`EvalRow` (``texts={"caption": ...}``), so text-to-image recall counts captions and
+    several rows share an image. Other columns are ignored.
+    """
+    path = _need_file(csv_path, "NegBench CSV")
+    folder = _need_dir(images_dir, f"NegBench {path.name}")
+    records = _csv_records(path)
+    first = next(records, None)
+    if first is None:
+        raise BenchmarkFormatError(f"{path}: empty file (expected a header with filepath,captions)")
+    header = [h.strip() for h in first[1]]
+    image_column = next((c for c in NEGBENCH_RETRIEVAL_IMAGE_COLUMNS if c in header), None)
+    if image_column is None or NEGBENCH_RETRIEVAL_CAPTIONS not in header:
+        raise BenchmarkFormatError(f"{path}:{first[0]}: NegBench retrieval needs the columns "
+                                   f"filepath (or image_path) and captions; header: "
+                                   f"{','.join(header)}")
+    rows, images = [], 0
+    for line, values in records:
+        where = f"{path}:{line}"
+        if len(values) != len(header):
+            raise BenchmarkFormatError(f"{where}: {len(values)} fields, the header has "
+                                       f"{len(header)}")
+        record = dict(zip(header, values))
+        image = resolve_image_path(_text_field(record, image_column, where), folder)
+        images += 1
+        rows += [EvalRow(image=image, texts={"caption": caption}, source=f"{path.name}:{line}")
+                 for caption in _caption_list(record[NEGBENCH_RETRIEVAL_CAPTIONS], where)]
+    return _split_missing("negbench_retrieval", str(path), rows, info={"images_in_file": images})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from .cache_cli import add_cache_parser
 from .config import TrainConfig, fields_help
 from .events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
 
@@ -260,6 +261,7 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
                         "open_clip_model.safetensors, loaded by "
                         "open_clip.create_model_and_transforms('local-dir:OUT')")
     p.set_defaults(func=cmd_export)
+    add_cache_parser(sub)
 
     for name, (module, adder, summary) in LAZY_COMMANDS.items():
         if command is not None and command != name:

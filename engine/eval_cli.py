@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Optional
 
 from .benchmarks import CCNEG_EVAL_SIZE
+from .clip_benchmark_output import DEFAULT_TEMPLATE, TEMPLATE_FIELDS
 from .evaluate import BENCHMARKS, evaluate, metric_table, model_labels, save_results
 from .events import Done, Error, EvalResult, Log, Progress
 
@@ -26,6 +28,16 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
                    help="checkpoint file, project config name, or ARCH:PRETRAINED_TAG; repeat "
                         "to compare")
     p.add_argument("--json", metavar="OUT", help="write every number to this results file")
+    p.add_argument("--format", choices=["semclip", "clip_benchmark"], default="semclip",
+                   help="semclip (default): the table, plus --json; clip_benchmark: also one "
+                        "CLIP_benchmark JSON per model (named by --output), which "
+                        "'clip_benchmark build' aggregates")
+    p.add_argument("--output", metavar="TEMPLATE",
+                   help=f"clip_benchmark: file name template with the fields "
+                        f"{', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)} "
+                        f"(default {DEFAULT_TEMPLATE})")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="skip a model whose clip_benchmark file (or the --json file) exists")
     p.add_argument("--n", type=int, default=500, help="shapes: scenes of the test split")
     p.add_argument("--eval-size", type=int, default=CCNEG_EVAL_SIZE,
                    help="CC-Neg: size of the evaluation split (the last items)")
@@ -73,8 +85,24 @@ def run_eval(args: argparse.Namespace) -> int:
 
     quiet = getattr(args, "quiet", False)
     try:
-        models = [load_model(spec, device=getattr(args, "device", "cpu"))
-                  for spec in args.models]
+        planned = _planned_outputs(args)
+    except (ValueError, ModelLoadError) as exc:  # a bad template, or a spec's bad sidecar
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    specs = list(args.models)
+    if getattr(args, "skip_existing", False):
+        json_path = getattr(args, "json", None)
+        done = [i for i, path in enumerate(planned or []) if path.exists()]
+        if planned is None and json_path and Path(json_path).exists():
+            done = list(range(len(specs)))
+        for i in done:
+            print(f"skip {specs[i]}: {planned[i] if planned else json_path} exists already")
+        specs = [spec for i, spec in enumerate(specs) if i not in done]
+        planned = planned and [path for i, path in enumerate(planned) if i not in done]
+        if not specs:
+            return 0
+    try:
+        models = [load_model(spec, device=getattr(args, "device", "cpu")) for spec in specs]
     except (ModelLoadError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -100,7 +128,7 @@ def run_eval(args: argparse.Namespace) -> int:
             if key != bar_key:
                 if bar is not None:
                     bar.close()
-                desc = f"{args.models[model_index]} {event.phase}"
+                desc = f"{specs[model_index]} {event.phase}"
                 bar, bar_key = tqdm(total=event.total, desc=desc, disable=quiet, leave=False), key
             bar.total = event.total
             bar.update(max(0, event.done - bar.n))
@@ -128,4 +156,24 @@ def run_eval(args: argparse.Namespace) -> int:
     if getattr(args, "json", None):
         path = save_results(args.json, results)
         print(f"results written to {path}")
+    if planned is not None:
+        from .clip_benchmark_output import write_clip_benchmark
+
+        for path in write_clip_benchmark(results, planned, args.data):
+            print(f"CLIP_benchmark results written to {path}")
     return 0
+
+
+def _planned_outputs(args: argparse.Namespace) -> Optional[list[Path]]:
+    """The CLIP_benchmark file of each model (None for ``--format semclip``), checked before any
+    model loads: a bad template must not cost an evaluation."""
+    from .clip_benchmark_output import output_paths
+
+    output = getattr(args, "output", None)
+    if getattr(args, "format", "semclip") != "clip_benchmark":
+        if output is not None:
+            raise ValueError("--output is the file name template of --format clip_benchmark "
+                             "(the semclip results file is --json)")
+        return None
+    return output_paths(output or DEFAULT_TEMPLATE, args.benchmark, getattr(args, "data", None),
+                        list(args.models))

@@ -38,7 +38,9 @@ from .embed_cache import ImageEmbeddingCache, embed_image_sources
 from .encoding import embed_texts
 from .events import Done, Error, EvalResult, Event, Log, NeverStop, Progress, StopFlag
 
-BENCHMARKS = ("shapes", "ccneg", "sugarcrepe_pp", "negbench_mcq", "zeroshot", "triples")
+BENCHMARKS = ("shapes", "ccneg", "sugarcrepe_pp", "negbench_mcq", "negbench_retrieval",
+              "zeroshot", "triples")
+RETRIEVAL_KS = (1, 5, 10)  # NegBench's negated retrieval reports recall at these depths
 RESULTS_SCHEMA = "semclip-eval/1"
 MAX_LISTED_SKIPS = 200  # rows named in the results file per kind (counts are always complete)
 
@@ -47,6 +49,7 @@ METRIC_ORDER = ("ono_accuracy", "scaled_negation", "negation_grounding", "captio
                 "caption_top5", "paraphrase_top1", "paraphrase_top5", "composite_score", "itt_accuracy",
                 "tot_accuracy", "img_p1_n_accuracy", "img_p2_n_accuracy", "mcq_accuracy",
                 "mcq_accuracy_affirmation", "mcq_accuracy_negation", "mcq_accuracy_hybrid",
+                *(f"image_retrieval_recall@{k}" for k in RETRIEVAL_KS),
                 "affirmative_accuracy", "negated_accuracy", "negation_gap")
 
 
@@ -75,6 +78,8 @@ def load_benchmark(benchmark: str, data: Optional[Union[str, Path]], images: Opt
         return bm.load_ccneg(data, images, eval_size=eval_size)
     if benchmark == "negbench_mcq":
         return bm.load_negbench_mcq(data, images)
+    if benchmark == "negbench_retrieval":
+        return bm.load_negbench_retrieval(data, images)
     if benchmark == "zeroshot":
         return bm.load_zeroshot_folder(data)
     return bm.load_triples_file(data, images)
@@ -149,6 +154,11 @@ def score_rows(benchmark: str, rows: Sequence[bm.EvalRow], row_image: Sequence[i
         options = torch.stack([texts(f"option_{c}") for c in range(n_options)], dim=1)
         return M.multiple_choice_accuracy(per_row_img, options, [r.label for r in rows],
                                           groups=[r.group for r in rows])
+    if benchmark == "negbench_retrieval":
+        # CLIP_benchmark's name for text-to-image recall; ties are misses (engine.metrics)
+        return {f"image_retrieval_recall@{k}": M.topk_text_to_image_accuracy(
+                    texts("caption"), image_emb, k, text_to_image=row_image)
+                for k in RETRIEVAL_KS}
     if benchmark == "zeroshot":
         def prompts(template: str) -> torch.Tensor:
             return text_emb[[text_index[p] for p in bm.zeroshot_prompts(list(class_names), template)]]

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Generator, Mapping, NamedTuple, Optional, Sequence
 
 from engine.embed_cache import ImageEmbeddings
-from engine.encoding import embed_texts
 from engine.evaluate import metric_table
 from engine.events import Progress, StopFlag
 from engine.interpolate import interpolated_model
+from engine.minus_terms import denied_terms, query_embedding
 from engine.models import LoadedModel
-from engine.retrieval import Gallery, embed_gallery, gallery_metrics, negated_terms, objects_match, top_k
+from engine.retrieval import Gallery, embed_gallery, gallery_metrics, objects_match, top_k
 
 
 class Hit(NamedTuple):
@@ -45,22 +45,28 @@ def count_violations(hits: Sequence[Hit]) -> int:
 
 
 def rank_gallery(loaded: LoadedModel, embeddings: ImageEmbeddings, gallery: Gallery,
-                 query: str, k: int) -> list[Hit]:
-    """The top ``k`` readable gallery images for ``query`` under ``loaded``, best first."""
+                 query: str, k: int, subtract_minus_terms: bool = False) -> list[Hit]:
+    """The top ``k`` readable gallery images for ``query`` under ``loaded``, best first.
+
+    ``subtract_minus_terms``: score with rclip's "dog -cat" arithmetic
+    (:func:`engine.minus_terms.query_embedding`) instead of the whole query's embedding.
+    """
     query = query.strip()
     if not query or len(gallery) == 0:
         return []
-    text = embed_texts(loaded.model, loaded.tokenizer, [query])[0]
+    text = query_embedding(loaded, query, subtract_minus_terms)
     indices, scores = top_k(text, embeddings.embeddings, k, valid=embeddings.ok)
-    terms = negated_terms(query)
+    terms = denied_terms(query)  # "-cat" denies a cat as "no cat" does
     return [Hit(int(i), float(s), bool(violated_terms(gallery, int(i), terms)))
             for i, s in zip(indices.tolist(), scores.tolist())]
 
 
 def rank_models(models: Mapping[str, LoadedModel], embeddings: Mapping[str, ImageEmbeddings],
-                gallery: Gallery, query: str, k: int) -> dict[str, list[Hit]]:
+                gallery: Gallery, query: str, k: int,
+                subtract_minus_terms: bool = False) -> dict[str, list[Hit]]:
     """:func:`rank_gallery` for every key (side) that has both a model and embeddings."""
-    return {key: rank_gallery(models[key], embeddings[key], gallery, query, k)
+    return {key: rank_gallery(models[key], embeddings[key], gallery, query, k,
+                              subtract_minus_terms)
             for key in models if key in embeddings}
 
 
@@ -118,14 +124,16 @@ class BlendResult:
 
 
 def blend_job(left: LoadedModel, right: LoadedModel, lam: float, gallery: Gallery, query: str,
-              k: int, stop: StopFlag) -> Generator[Progress, None, Optional[BlendResult]]:
+              k: int, stop: StopFlag, subtract_minus_terms: bool = False
+              ) -> Generator[Progress, None, Optional[BlendResult]]:
     """Build θ(λ), embed the gallery with it (cached per λ), score it and rank ``query``."""
     yield Progress(done=0, total=len(gallery), phase="blend", message=f"blending at λ={lam:.2f}")
     model = interpolated_model(left, right, lam)
     side = yield from embed_side(model, gallery, stop)
     if side is None:
         return None
-    return BlendResult(lam, query, model, side, rank_gallery(model, side.embeddings, gallery, query, k))
+    return BlendResult(lam, query, model, side, rank_gallery(model, side.embeddings, gallery,
+                                                             query, k, subtract_minus_terms))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@
 * Query: debounced as the user types (and on Enter); one text encode per model + ``top_k``,
   newest-only on the thread pool. Images showing what the query negates get a red border and
   a "✗ has …" note, and each column counts them — CLIP shows more of them than SemCLIP.
+* Scoring: the plain embedding of the query, or (the "subtract -terms" toggle) rclip's
+  "dog -cat" arithmetic, so a class sees parsing a negation beside understanding one.
 * Blend: θ(λ) = (1 − λ)·θ_left + λ·θ_right in a third column, with its gallery metrics and a
   curve of ONO accuracy / caption top-1 over the λ values visited.
 * Evaluation results: a ``semclip eval --json`` file as grouped bars and a table.
@@ -23,14 +25,15 @@ from typing import Callable, Optional, Union
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontMetrics, QImage, QPixmap
-from PySide6.QtWidgets import (QFileDialog, QFrame, QGridLayout, QHBoxLayout, QHeaderView,
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFrame, QGridLayout, QHBoxLayout, QHeaderView,
                                QLabel, QLineEdit, QProgressBar, QPushButton, QScrollArea,
                                QSlider, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem,
                                QTabWidget, QVBoxLayout, QWidget)
 
 from engine.evaluate import load_results
 from engine.events import Error, Progress
-from engine.retrieval import Gallery, folder_gallery, negated_terms, shapes_gallery
+from engine.minus_terms import denied_terms, split_minus_terms
+from engine.retrieval import Gallery, folder_gallery, shapes_gallery
 
 from .compare_logic import (BarData, BlendResult, Hit, SideEmbedding, blend_job,
                             blend_unavailable_reason, count_violations, embed_side, rank_models,
@@ -154,6 +157,7 @@ class ComparePanel(QWidget):
         self.query_edit.textChanged.connect(lambda _: self._query_timer.start())
         self.query_edit.returnPressed.connect(self.run_query)
         self.k_spin.valueChanged.connect(lambda _: self._query_timer.start())
+        self.subtract_check.toggled.connect(self._on_scoring_changed)
         self.blend_slider.valueChanged.connect(self._on_slider)
         self.folder_button.clicked.connect(self._choose_folder)
         self.shapes_button.clicked.connect(
@@ -203,6 +207,12 @@ class ComparePanel(QWidget):
         query_row.addWidget(self.query_edit, 1)
         query_row.addWidget(QLabel("top k"))
         query_row.addWidget(self.k_spin)
+        self.subtract_check = QCheckBox("subtract “-term” words")
+        self.subtract_check.setToolTip(
+            "Score “dog -cat” as rclip does: the embedding of “dog” minus that of “cat”. "
+            "The program parses the negation; the model never reads it. Off: the model "
+            "embeds the whole query, as it would “a dog and no cat”.")
+        query_row.addWidget(self.subtract_check)
 
         self.columns = {side: ResultColumn(colour) for side, colour in zip(COLUMNS, MODEL_COLOURS)}
         strip = QWidget()
@@ -494,12 +504,13 @@ class ComparePanel(QWidget):
         if not models:
             return
         generation, known = self._gallery_generation, set(self._thumbs)
+        subtract = self.subtract_check.isChecked()
 
         def work():
             with self._query_lock:  # shutdown() takes it: no query runs once the panel is closed
                 if self._closed:
                     return None
-                ranked = rank_models(models, embeddings, gallery, query, k)
+                ranked = rank_models(models, embeddings, gallery, query, k, subtract)
                 new = {h.index for hits in ranked.values() for h in hits} - known
                 return ranked, {i: load_thumbnail(gallery.sources[i]) for i in new}
 
@@ -524,7 +535,7 @@ class ComparePanel(QWidget):
 
     def _show_hits(self, column: str, query: str) -> None:
         gallery, hits = self.state.gallery, self._results[column]
-        terms = negated_terms(query)
+        terms = denied_terms(query)
         cards = []
         for rank, hit in enumerate(hits, 1):
             tip = gallery.names[hit.index]
@@ -532,7 +543,12 @@ class ComparePanel(QWidget):
                 tip += f"\n{gallery.captions[hit.index]}"
             cards.append(ResultCard(rank, hit, gallery.names[hit.index], self._thumbs.get(hit.index),
                                     violated_terms(gallery, hit.index, terms), tip))
-        self.columns[column].set_cards(cards, self._summary(hits, terms, gallery))
+        summary = self._summary(hits, terms, gallery)
+        if hits and self.subtract_check.isChecked() and split_minus_terms(query)[1]:
+            positive, minus = split_minus_terms(query)
+            arithmetic = " − ".join(f"“{t}”" for t in [positive or "∅", *minus])
+            summary += "<br>" + _span(f"scored as {html.escape(arithmetic)}")
+        self.columns[column].set_cards(cards, summary)
 
     @staticmethod
     def _summary(hits: list[Hit], terms: list[str], gallery: Gallery) -> str:
@@ -546,6 +562,9 @@ class ComparePanel(QWidget):
         bad = count_violations(hits)
         colour = VIOLATION_RED if bad else "#2ca02c"
         return _span(f"<b>{bad} of {len(hits)}</b> show what the query negates ({quoted})", colour)
+
+    def _on_scoring_changed(self) -> None:
+        self._query_timer.start()  # every column, the blend included, ranks again
 
     def _set_column_message(self, column: str, message: str) -> None:
         self._results[column] = []
@@ -595,8 +614,9 @@ class ComparePanel(QWidget):
         lam, gallery, query, k = (self.blend_lambda(), self.state.gallery, self.query_edit.text(),
                                   self.k_spin.value())
         ticket = self._ticket[BLEND]
-        worker = EventWorker(lambda stop: blend_job(left, right, lam, gallery, query, k, stop),
-                             name="compare-blend")
+        subtract = self.subtract_check.isChecked()
+        worker = EventWorker(lambda stop: blend_job(left, right, lam, gallery, query, k, stop,
+                                                    subtract), name="compare-blend")
         worker.progress.connect(lambda p: self._on_blend_progress(ticket, p))
         worker.returned.connect(lambda r: self._on_blended(ticket, r, k))
         worker.failed.connect(lambda e: self._on_job_failed(BLEND, ticket, e))
