@@ -17,7 +17,7 @@ from typing import Any, Union
 
 import torch
 
-from .models import sidecar_path
+from .paths import sidecar_path
 
 
 def current_umask() -> int:

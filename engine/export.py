@@ -16,6 +16,7 @@ import torch
 
 from .checkpoint import save_checkpoint
 from .models import DELTA_FORMAT, check_weights_file, load_model, read_sidecar
+from .paths import sidecar_path
 
 
 def export_delta(checkpoint: Union[str, Path], out_path: Union[str, Path],
@@ -43,7 +44,7 @@ def export_delta(checkpoint: Union[str, Path], out_path: Union[str, Path],
 
 def delta_summary(path: Union[str, Path]) -> str:
     """One line: how much of the model a delta file stores."""
-    meta = json.loads(Path(path).with_suffix(".json").read_text())
+    meta = json.loads(sidecar_path(path).read_text())
     size = Path(path).stat().st_size / 2 ** 20
     return (f"{path}: {meta['kept_tensors']}/{meta['total_tensors']} tensors over base "
             f"{meta['base_spec']}, {size:.1f} MiB ({meta['dtype']})")

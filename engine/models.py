@@ -37,10 +37,9 @@ import torch
 from open_clip import factory as oc_factory
 
 from .load_noise import quiet_model_construction
-from .paths import MODEL_CONFIG_DIR
+from .paths import MODEL_CONFIG_DIR, sidecar_path
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
-SIDECAR_SUFFIX = ".json"
 DELTA_FORMAT = "semclip-delta/1"  # weights stored as a difference to a base model (engine.export)
 HUB_HOST = "huggingface.co"
 
@@ -147,11 +146,6 @@ def model_config(model_name: str) -> dict[str, Any]:
         raise ModelLoadError(f"unknown model architecture {model_name!r}; known project configs: "
                              f"{project_config_names()}")
     return copy.deepcopy(cfg)
-
-
-def sidecar_path(checkpoint: Union[str, Path]) -> Path:
-    """The JSON sidecar next to a checkpoint (``run/ckpt.pt`` -> ``run/ckpt.json``)."""
-    return Path(checkpoint).with_suffix(SIDECAR_SUFFIX)
 
 
 def read_sidecar(checkpoint: Union[str, Path]) -> dict[str, Any]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Union
 
 import platformdirs
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
 MODEL_CONFIG_DIR = ASSETS_DIR / "model_configs"
+
+SIDECAR_SUFFIX = ".json"
 
 APP_NAME = "semclip"
 CACHE_ENV = "SEMCLIP_CACHE"
@@ -35,3 +38,8 @@ def cache_dir() -> Path:
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def sidecar_path(checkpoint: Union[str, Path]) -> Path:
+    """The JSON sidecar next to a checkpoint (``run/ckpt.pt`` -> ``run/ckpt.json``)."""
+    return Path(checkpoint).with_suffix(SIDECAR_SUFFIX)

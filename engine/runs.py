@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .config import RESUME_LATEST, TrainConfig
+from .paths import sidecar_path
 
 LAST_CHECKPOINT = "checkpoint.pt"
 BEST_CHECKPOINT = "best.pt"
@@ -66,7 +67,7 @@ def resolve_run(cfg: TrainConfig, now: Optional[datetime] = None) -> TrainConfig
 
 def _sidecar(checkpoint: Path) -> dict[str, Any]:
     try:
-        data = json.loads(checkpoint.with_suffix(".json").read_text(encoding="utf-8"))
+        data = json.loads(sidecar_path(checkpoint).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -115,7 +116,7 @@ def prune_step_checkpoints(run_dir: Path, keep: int) -> list[Path]:
     doomed = [p for _, p in step_checkpoints(run_dir)][:-keep]
     for path in doomed:
         path.unlink(missing_ok=True)
-        path.with_suffix(".json").unlink(missing_ok=True)
+        sidecar_path(path).unlink(missing_ok=True)
     return doomed
 
 

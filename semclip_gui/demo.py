@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 
 from engine.config import TrainConfig
 from engine.events import Done, Error, Event, Log, Progress, StepMetrics
-from engine.paths import ASSETS_DIR, cache_dir
+from engine.paths import ASSETS_DIR, cache_dir, sidecar_path
 from engine.train import train
 
 SHIPPED_DIR = ASSETS_DIR / "demo_models"
@@ -35,7 +35,7 @@ class DemoModelsCancelled(RuntimeError):
 def shipped_demo_specs() -> Optional[tuple[str, str]]:
     """Paths of the demo models in ``assets/demo_models`` if both (with sidecars) are there."""
     paths = [SHIPPED_DIR / f"{name}.pt" for name in DEMO_NAMES]
-    if all(p.is_file() and p.with_suffix(".json").is_file() for p in paths):
+    if all(p.is_file() and sidecar_path(p).is_file() for p in paths):
         return str(paths[0]), str(paths[1])
     return None
 
