@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Union
@@ -51,6 +52,35 @@ def atomic_write_bytes(path: Union[str, Path], writer) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _atomic_second_name(src: Path, dst: Path) -> None:
+    """Give the file ``src`` the name ``dst`` too, atomically: a hard link where the file system
+    has them (no second copy of the bytes), else a copy."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        with open(src, "rb") as source:
+            atomic_write_bytes(dst, lambda f: shutil.copyfileobj(source, f))
+        return
+    try:
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def keep_checkpoint_as(src: Union[str, Path], dst: Union[str, Path]) -> Path:
+    """Keep the checkpoint ``src`` (weights, then sidecar) under the name ``dst`` as well,
+    without serialising it again. Checkpoints are only ever replaced by an atomic rename, so a
+    later save to ``src`` leaves ``dst`` as it is."""
+    src, dst = Path(src), Path(dst)
+    _atomic_second_name(src, dst)
+    _atomic_second_name(sidecar_path(src), sidecar_path(dst))
+    return dst
 
 
 def atomic_write_text(path: Union[str, Path], text: str) -> None:

@@ -17,7 +17,7 @@ import math
 import os
 import random
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import load_training_state, save_checkpoint
+from .checkpoint import keep_checkpoint_as, load_training_state, save_checkpoint
 from .config import RESUME_LATEST, ConfigError, TrainConfig
 from .data import collate
 from .encoding import encode_text
@@ -330,24 +330,34 @@ class Checkpointer:
         return f"The last good checkpoint (step {step}) is kept at {path}."
 
     def save(self, step: int, payload: dict[str, Any], sidecar: dict[str, Any],
-             task: torch.nn.Module, path: Optional[Path] = None) -> Optional[CheckpointSaved]:
-        """Write ``path`` (default: the run's last checkpoint), never with non-finite weights."""
-        path = path or self.path
+             task: torch.nn.Module) -> Optional[CheckpointSaved]:
         if not weights_finite(task):
             raise TrainingError("diverged", (
                 f"the weights became non-finite (NaN or inf) by step {step}; they were not saved. "
                 f"{self.describe_last_good()} Try a lower lr or precision=fp32."))
         if not self.enabled:
             return None
+        with self._writing(self.path):
+            save_checkpoint(self.path, payload, sidecar)
+        self.last_good = (step, str(self.path))
+        return CheckpointSaved(step=step, path=str(self.path))
+
+    def keep_last_as(self, name: str) -> None:
+        """Keep the checkpoint just saved as ``name`` too (``step_<N>.pt``, ``best.pt``): the
+        same finite weights, linked rather than written again."""
+        if self.enabled:
+            path = self.path.with_name(name)
+            with self._writing(path):
+                keep_checkpoint_as(self.path, path)
+
+    @contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
         try:
-            save_checkpoint(path, payload, sidecar)
+            yield
         except OSError as exc:
             raise TrainingError("output", (
                 f"could not write the checkpoint {path}: {exc.strerror or exc}. "
                 f"{self.describe_last_good()}")) from None
-        if path == self.path:
-            self.last_good = (step, str(path))
-        return CheckpointSaved(step=step, path=str(path))
 
 
 def _resolve_run_on_all_ranks(cfg: TrainConfig, dist_info: DistInfo, device: torch.device
@@ -649,7 +659,7 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
     runner = _wrap_distributed(task, cfg, device) if dist_info.world_size > 1 else task
 
     # ---- output ------------------------------------------------------------------------------
-    checkpointer = Checkpointer(out_dir / "checkpoint.pt", dist_info.is_main, last_good)
+    checkpointer = Checkpointer(out_dir / LAST_CHECKPOINT, dist_info.is_main, last_good)
     metrics_log = None  # metrics.jsonl and the report_to trackers, fed the same records
     if dist_info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -659,8 +669,7 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
                                  cfg.name or out_dir.name, resume_step)
         metrics_log = FanOut([MetricsLog(out_dir / "metrics.jsonl", resume_step), *trackers])
 
-    def checkpoint(epoch: int, metrics: dict[str, float], name: str = LAST_CHECKPOINT
-                   ) -> Optional[CheckpointSaved]:
+    def checkpoint(epoch: int, metrics: dict[str, float]) -> Optional[CheckpointSaved]:
         payload = {"state_dict": task.clip.state_dict(), "loss_state": task.loss.state_dict(),
                    "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                    "step": step, "epoch": epoch, "rng": _capture_rng(), "history": history,
@@ -671,7 +680,7 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
                    "loss_config": task.loss.config(), "train_config": cfg.to_dict(),
                    "step": step, "epoch": epoch, "metrics": metrics, "history": history,
                    "best": best}
-        return checkpointer.save(step, payload, sidecar, task, out_dir / name)
+        return checkpointer.save(step, payload, sidecar, task)
 
     # ---- the loop ----------------------------------------------------------------------------
     last_eval: dict[str, float] = history[-1]["metrics"] if history else {}
@@ -742,7 +751,7 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
                     saved = checkpoint(epoch, last_eval)
                     if saved:
                         yield saved
-                        checkpoint(epoch, last_eval, step_checkpoint_name(step))
+                        checkpointer.keep_last_as(step_checkpoint_name(step))
                         prune_step_checkpoints(out_dir, cfg.keep_last_n)
                 if step >= total_steps:
                     break
@@ -778,7 +787,7 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
             if saved:
                 yield saved
                 if new_best:  # after checkpoint.pt: only weights that proved finite get here
-                    checkpoint(epoch + 1 if epoch_done else epoch, last_eval, BEST_CHECKPOINT)
+                    checkpointer.keep_last_as(BEST_CHECKPOINT)
                     yield Log(f"best {cfg.best_metric} so far: {value:.4f} (step {step}), "
                               f"saved {out_dir / BEST_CHECKPOINT}")
             if dist_info.world_size > 1:

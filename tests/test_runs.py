@@ -217,3 +217,22 @@ def test_resume_latest_with_nothing_to_resume_starts_a_new_run(tmp_path, capsys)
     assert "resume=latest: no checkpoint yet, starting a new run in" in capsys.readouterr().out
     [run] = root.iterdir()
     assert TIMESTAMPED.match(run.name) and (run / "checkpoint.pt").is_file()
+
+
+@pytest.mark.parametrize("links", [True, False], ids=["hard link", "copy"])
+def test_a_kept_checkpoint_outlives_the_next_save_of_the_last_one(tmp_path, monkeypatch, links):
+    import os
+
+    from engine.checkpoint import keep_checkpoint_as, save_checkpoint
+
+    if not links:  # a file system without hard links
+        monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError("no links")))
+    last = tmp_path / "checkpoint.pt"
+    save_checkpoint(last, {"state_dict": {"w": torch.ones(3)}}, {"step": 1})
+    keep_checkpoint_as(last, tmp_path / "best.pt")
+    save_checkpoint(last, {"state_dict": {"w": torch.zeros(3)}}, {"step": 2})
+    kept = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert torch.equal(kept["state_dict"]["w"], torch.ones(3))
+    assert json.loads((tmp_path / "best.json").read_text()) == {"step": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json", "best.pt",
+                                                          "checkpoint.json", "checkpoint.pt"]
