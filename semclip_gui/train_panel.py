@@ -493,7 +493,9 @@ class TrainPanel(QWidget):
             plot = self.lr_plot if name == "lr" else self.loss_plot
             width = 2 if name == "total" else 1.5
             self.curves[name] = plot.plot([], [], pen=pg.mkPen(colour, width=width), name=name)
-        self.zeroshot_plot = _plot("zero-shot accuracy", 120)
+        self.zeroshot_plot = _plot("zero-shot", 120)  # "accuracy" clips at 1024 px: tooltip
+        self.zeroshot_plot.setToolTip("zero-shot accuracy on the zero-shot folder, with plain "
+                                      "and with negated prompts")
         self.zeroshot_plot.setYRange(0.0, 1.0, padding=0.05)
         self.zeroshot_plot.addLegend(offset=(-8, 8), labelTextColor="#333")
         self.zeroshot_curves = {
