@@ -12,46 +12,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Union
 
 import torch
 
+from .atomic import atomic_write_bytes, atomic_write_text
 from .paths import sidecar_path
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where Linux allows (/proc), else by a
-    quick set-and-restore."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: Union[str, Path], writer) -> None:
-    """Call ``writer(file_obj)`` on a temp file in ``path``'s folder, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; honour the user's umask
-        with os.fdopen(fd, "wb") as f:
-            writer(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _atomic_second_name(src: Path, dst: Path) -> None:
@@ -81,11 +48,6 @@ def keep_checkpoint_as(src: Union[str, Path], dst: Union[str, Path]) -> Path:
     _atomic_second_name(src, dst)
     _atomic_second_name(sidecar_path(src), sidecar_path(dst))
     return dst
-
-
-def atomic_write_text(path: Union[str, Path], text: str) -> None:
-    """Write text atomically (temp file + rename)."""
-    atomic_write_bytes(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def save_checkpoint(path: Union[str, Path], payload: dict[str, Any], sidecar: dict[str, Any]) -> Path:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 import torch
 from PIL import Image
 
-from .checkpoint import atomic_write_text
+from .atomic import atomic_write_text
 
 FIELDS = ("image", "caption", "paraphrase", "negation")
 TEXT_FIELDS = FIELDS[1:]

@@ -32,7 +32,7 @@ import torch
 from filelock import FileLock
 from PIL import Image
 
-from .checkpoint import atomic_write_bytes
+from .atomic import atomic_write_bytes
 from .encoding import embed_images
 from .events import NeverStop, Progress, StopFlag
 from .paths import cache_dir

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
@@ -34,6 +32,7 @@ import torch
 
 from . import benchmarks as bm
 from . import metrics as M
+from .atomic import atomic_write_text
 from .embed_cache import ImageEmbeddingCache, embed_image_sources
 from .encoding import embed_texts
 from .events import Done, Error, EvalResult, Event, Log, NeverStop, Progress, StopFlag
@@ -325,16 +324,7 @@ def _json_safe(value: Any) -> Any:
 def save_results(path: Union[str, Path], results: dict) -> Path:
     """Write a results dict as JSON atomically (a reader never sees half a file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_json_safe(results), indent=2, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(_json_safe(results), indent=2, allow_nan=False) + "\n")
     return path
 
 

@@ -35,7 +35,7 @@ def export_open_clip(spec: str, out_dir: Union[str, Path]) -> Path:
     import safetensors.torch
     from open_clip.push_to_hf_hub import save_config_for_hf
 
-    from .checkpoint import current_umask
+    from .atomic import current_umask
     from .models import load_model, model_config
 
     out_dir = Path(out_dir).resolve()

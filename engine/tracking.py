@@ -10,6 +10,7 @@ imported only when asked for; this module itself imports none of them (nor torch
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import time
 from pathlib import Path
@@ -24,6 +25,10 @@ BACKENDS: dict[str, tuple[str, str]] = {
 INSTALL_HINT = "pip install 'semclip-studio[{extra}]'"
 MLFLOW_EXPERIMENT = "semclip"  # when MLFLOW_EXPERIMENT_NAME does not name one
 WANDB_PROJECT = "semclip"  # when WANDB_PROJECT does not name one
+# The ids of the tracker runs a run folder logs to, so that a resumed run goes on in the same
+# MLflow / W&B run (one curve per run, as open_clip's --resume gives with W&B) instead of
+# starting a second one.
+TRACKER_RUNS_FILE = "tracker_runs.json"
 
 
 class Sink(Protocol):
@@ -75,6 +80,30 @@ class TrackingError(RuntimeError):
     """A tracker could not start (server unreachable, not logged in, ...)."""
 
 
+def saved_tracker_run(out_dir: Path, backend: str) -> Optional[str]:
+    """The id of the ``backend`` run that ``out_dir`` logged to before, if it recorded one."""
+    try:
+        ids = json.loads((out_dir / TRACKER_RUNS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = ids.get(backend) if isinstance(ids, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def save_tracker_run(out_dir: Path, backend: str, run_id: str) -> None:
+    """Record that ``out_dir`` logs to the ``backend`` run ``run_id`` (kept across resumes)."""
+    from .atomic import atomic_write_text
+
+    path = out_dir / TRACKER_RUNS_FILE
+    try:
+        ids = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        ids = {}
+    ids = ids if isinstance(ids, dict) else {}
+    ids[backend] = run_id
+    atomic_write_text(path, json.dumps(ids, indent=2) + "\n")
+
+
 class TensorBoardSink:
     """Scalars in ``<out_dir>/tensorboard`` through torch's own ``SummaryWriter``."""
 
@@ -106,8 +135,9 @@ class MlflowSink:
     tracks offline without any set-up. Uses the client API, not the global active run, so two
     runs in one process (a preset, the app) never mix."""
 
-    def __init__(self, out_dir: Path, config: dict[str, Any], name: str):
-        from mlflow.entities import Param
+    def __init__(self, out_dir: Path, config: dict[str, Any], name: str, resume: bool = False):
+        from mlflow.entities import Param, RunStatus
+        from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
         uri = os.environ.get("MLFLOW_TRACKING_URI") or (out_dir / "mlruns").resolve().as_uri()
@@ -120,8 +150,17 @@ class MlflowSink:
         experiment = self.client.get_experiment_by_name(experiment_name)
         experiment_id = (experiment.experiment_id if experiment
                          else self.client.create_experiment(experiment_name))
+        previous = saved_tracker_run(out_dir, "mlflow") if resume else None
+        if previous:
+            try:  # go on in the run the checkpoint's attempt logged to, if this store has it
+                self.client.update_run(previous, status=RunStatus.to_string(RunStatus.RUNNING))
+                self.run_id = previous
+                return  # its params are logged already (MLflow refuses to change a param)
+            except MlflowException:
+                pass  # another store, or the run was deleted: start a new one
         self.run_id = self.client.create_run(
             experiment_id, run_name=name, tags={"semclip.out_dir": str(out_dir)}).info.run_id
+        save_tracker_run(out_dir, "mlflow", self.run_id)
         self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in config.items()])
 
     def write(self, record: dict[str, Any]) -> None:
@@ -141,13 +180,16 @@ class WandbSink:
     """One Weights & Biases run (project ``WANDB_PROJECT`` or "semclip"); files go to
     ``WANDB_DIR`` or the run folder. ``WANDB_MODE=offline`` keeps it on the machine."""
 
-    def __init__(self, out_dir: Path, config: dict[str, Any], name: str):
+    def __init__(self, out_dir: Path, config: dict[str, Any], name: str, resume: bool = False):
         import wandb
 
+        previous = saved_tracker_run(out_dir, "wandb") if resume else None
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT") or WANDB_PROJECT,
                               name=name, config=config,
                               dir=None if os.environ.get("WANDB_DIR") else str(out_dir),
-                              reinit="create_new")
+                              reinit="create_new", id=previous,
+                              resume="allow" if previous else None)
+        save_tracker_run(out_dir, "wandb", self.run.id)
 
     def write(self, record: dict[str, Any]) -> None:
         step, values = metric_items(record)
@@ -161,13 +203,15 @@ def open_trackers(report_to: Union[str, Sequence[str], None], out_dir: Path,
                   config: dict[str, Any], name: str,
                   resume_step: Optional[int] = None) -> list[Sink]:
     """One sink per tracker in ``report_to``, each started for this run (rank 0 only: the
-    caller opens them where it opens ``metrics.jsonl``)."""
+    caller opens them where it opens ``metrics.jsonl``). With ``resume_step`` (a resumed run),
+    MLflow and W&B go on in the runs this folder logged to before."""
     problem = report_to_problem(report_to)
     if problem:  # validated with the config already; a package removed since then lands here
         raise TrackingError(problem)
+    resuming = resume_step is not None
     starters = {"tensorboard": lambda: TensorBoardSink(out_dir, config, resume_step),
-                "mlflow": lambda: MlflowSink(out_dir, config, name),
-                "wandb": lambda: WandbSink(out_dir, config, name)}
+                "mlflow": lambda: MlflowSink(out_dir, config, name, resuming),
+                "wandb": lambda: WandbSink(out_dir, config, name, resuming)}
     sinks: list[Sink] = []
     for backend in parse_report_to(report_to):
         try:

@@ -152,6 +152,41 @@ def test_mlflow_file_store_holds_the_runs_metrics_and_config(tmp_path, monkeypat
         assert {m.step: m.value for m in history} == by_step, name
 
 
+def train_then_resume(tmp_path: Path, report_to: str) -> Path:
+    """A run stopped after 2 of its 4 steps, then resumed from that checkpoint to the end."""
+    assert train_tiny(tmp_path, report_to, "--set", "max_steps=2")[0] == 0
+    code, out = train_tiny(tmp_path, report_to, "--set", f"resume={tmp_path / 'run' / 'checkpoint.pt'}")
+    assert code == 0
+    return out
+
+
+@_needs("mlflow")
+def test_a_resumed_run_goes_on_in_the_same_mlflow_run(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out = train_then_resume(tmp_path, "mlflow")
+    client = MlflowClient(tracking_uri=(out / "mlruns").as_uri())
+    [run] = client.search_runs([client.get_experiment_by_name("semclip").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert json.loads((out / "tracker_runs.json").read_text()) == {"mlflow": run.info.run_id}
+    history = client.get_metric_history(run.info.run_id, "train/total")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4]
+    assert {m.step: m.value for m in history} == jsonl_series(out)["train/total"]
+
+
+@_needs("wandb")
+def test_a_resumed_run_goes_on_in_the_same_wandb_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONSOLE", "off")
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    out = train_then_resume(tmp_path, "wandb")
+    run_id = json.loads((out / "tracker_runs.json").read_text())["wandb"]
+    attempts = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(attempts) == 2 and all(a.name.endswith(f"-{run_id}") for a in attempts)
+
+
 @_needs("mlflow")
 def test_a_tracker_that_cannot_start_fails_the_run_and_says_which(tmp_path, monkeypatch,
                                                                   capsys):

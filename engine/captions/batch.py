@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
-from ..checkpoint import atomic_write_text
+from ..atomic import atomic_write_text
 from ..data import FIELDS, TriplesFormatError, _rows_jsonl
 from ..events import Done, Error, Event, Log, NeverStop, Progress, StopFlag
 from .base import NEGATION, PARAPHRASE, CaptionBackend, CaptionBackendError, Generations
