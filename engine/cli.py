@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence
 
 from .cache_cli import add_cache_parser
 from .config import TrainConfig, fields_help
-from .events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
+from .events import CheckpointSaved, Done, Error, EvalResult, Log, Progress, StepMetrics
 
 
 EXIT_INTERRUPTED = 130  # the shell's code for a run ended by Ctrl-C
@@ -63,6 +63,7 @@ def run_training(cfg: TrainConfig, quiet: bool = False,
     quiet = quiet or not main_rank
     stop = stop or threading.Event()
     bar = None
+    phase_bar, phase = None, None  # work before the first step (embedding images): a bar each
 
     def say(text: str) -> None:
         if not quiet:
@@ -70,7 +71,18 @@ def run_training(cfg: TrainConfig, quiet: bool = False,
 
     with _ctrl_c_stops(stop, say):
         for event in train(cfg, stop=stop):
-            if isinstance(event, StepMetrics):
+            if isinstance(event, Progress) and bar is None:
+                if phase_bar is None or phase != event.phase:
+                    if phase_bar:
+                        phase_bar.close()
+                    phase = event.phase
+                    phase_bar = tqdm(total=event.total, desc=phase, disable=quiet)
+                phase_bar.n = event.done
+                phase_bar.refresh()
+            elif isinstance(event, StepMetrics):
+                if phase_bar:
+                    phase_bar.close()
+                    phase_bar = None
                 if bar is None:
                     bar = tqdm(total=event.total_steps, desc=cfg.name or cfg.model, disable=quiet,
                                initial=event.step - 1)
