@@ -36,9 +36,11 @@ from .atomic import atomic_write_text
 from .embed_cache import ImageEmbeddingCache, embed_image_sources
 from .encoding import embed_texts
 from .events import Done, Error, EvalResult, Event, Log, NeverStop, Progress, StopFlag
+from .trunk_cache import embed_via_trunk, has_trunk, trunk_cache_for
 
 BENCHMARKS = ("shapes", "ccneg", "sugarcrepe_pp", "negbench_mcq", "negbench_retrieval",
-              "zeroshot", "triples")
+              "zeroshot", "triples", "captions_retrieval")
+CAPTION_RECALL_KS = {"t2i": (1, 5, 10), "i2t": (1, 5, 10), "paraphrase": (1, 5)}
 RETRIEVAL_KS = (1, 5, 10)  # NegBench's negated retrieval reports recall at these depths
 RESULTS_SCHEMA = "semclip-eval/1"
 MAX_LISTED_SKIPS = 200  # rows named in the results file per kind (counts are always complete)
@@ -49,6 +51,7 @@ METRIC_ORDER = ("ono_accuracy", "scaled_negation", "negation_grounding", "captio
                 "tot_accuracy", "img_p1_n_accuracy", "img_p2_n_accuracy", "mcq_accuracy",
                 "mcq_accuracy_affirmation", "mcq_accuracy_negation", "mcq_accuracy_hybrid",
                 *(f"image_retrieval_recall@{k}" for k in RETRIEVAL_KS),
+                *(f"{kind}_recall@{k}" for kind, ks in CAPTION_RECALL_KS.items() for k in ks),
                 "affirmative_accuracy", "negated_accuracy", "negation_gap")
 
 
@@ -81,7 +84,7 @@ def load_benchmark(benchmark: str, data: Optional[Union[str, Path]], images: Opt
         return bm.load_negbench_retrieval(data, images)
     if benchmark == "zeroshot":
         return bm.load_zeroshot_folder(data)
-    return bm.load_triples_file(data, images)
+    return bm.load_triples_file(data, images)  # triples, captions_retrieval
 
 
 def _model_image_size(loaded) -> int:
@@ -129,6 +132,20 @@ def score_rows(benchmark: str, rows: Sequence[bm.EvalRow], row_image: Sequence[i
         return text_emb[[text_index[row.texts[role]] for row in rows]]
 
     per_row_img = image_emb[list(row_image)]
+    if benchmark == "captions_retrieval":
+        # several captions per image (Flickr8k, COCO); ties are misses (engine.metrics)
+        captions = texts("caption")
+        result = {f"t2i_recall@{k}": M.topk_text_to_image_accuracy(
+                      captions, image_emb, k, text_to_image=row_image)
+                  for k in CAPTION_RECALL_KS["t2i"]}
+        result.update({f"i2t_recall@{k}": M.topk_image_to_text_accuracy(
+                           image_emb, captions, k, text_to_image=row_image)
+                       for k in CAPTION_RECALL_KS["i2t"]})
+        result.update({f"paraphrase_recall@{k}": M.topk_paraphrase_accuracy(captions, row_image, k)
+                       for k in CAPTION_RECALL_KS["paraphrase"]})
+        result["ono_accuracy"] = M.original_over_negation_accuracy(per_row_img, captions,
+                                                                   texts("negation"))
+        return result
     if benchmark in ("shapes", "triples", "ccneg"):
         ono = M.original_over_negation_accuracy(per_row_img, texts("caption"), texts("negation"))
         result = {"ono_accuracy": ono, "scaled_negation": M.scaled_negation_score(ono)}
@@ -234,10 +251,15 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
 
     for model_index, loaded in enumerate(models):
         label = loaded.spec
-        cache = ImageEmbeddingCache.for_model(loaded, cache_root) if use_cache else None
-        images_out = yield from embed_image_sources(loaded, sources, batch_size=batch_size,
-                                                    cache=cache, stop=stop, workers=workers,
-                                                    phase="images")
+        if has_trunk(loaded.model):  # trunk features are shared by every model over that trunk
+            cache = trunk_cache_for(loaded, cache_root) if use_cache else None
+            images_out = yield from embed_via_trunk(loaded, sources, batch_size, cache, stop,
+                                                    workers)
+        else:
+            cache = ImageEmbeddingCache.for_model(loaded, cache_root) if use_cache else None
+            images_out = yield from embed_image_sources(loaded, sources, batch_size=batch_size,
+                                                        cache=cache, stop=stop, workers=workers,
+                                                        phase="images")
         if stop.is_set():
             yield Done(result=results, stopped=True)
             return

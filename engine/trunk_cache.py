@@ -13,14 +13,14 @@ checkpoint whose trunk stayed locked finds the features its base computed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from .embed_cache import (ImageEmbeddingCache, ImageEmbeddings, describe_preprocess,
+from .embed_cache import (ImageEmbeddingCache, ImageSource, describe_preprocess,
                           embed_image_sources)
 from .events import Progress, StopFlag
 
@@ -66,6 +66,34 @@ def trunk_view(loaded) -> TrunkView:
                      f"trunk:{name}@{state_digest(trunk)}")
 
 
+def trunk_cache_for(loaded, root: Optional[Path] = None) -> ImageEmbeddingCache:
+    """The on-disk cache of the trunk features of ``loaded``'s trunk and preprocessing."""
+    view = trunk_view(loaded)
+    return ImageEmbeddingCache(view.identity, describe_preprocess(view.preprocess), root)
+
+
+def embed_via_trunk(loaded, sources: Sequence[ImageSource], batch_size: int = 64,
+                    cache: Optional[ImageEmbeddingCache] = None,
+                    stop: Optional[StopFlag] = None, workers: int = 2) -> Iterator[Progress]:
+    """Unit image embeddings of a timm-tower model: the trunk's (cached) features through the
+    model's own head. Same generator contract as :func:`engine.embed_cache.embed_image_sources`
+    (returns :class:`ImageEmbeddings`); rows of failed images stay zero."""
+    found = yield from embed_image_sources(trunk_view(loaded), sources, batch_size, cache, stop,
+                                           workers, phase="images")
+    if not bool(found.ok.any()):  # nothing readable: no trunk width to run the head on
+        return replace(found, embeddings=torch.zeros(len(sources), loaded.embed_dim))
+    device = next(loaded.model.parameters()).device
+    was_training = loaded.model.training
+    loaded.model.eval()
+    with torch.no_grad():
+        rows = [head_embeddings(loaded.model, chunk.to(device)).float().cpu()
+                for chunk in found.embeddings.split(1024)]
+    loaded.model.train(was_training)
+    embeddings = torch.cat(rows) if rows else torch.zeros(0, loaded.embed_dim)
+    embeddings[~found.ok] = 0
+    return replace(found, embeddings=embeddings)
+
+
 def trunk_features(loaded, images: Sequence[Path], batch_size: int = 64,
                    stop: Optional[StopFlag] = None, workers: int = 2,
                    cache_root: Optional[Path] = None) -> Iterator[Progress]:
@@ -73,18 +101,16 @@ def trunk_features(loaded, images: Sequence[Path], batch_size: int = 64,
 
     A generator of :class:`Progress` that *returns* an :class:`ImageEmbeddings` whose rows
     are the raw (unnormalised) features, in the order of ``images``; a path listed several
-    times (one photo, five captions) is read and encoded once.
+    times (one photo, five captions) is read and encoded once (``failures`` index the
+    distinct paths).
     """
     unique = list(dict.fromkeys(Path(p) for p in images))
-    view = trunk_view(loaded)
-    cache = ImageEmbeddingCache(view.identity, describe_preprocess(view.preprocess), cache_root)
-    found = yield from embed_image_sources(view, unique, batch_size, cache, stop, workers,
+    found = yield from embed_image_sources(trunk_view(loaded), unique, batch_size,
+                                           trunk_cache_for(loaded, cache_root), stop, workers,
                                            phase="trunk features")
     row = {path: i for i, path in enumerate(unique)}
     order = torch.tensor([row[Path(p)] for p in images], dtype=torch.long)
-    return ImageEmbeddings(embeddings=found.embeddings[order], ok=found.ok[order],
-                           failures=found.failures, cache_hits=found.cache_hits,
-                           encoded=found.encoded)
+    return replace(found, embeddings=found.embeddings[order], ok=found.ok[order])
 
 
 def head_embeddings(model: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:

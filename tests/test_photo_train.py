@@ -96,3 +96,23 @@ def test_only_the_texts_a_loss_reads_are_encoded_and_locked_batchnorm_stays_in_e
            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     assert bns and not any(m.training for m in bns)
     assert loaded.model.visual.head.training
+
+
+def test_captions_retrieval_runs_both_models_through_one_cached_trunk(photo_triples, tmp_path):
+    from engine.cli import main
+    from engine.evaluate import load_results
+
+    out = tmp_path / "results.json"
+    assert main(["eval", "--benchmark", "captions_retrieval", "--data", str(photo_triples),
+                 "--model", "semclip-photo-minilm", "--model", "semclip-photo-minilm",
+                 "--json", str(out), "--quiet"]) == 0
+    results = load_results(out)
+    first, second = results["models"]
+    assert set(first["metrics"]) == {"t2i_recall@1", "t2i_recall@5", "t2i_recall@10",
+                                     "i2t_recall@1", "i2t_recall@5", "i2t_recall@10",
+                                     "paraphrase_recall@1", "paraphrase_recall@5", "ono_accuracy"}
+    assert first["counts"]["evaluated"] == 12
+    assert first["metrics"]["t2i_recall@10"] == 1.0  # 6 photos: every one is in the top 10
+    assert first["cache"] == {"hits": 0, "encoded": 6}
+    assert second["cache"] == {"hits": 6, "encoded": 0}  # the trunk's features, reused
+    assert first["metrics"] == second["metrics"]
