@@ -377,7 +377,9 @@ def load_triples_file(path: Union[str, Path], images_dir: Optional[Union[str, Pa
         raise BenchmarkFormatError(message) from exc
     rows = [EvalRow(image=Path(t.image),
                     texts={"caption": t.caption, "paraphrase": t.paraphrase,
-                           "negation": t.negation},
+                           "negation": t.negation,
+                           **({"true_negation": t.true_negation}
+                              if getattr(t, "true_negation", "") else {})},
                     source=f"{path.name}:{t.line}") for t in triples if not t.refused]
     data = _split_missing("triples", str(path), rows)
     # a path leaving the data folder is never opened; it is reported with the missing ones

@@ -151,8 +151,25 @@ def cmd_train(args: argparse.Namespace) -> int:
             dist.destroy_process_group()
 
 
+def _held_out_benchmark(configs: list[TrainConfig], args: argparse.Namespace
+                        ) -> Optional[tuple[str, str, dict, str]]:
+    """What to test a preset's models on after training: (benchmark, data, options, title) for
+    the shapes world's test split, or a triples training set's sibling ``test.csv`` (as
+    ``semclip prepare`` writes them) scored by ``captions_retrieval``; None otherwise."""
+    if all(c.dataset == "shapes" for c in configs):
+        return ("shapes", str(configs[0].shapes_seed), {"n": args.test_size, "use_cache": False},
+                f"shapes world, held-out test split ({args.test_size} scenes)")
+    datasets = {c.dataset for c in configs}
+    if len(datasets) == 1 and configs[0].dataset != "shapes":
+        test = Path(configs[0].dataset).with_name("test.csv")
+        if test.is_file() and test != Path(configs[0].dataset):
+            return "captions_retrieval", str(test), {}, f"held-out split {test}"
+    return None
+
+
 def _train_and_compare(configs: list[TrainConfig], args: argparse.Namespace) -> int:
-    """Train each config in turn; on the shapes world, print one held-out test table."""
+    """Train each config in turn, then print one held-out test table (shapes world, or the
+    test split beside the training triples)."""
     results: dict[str, dict] = {}
     stop = threading.Event()
     for cfg in configs:
@@ -160,8 +177,10 @@ def _train_and_compare(configs: list[TrainConfig], args: argparse.Namespace) -> 
         if code:
             return code
         results[cfg.name or cfg.model] = done
-    if not all(c.dataset == "shapes" for c in configs):
+    held_out = _held_out_benchmark(configs, args)
+    if held_out is None:
         return 0
+    benchmark, data, options, title = held_out
     import torch.distributed as dist
     distributed = dist.is_available() and dist.is_initialized()
     if _rank() == 0:  # one process evaluates and prints; the others wait for it
@@ -170,10 +189,8 @@ def _train_and_compare(configs: list[TrainConfig], args: argparse.Namespace) -> 
         from .models import load_model
 
         models = [load_model(r["checkpoint"]) for r in results.values()]
-        table = run_evaluation("shapes", str(configs[0].shapes_seed), None, models,
-                               n=args.test_size, use_cache=False)
-        print(f"\nshapes world, held-out test split ({args.test_size} scenes): "
-              f"{' vs '.join(results)}")
+        table = run_evaluation(benchmark, data, configs[0].data_root, models, **options)
+        print(f"\n{title}: {' vs '.join(results)}")
         print(format_table(table))
         if args.json:
             save_results(args.json, table)

