@@ -13,7 +13,7 @@ Results (what ``--json`` writes and the app plots)::
     {"schema": "semclip-eval/1", "benchmark": str, "data": str, "images": str | None,
      "date": ISO-8601, "settings": {...}, "skipped": {"missing_images": [...],
      "unreadable_images": [...]},
-     "models": [{"spec", "identity", "model_name", "metrics": {name: value},
+     "models": [{"spec", "identity", "model_name", "label", "metrics": {name: value},
                  "counts": {"rows", "evaluated", "missing_images", "unreadable_images"},
                  "cache": {"hits", "encoded"}}]}
 
@@ -288,7 +288,7 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
                   "missing_images": len(dataset.missing), "unreadable_images": unreadable_rows}
         results["models"].append({
             "spec": loaded.spec, "identity": loaded.identity, "model_name": loaded.model_name,
-            "metrics": metrics, "counts": counts,
+            "label": model_label(loaded.spec, loaded.sidecar), "metrics": metrics, "counts": counts,
             "cache": {"hits": images_out.cache_hits, "encoded": images_out.encoded}})
         yield EvalResult(step=model_index, epoch=0, split=benchmark, metrics=metrics,
                          counts=counts, label=loaded.spec)
@@ -348,11 +348,28 @@ def load_results(path: Union[str, Path]) -> dict:
     return results
 
 
+def model_label(spec: str, sidecar: dict) -> str:
+    """What a model is called in tables: its training run's name (``clip-baseline``,
+    ``semclip``) when the checkpoint records one, else the file name of a checkpoint spec, else
+    the spec itself (``semclip-tiny``, ``ViT-B-32:laion2b_s34b_b79k``)."""
+    name = (sidecar.get("train_config") or {}).get("name") or sidecar.get("name")
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    path = Path(spec)
+    return path.stem if path.suffix in (".pt", ".pth", ".bin", ".safetensors") else spec
+
+
 def model_labels(results: dict) -> list[str]:
-    """A distinct column label per model: its spec, with the identity added where specs repeat."""
-    specs = [m.get("spec", "?") for m in results["models"]]
-    return [f"{s} [{m.get('identity', i)}]" if specs.count(s) > 1 else s
-            for i, (s, m) in enumerate(zip(specs, results["models"]))]
+    """A distinct column label per model: its ``label`` (results files written before labels
+    existed: its spec), with the spec, then the identity, added where labels repeat."""
+    models = results["models"]
+    labels = [m.get("label") or m.get("spec", "?") for m in models]
+    if len(set(labels)) < len(labels):
+        labels = [f"{lab} [{m.get('spec', '?')}]"
+                  if labels.count(lab) > 1 and lab != m.get("spec", "?") else lab
+                  for lab, m in zip(labels, models)]
+    return [f"{lab} [{m.get('identity', i)}]" if labels.count(lab) > 1 else lab
+            for i, (lab, m) in enumerate(zip(labels, models))]
 
 
 def metric_names(results: dict) -> list[str]:
