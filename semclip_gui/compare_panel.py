@@ -40,6 +40,7 @@ from .compare_logic import (BarData, BlendResult, Hit, SideEmbedding, blend_job,
                             results_bars, violated_terms)
 from .images import THUMB, load_thumbnail
 from .state import SIDES, AppState
+from .views import set_stale
 from .workers import EventWorker, LatestOnly
 
 CARD_WIDTH = THUMB + 16
@@ -48,9 +49,21 @@ BLEND = "blend"
 COLUMNS = (*SIDES, BLEND)
 QUERY_DEBOUNCE_MS = 250
 BLEND_DEBOUNCE_MS = 200
-DEFAULT_QUERY = "a red circle and no blue square"
+# The opening query: on the shipped demo pair and the default gallery, 7 of CLIP's top 8 show
+# orange and 1 of SemCLIP's (tests/test_demo_models.py keeps that true). The examples, one click
+# away, show both what SemCLIP fixes and where both still fail (the last one).
+DEFAULT_QUERY = "no orange shapes"
+EXAMPLE_QUERIES = ("no orange shapes", "a square and no green", "a picture without orange",
+                   "nothing blue", "a red circle and no blue square")
 MODEL_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 VIOLATION_RED = "#d62728"
+# The two gallery metrics, in plain words on screen and in full in tooltips.
+CAPTION_VS_NEGATION = "caption vs negation"
+METRICS_TIP = ("On this gallery's labelled scenes:\n"
+               "caption vs negation: how often a scene's image is closer to its caption than to "
+               "the caption's negation (original-over-negation accuracy; 0.5 is a coin flip).\n"
+               "top-1: how often a scene's caption ranks that scene's image first "
+               "(several scenes share a caption, so it stays below 1).")
 
 
 class ResultCard(QFrame):
@@ -88,6 +101,7 @@ class ResultColumn(QWidget):
     def __init__(self, colour: str, parent: Optional[QWidget] = None):
         super().__init__(parent)
         self.header = QLabel()
+        self.header.setTextFormat(Qt.RichText)
         self.header.setStyleSheet(f"font-weight: bold; font-size: 13px; color: {colour};")
         self.summary = QLabel()
         self.summary.setWordWrap(True)
@@ -154,9 +168,9 @@ class ComparePanel(QWidget):
         self._build()
         self._query_timer = self._timer(QUERY_DEBOUNCE_MS, self.run_query)
         self._blend_timer = self._timer(BLEND_DEBOUNCE_MS, self._request_blend)
-        self.query_edit.textChanged.connect(lambda _: self._query_timer.start())
+        self.query_edit.textChanged.connect(self._on_query_edited)
         self.query_edit.returnPressed.connect(self.run_query)
-        self.k_spin.valueChanged.connect(lambda _: self._query_timer.start())
+        self.k_spin.valueChanged.connect(self._on_query_edited)
         self.subtract_check.toggled.connect(self._on_scoring_changed)
         self.blend_slider.valueChanged.connect(self._on_slider)
         self.folder_button.clicked.connect(self._choose_folder)
@@ -205,9 +219,20 @@ class ComparePanel(QWidget):
         query_row = QHBoxLayout()
         query_row.addWidget(QLabel("<b>Query:</b>"))
         query_row.addWidget(self.query_edit, 1)
+        self.computing_label = QLabel("computing…")
+        self.computing_label.setStyleSheet("color: #888; font-style: italic;")
+        self.computing_label.setToolTip("the columns below (greyed) still show the previous query")
+        self.computing_label.hide()
+        query_row.addWidget(self.computing_label)
         query_row.addWidget(QLabel("top k"))
         query_row.addWidget(self.k_spin)
         self.subtract_check = QCheckBox("subtract “-term” words")
+        self.examples = QLabel("try: " + " · ".join(
+            f"<a href='{html.escape(q)}' style='text-decoration: none'>{html.escape(q)}</a>"
+            for q in EXAMPLE_QUERIES))
+        self.examples.setTextFormat(Qt.RichText)
+        self.examples.setToolTip("click an example to search for it")
+        self.examples.linkActivated.connect(self.set_query)
         self.subtract_check.setToolTip(
             "Score “dog -cat” as rclip does: the embedding of “dog” minus that of “cat”. "
             "The program parses the negation; the model never reads it. Off: the model "
@@ -235,8 +260,8 @@ class ComparePanel(QWidget):
         scroll.setMinimumWidth(strip.sizeHint().width() + bar + 4)
 
         self.side_tabs = QTabWidget()
-        self.side_tabs.addTab(self._build_blend(), "Blend the models")
-        self.side_tabs.addTab(self._build_results(), "Evaluation results")
+        self.side_tabs.addTab(self._build_blend(), "Blend")
+        self.side_tabs.addTab(self._build_results(), "Eval results")
         splitter = QSplitter(Qt.Horizontal)
         splitter.addWidget(scroll)
         splitter.addWidget(self.side_tabs)
@@ -248,6 +273,7 @@ class ComparePanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.status_label)
         layout.addLayout(query_row)
+        layout.addWidget(self.examples)
         layout.addWidget(splitter, 1)
 
     def _build_blend(self) -> QWidget:
@@ -270,11 +296,12 @@ class ComparePanel(QWidget):
         self.blend_curves = {
             metric: self.blend_plot.plot([], [], name=name, pen=pg.mkPen(colour, width=2),
                                          symbol=symbol, symbolSize=6, symbolBrush=colour)
-            for metric, name, colour, symbol in (("ono_accuracy", "ONO accuracy", MODEL_COLOURS[0], "o"),
+            for metric, name, colour, symbol in (("ono_accuracy", CAPTION_VS_NEGATION, MODEL_COLOURS[0], "o"),
                                                  ("caption_top1", "caption top-1", MODEL_COLOURS[1], "s"))}
         self.lambda_line = pg.InfiniteLine(0, angle=90,
                                            pen=pg.mkPen(MODEL_COLOURS[2], style=Qt.DashLine))
         self.blend_plot.addItem(self.lambda_line)
+        self.blend_plot.setToolTip(METRICS_TIP)
 
         slider_row = QHBoxLayout()
         slider_row.addWidget(self.blend_ends[0])
@@ -326,6 +353,16 @@ class ComparePanel(QWidget):
 
     # -- public API --------------------------------------------------------------------------------
 
+    @property
+    def results_stale(self) -> bool:
+        """Whether the columns show results of an earlier query (greyed, "computing…")."""
+        return self.computing_label.isVisibleTo(self)
+
+    def set_query(self, query: str) -> None:
+        """Put ``query`` in the box and rank at once (no debounce)."""
+        self.query_edit.setText(query)
+        self.run_query()
+
     def results(self, side: str) -> list[Hit]:
         """The ranked hits (index, score, violates) shown in a column: "left", "right" or "blend"."""
         return list(self._results[side])
@@ -371,7 +408,7 @@ class ComparePanel(QWidget):
                                         f"{html.escape(str(results['date']))}"
                                         f"<br>{_span(html.escape(str(path)))}")
         self._plot_bars(bars)
-        self._fill_table(bars)
+        self._fill_table(bars, [str(m.get("spec", "?")) for m in results["models"]])
         return True
 
     def shutdown(self) -> None:
@@ -484,10 +521,11 @@ class ComparePanel(QWidget):
 
     def _update_header(self, side: str) -> None:
         metrics = self._embedded[side].metrics if side in self._embedded else None
-        head = f"{self.state.label(side)}  ({side})"
+        head = html.escape(f"{self.state.label(side)}  ({side})")
         if metrics:
-            head += "\n" + _header_metrics(metrics)
+            head += "<br>" + _header_metrics(metrics)
         self.columns[side].header.setText(head)
+        self.columns[side].header.setToolTip(METRICS_TIP if metrics else "")
 
     # -- query -------------------------------------------------------------------------------------
 
@@ -523,11 +561,22 @@ class ComparePanel(QWidget):
             return  # closed, or a newer gallery whose own query is on the way
         ranked, thumbs = out
         self._thumbs.update(thumbs)
+        if query == self.query_edit.text():
+            self._set_results_stale(False)  # else a newer query is on its way: stay greyed
         for column in COLUMNS:
             if column in ranked:
                 self._results[column] = ranked[column]
                 self._show_hits(column, query)
         self.results_updated.emit(query)
+
+    def _on_query_edited(self, *_args) -> None:
+        self._set_results_stale(True)
+        self._query_timer.start()
+
+    def _set_results_stale(self, stale: bool) -> None:
+        self.computing_label.setVisible(stale)
+        for column in self.columns.values():
+            set_stale(column, stale and bool(column.cards))
 
     def _on_query_failed(self, exc: BaseException) -> None:
         if not self._closed:
@@ -564,7 +613,7 @@ class ComparePanel(QWidget):
         return _span(f"<b>{bad} of {len(hits)}</b> show what the query negates ({quoted})", colour)
 
     def _on_scoring_changed(self) -> None:
-        self._query_timer.start()  # every column, the blend included, ranks again
+        self._on_query_edited()  # every column, the blend included, ranks again
 
     def _set_column_message(self, column: str, message: str) -> None:
         self._results[column] = []
@@ -648,10 +697,11 @@ class ComparePanel(QWidget):
             self._curve[result.lam] = metrics
             self._draw_curve()
             self.blend_metrics.setText(
-                f"<b>θ({result.lam:.2f})</b> on this gallery: ONO accuracy "
+                f"<b>θ({result.lam:.2f})</b> on this gallery: {CAPTION_VS_NEGATION} "
                 f"<b>{metrics['ono_accuracy']:.3f}</b> · caption top-1 <b>{metrics['caption_top1']:.3f}</b>")
             self.columns[BLEND].header.setText(
-                f"Blend λ = {result.lam:.2f}\n{_header_metrics(metrics)}")
+                f"Blend λ = {result.lam:.2f}<br>{_header_metrics(metrics)}")
+            self.columns[BLEND].header.setToolTip(METRICS_TIP)
         else:
             self.blend_metrics.setText(_span("gallery metrics need a labelled shapes gallery"))
         self._results[BLEND] = result.hits
@@ -717,13 +767,14 @@ class ComparePanel(QWidget):
         plot.setXRange(-0.6, len(bars.metrics) - 0.4, padding=0)
         plot.setYRange(min(0.0, *shown), max(1e-6, *shown) * 1.3, padding=0)  # room for the legend
 
-    def _fill_table(self, bars: BarData) -> None:
+    def _fill_table(self, bars: BarData, specs: list[str]) -> None:
         delta = len(bars.models) == 2
         table = self.results_table
         table.clear()
         table.setRowCount(len(bars.metrics))
         table.setColumnCount(len(bars.models) + delta)
-        table.setHorizontalHeaderLabels([_short(m) for m in bars.models] + (["Δ"] if delta else []))
+        # whole labels (the run's name): the header elides them only when the panel is narrow
+        table.setHorizontalHeaderLabels(list(bars.models) + (["Δ"] if delta else []))
         table.setVerticalHeaderLabels(bars.metrics)
         for j in range(len(bars.metrics)):
             row = [bars.values[m][j] for m in range(len(bars.models))]
@@ -734,13 +785,17 @@ class ComparePanel(QWidget):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 table.setItem(j, c, item)
-        for c, model in enumerate(bars.models):
-            table.horizontalHeaderItem(c).setToolTip(model)
+        for c, (label, spec) in enumerate(zip(bars.models, specs)):
+            table.horizontalHeaderItem(c).setToolTip(label if label == spec else f"{label}\n{spec}")
+        if delta:
+            table.horizontalHeaderItem(2).setToolTip(f"{bars.models[1]} minus {bars.models[0]}")
 
 
 def _header_metrics(metrics: dict) -> str:
-    """The line under a column's title: its gallery's negation accuracy and retrieval."""
-    return f"ONO {metrics['ono_accuracy']:.2f} · top-1 {metrics['caption_top1']:.2f}"
+    """The line under a column's title, in plain words (the header's tooltip says more): its
+    gallery's negation accuracy and retrieval."""
+    return (f"<span style='font-size: 11px; font-weight: normal'>{CAPTION_VS_NEGATION} "
+            f"<b>{metrics['ono_accuracy']:.2f}</b> · top-1 <b>{metrics['caption_top1']:.2f}</b></span>")
 
 
 def _span(text: str, colour: str = "#666") -> str:

@@ -19,7 +19,7 @@ import pyqtgraph as pg
 from PIL import Image
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QPixmap
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QSplitter, QVBoxLayout, QWidget)
 from shiboken6 import isValid
@@ -29,7 +29,9 @@ from engine.retrieval import projection_for
 
 from .aio import spawn
 from .images import load_thumbnail
+from .label_layout import MARKER_RADIUS, place_labels
 from .state import SIDES, AppState
+from .views import set_stale
 from .workers import LatestOnly
 
 DEBOUNCE_MS = 300
@@ -120,16 +122,23 @@ class PlaygroundPanel(QWidget):
         self._backend = None
         self._backend_key: Optional[tuple] = None
         self._image: Optional[Image.Image] = None
+        self._stale = False
+        # side -> the scatter plot's points (data units) and their labels, framed together
+        self._scatter: dict[str, tuple[np.ndarray, list[pg.TextItem]]] = {}
+        self._leaders: dict[pg.PlotWidget, list] = {}  # lines to labels moved off their points
         self._build()
         self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._debounce.timeout.connect(self.regenerate)
         self._rescore_timer = QTimer(self, singleShot=True, interval=60)
         self._rescore_timer.timeout.connect(self.rescore)
-        self.caption_edit.textChanged.connect(lambda _t: self._debounce.start())
+        self.caption_edit.textChanged.connect(self._on_caption_edited)
         self.caption_edit.returnPressed.connect(self.regenerate)
-        self.paraphrases.changed.connect(self._rescore_timer.start)
-        self.negations.changed.connect(self._rescore_timer.start)
+        self.paraphrases.changed.connect(self._on_texts_edited)
+        self.negations.changed.connect(self._on_texts_edited)
         self.backend_combo.currentIndexChanged.connect(self._on_backend_changed)
+        self.same_scale_check.toggled.connect(self._frame_projections)
+        for plot in self.projection_plots.values():  # labels are placed in pixels: re-place them
+            plot.getViewBox().sigResized.connect(self._frame_projections)
         self.image_combo.currentIndexChanged.connect(self._on_gallery_image)
         self.open_image_button.clicked.connect(self._open_image)
         state.model_changed.connect(self._on_model_changed)
@@ -167,6 +176,12 @@ class PlaygroundPanel(QWidget):
         top.addWidget(self.caption_edit, 1)
         top.addWidget(QLabel("generator"))
         top.addWidget(self.backend_combo)
+        self.same_scale_check = QCheckBox("same scale")
+        self.same_scale_check.setChecked(True)
+        self.same_scale_check.setToolTip(
+            "Both subspace plots span the same distance, so how far the negations sit from the "
+            "caption compares across the two models. Off: each plot zooms to its own points.")
+        top.addWidget(self.same_scale_check)
 
         self.paraphrases = EditableList("Paraphrases (c+)", "add your own paraphrase…")
         self.negations = EditableList("Negations (c−)", "add your own negation…")
@@ -207,7 +222,7 @@ class PlaygroundPanel(QWidget):
         plots.addWidget(self.projection_plots["right"], 0, 2)
         for col, stretch in enumerate((7, 4, 4)):
             plots.setColumnStretch(col, stretch)
-        plots_widget = QWidget()
+        self.plots_widget = plots_widget = QWidget()
         plots_widget.setLayout(plots)
         lists_widget = QWidget()
         lists_layout = QVBoxLayout(lists_widget)
@@ -270,6 +285,23 @@ class PlaygroundPanel(QWidget):
                                              validator_model=key[3])
             self._backend_key = key
         return self._backend
+
+    @property
+    def results_stale(self) -> bool:
+        """Whether the bars and plots show texts other than the current ones (greyed out)."""
+        return self._stale
+
+    def _set_results_stale(self, stale: bool) -> None:
+        self._stale = stale
+        set_stale(self.plots_widget, stale)
+
+    def _on_caption_edited(self, _text: str) -> None:
+        self._set_results_stale(True)  # from the keystroke: the bars describe the old caption
+        self._debounce.start()
+
+    def _on_texts_edited(self) -> None:
+        self._set_results_stale(True)
+        self._rescore_timer.start()
 
     def regenerate(self) -> None:
         """Ask the backend for generations of the current caption (newest request wins)."""
@@ -407,10 +439,14 @@ class PlaygroundPanel(QWidget):
                             lambda exc: self._show_status(f"scoring failed: {exc}", error=True))
 
     def _show_scores(self, explanations: dict[str, Explanation]) -> None:
+        caption, paraphrases, negations = self.texts()
+        current = [caption, *paraphrases, *negations]
+        self._set_results_stale(explanations[SIDES[0]].texts != current)  # else: newer on the way
         self.explanations = explanations
         self._draw_bars(explanations)
         for side in SIDES:
             self._draw_projection(side, explanations[side])
+        self._frame_projections()
         self.scores_updated.emit()
 
     def _draw_bars(self, explanations: dict[str, Explanation]) -> None:
@@ -443,6 +479,7 @@ class PlaygroundPanel(QWidget):
     def _draw_projection(self, side: str, expl: Explanation) -> None:
         plot = self.projection_plots[side]
         plot.clear()
+        self._leaders.pop(plot, None)
         n = expl.n_projections
         points = expl.projected.numpy()
         if n == 1:
@@ -467,6 +504,7 @@ class PlaygroundPanel(QWidget):
                                  brush=pg.mkBrush(*colour), pen=pg.mkPen(None))
             plot.addItem(arrow)
         tags = _tags(expl.roles)
+        labels = []
         for role in ("caption", "paraphrase", "negation"):
             idx = [i for i, r in enumerate(expl.roles) if r == role]
             if not idx:
@@ -474,12 +512,58 @@ class PlaygroundPanel(QWidget):
             plot.plot(xy[idx, 0], xy[idx, 1], pen=None, symbol="o", symbolSize=11,
                       symbolBrush=pg.mkBrush(*ROLE_COLOURS[role]), symbolPen=pg.mkPen("w"),
                       name=role)
-            for i in idx:  # numbered like the bars: "+1" is the first paraphrase
-                label = _short(expl.texts[i], 24) if role == "caption" else tags[i]
-                text = pg.TextItem(label, color=ROLE_COLOURS[role], anchor=(0, 1))
-                text.setPos(xy[i, 0], xy[i, 1])
-                plot.addItem(text)
-        plot.autoRange(padding=0.25)
+        for i, role in enumerate(expl.roles):  # numbered like the bars: "+1" is the first paraphrase
+            label = "caption" if role == "caption" else tags[i]  # the whole text is in the box
+            text = pg.TextItem(label, color=ROLE_COLOURS[role], anchor=(0, 0))
+            plot.addItem(text)
+            labels.append(text)
+        self._scatter[side] = (np.asarray(xy, dtype=np.float64), labels)  # float32 overflows pg
+
+    def _frame_projections(self, *_args) -> None:
+        """Frame both scatter plots (one span for both with "same scale", so distances compare
+        across models; else each zoomed to its points), then place their labels apart."""
+        if any(side not in self._scatter for side in SIDES):
+            return
+        # half the span each plot must show: its points, with room for labels at the edges
+        half = {side: np.maximum(np.ptp(xy, axis=0) / 2, 1e-3) * 1.5
+                for side, (xy, _) in self._scatter.items()}
+        pixels = {side: np.array([plot.getViewBox().width(), plot.getViewBox().height()])
+                  for side, plot in self.projection_plots.items()}
+        if self.same_scale_check.isChecked() and all((px > 0).all() for px in pixels.values()):
+            # one size of a data unit in pixels for both plots (aspect locked, so x and y alike):
+            # the largest any plot needs, so every point stays in view
+            per_pixel = max(float(np.max(2 * half[side] / pixels[side])) for side in SIDES)
+            half = {side: per_pixel * pixels[side] / 2 for side in SIDES}
+        for side, (xy, labels) in self._scatter.items():
+            centre = (xy.min(axis=0) + xy.max(axis=0)) / 2
+            plot = self.projection_plots[side]
+            plot.setRange(xRange=(centre[0] - half[side][0], centre[0] + half[side][0]),
+                          yRange=(centre[1] - half[side][1], centre[1] + half[side][1]), padding=0)
+            self._place_labels(plot, xy, labels)
+
+    def _place_labels(self, plot: pg.PlotWidget, xy: np.ndarray, labels: list[pg.TextItem]) -> None:
+        for line in self._leaders.pop(plot, []):
+            plot.removeItem(line)
+        leaders = self._leaders[plot] = []
+        box = plot.getViewBox()
+        px_w, px_h = box.viewPixelSize()  # data units per pixel
+        (x0, _), (_, y1) = box.viewRange()
+        rect = box.sceneBoundingRect()
+        if not (np.isfinite(px_w) and np.isfinite(px_h) and px_w > 0 and px_h > 0):
+            for (x, y), text in zip(xy, labels):  # not laid out yet: labels on their points
+                text.setPos(x, y)
+            return
+        points = [((x - x0) / px_w, (y1 - y) / px_h) for x, y in xy]  # pixels, y down
+        # a TextItem ignores the view's zoom: its bounding rect is in pixels
+        sizes = [(t.boundingRect().width(), t.boundingRect().height()) for t in labels]
+        offsets = place_labels(points, sizes, rect.width(), rect.height())
+        for (x, y), (dx, dy), (w, h), text in zip(xy, offsets, sizes, labels):
+            text.setPos(x + dx * px_w, y - dy * px_h)
+            # a label pushed away from its point (a tight cluster) gets a thin leader line to it
+            nx, ny = min(max(0.0, dx), dx + w), min(max(0.0, dy), dy + h)  # nearest box pixel
+            if np.hypot(nx, ny) > 2 * MARKER_RADIUS:
+                leaders.append(plot.plot([x, x + nx * px_w], [y, y - ny * px_h],
+                                         pen=pg.mkPen(text.color, width=0.8, style=Qt.DotLine)))
 
 
 def _describe(generation) -> str:
