@@ -43,6 +43,13 @@ class TrainConfig:
         0.0, "share of training captions that are true negations")
     shapes_varied_wording_prob: float = option(
         0.0, "share of training captions in everyday synonyms")
+    shapes_rich_language_prob: float = option(
+        0.0, "share of training triples in the rich scene language (engine/scene_language.py): "
+             "denials with and without no/not, exclusives, counts, relations, double negation")
+    shapes_held_out_queries: Optional[str] = option(
+        None, "JSON list of {query: ...} (bench/free_queries.json) or a text file of sentences "
+              "the rich scene language must never produce, so an evaluation on them measures "
+              "wordings the model never saw")
     augment: bool = option(
         False, "OpenCLIP's training augmentation (turns the image-embedding cache off)")
     zeroshot_dataset: Optional[str] = option(
@@ -154,6 +161,9 @@ class TrainConfig:
                 raise ConfigError(f"model {self.model!r}: {exc}") from None
             if self.resume and self.resume != RESUME_LATEST and not Path(self.resume).is_file():
                 raise ConfigError(f"checkpoint to resume from not found: {self.resume}")
+            if self.shapes_held_out_queries and not Path(self.shapes_held_out_queries).is_file():
+                raise ConfigError(f"shapes_held_out_queries: file not found: "
+                                  f"{self.shapes_held_out_queries}")
             if self.zeroshot_dataset and not Path(self.zeroshot_dataset).is_dir():
                 raise ConfigError(f"zeroshot_dataset: folder not found: {self.zeroshot_dataset}")
         return self
@@ -274,8 +284,10 @@ _RULES: tuple[Callable[["TrainConfig"], str], ...] = (
     lambda c: "" if c.shapes_train_size >= 1 and c.shapes_eval_size >= 0 else
     "shapes_train_size must be at least 1 and shapes_eval_size 0 or more",
     lambda c: "" if all(0 <= p <= 1 for p in (c.shapes_true_negation_prob,
-                                              c.shapes_varied_wording_prob)) else
-    "shapes_true_negation_prob and shapes_varied_wording_prob must lie in [0, 1]",
+                                              c.shapes_varied_wording_prob,
+                                              c.shapes_rich_language_prob)) else
+    "shapes_true_negation_prob, shapes_varied_wording_prob and shapes_rich_language_prob must "
+    "lie in [0, 1]",
     lambda c: "" if c.precision in PRECISIONS else
     f"precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}",
     lambda c: "" if c.device == "auto" or c.device == "cpu" or c.device == "mps" or

@@ -150,11 +150,16 @@ def build_datasets(cfg: TrainConfig, transform, tokenizer) -> tuple[Dataset, Opt
     """Training set, held-out set (or None) and log lines about skipped input."""
     notes: list[str] = []
     if cfg.dataset == "shapes":
+        from .scene_language import load_held_out
         from .shapes import ShapesDataset, ShapesWorld
         size = _image_size(transform)
+        held_out = (load_held_out(cfg.shapes_held_out_queries) if cfg.shapes_held_out_queries
+                    else frozenset())
         train_world = ShapesWorld(seed=cfg.shapes_seed, image_size=size,
                                   true_negation_prob=cfg.shapes_true_negation_prob,
-                                  varied_wording_prob=cfg.shapes_varied_wording_prob)
+                                  varied_wording_prob=cfg.shapes_varied_wording_prob,
+                                  rich_language_prob=cfg.shapes_rich_language_prob,
+                                  held_out_sentences=held_out)
         val_world = ShapesWorld(seed=cfg.shapes_seed, image_size=size)  # affirmative originals
         train_set = ShapesDataset(train_world, "train", cfg.shapes_train_size, transform=transform)
         val_set = ShapesDataset(val_world, "val", cfg.shapes_eval_size, transform=transform)
