@@ -28,7 +28,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 from PIL import Image
 
@@ -61,6 +61,7 @@ class EvalRow:
     label: int = -1  # right option (MCQ) or class index (zero-shot)
     group: str = ""  # NegBench template type
     source: str = ""  # "file:row" for messages
+    content: str = ""  # what the picture shows (shapes: its objects), for content_top1
 
 
 @dataclass
@@ -386,6 +387,12 @@ def load_triples_file(path: Union[str, Path], images_dir: Optional[Union[str, Pa
     return data
 
 
+def scene_content(objects: Sequence[dict]) -> str:
+    """What a shapes scene shows, position aside: "large red circle|small blue square" (sorted),
+    the same for every scene a position-free caption describes."""
+    return "|".join(sorted(f"{o['size']} {o['colour']} {o['shape']}" for o in objects))
+
+
 def load_shapes(n: int = 500, seed: int = 0, image_size: int = 64) -> BenchmarkData:
     """``n`` scenes of the shapes world's held-out ``test`` split (in-memory images).
 
@@ -406,7 +413,8 @@ def load_shapes(n: int = 500, seed: int = 0, image_size: int = 64) -> BenchmarkD
                             texts={"caption": item["caption"], "paraphrase": item["paraphrase"],
                                    "negation": item["negation"],
                                    "true_negation": item["true_negation"]},
-                            source=f"shapes[seed={seed}]:test:{index}"))
+                            source=f"shapes[seed={seed}]:test:{index}",
+                            content=scene_content(item["objects"])))
     return BenchmarkData(name="shapes", source=f"shapes-world seed={seed} test n={n}", rows=rows,
                          info={"seed": seed, "image_size": image_size})
 
