@@ -23,20 +23,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
-from .shapes import COLOURS, POSITIONS, SHAPES, SIZES, WORDINGS, ShapeObject
+from .shapes import COLOURS, POSITIONS, SHAPES, SIZES, ShapeObject
 
-# Words per canonical value. Plurals are listed, not derived: "plus signs", "boxes".
-COLOUR_WORDS = {c: (c, c, *WORDINGS.get(c, ())) for c in COLOURS}  # the plain word twice as often
-SHAPE_WORDS = {
-    "circle": (("circle", "circles"), ("disk", "disks"), ("round shape", "round shapes")),
-    "square": (("square", "squares"), ("box", "boxes")),
-    "triangle": (("triangle", "triangles"),),
-    "star": (("star", "stars"), ("five-pointed star", "five-pointed stars")),
-    "diamond": (("diamond", "diamonds"), ("rhombus", "rhombi")),
-    "cross": (("cross", "crosses"), ("plus sign", "plus signs")),
+# Words per canonical value: many everyday words, so that a model learns to lean on the text
+# tower's knowledge of words rather than on a handful of tokens (none of them is a word of
+# bench/free_queries.json, which measures words never seen; tests check that). Plurals are
+# listed, not derived: "plus signs", "boxes".
+COLOUR_WORDS = {
+    "red": ("red", "red", "ruby", "cherry-red", "brick-red", "vermilion", "rose-red"),
+    "green": ("green", "green", "grass-green", "lime", "forest-green", "olive-green", "mint"),
+    "blue": ("blue", "blue", "cobalt", "sky-blue", "sapphire", "cerulean", "denim"),
+    "yellow": ("yellow", "yellow", "lemon", "lemon-yellow", "canary", "mustard", "butter-yellow"),
+    "purple": ("purple", "purple", "mauve", "plum", "amethyst", "grape", "mulberry"),
+    "orange": ("orange", "orange", "amber", "apricot", "pumpkin", "marigold", "rust-orange"),
+    "white": ("white", "white", "ivory", "milky", "chalk-white", "cream", "bone-white"),
 }
-SIZE_WORDS = {"large": ("large", "big"), "small": ("small", "little", "tiny")}
-THING = (("shape", "shapes"), ("object", "objects"), ("thing", "things"), ("figure", "figures"))
+SHAPE_WORDS = {
+    "circle": (("circle", "circles"), ("disk", "disks"), ("round shape", "round shapes"),
+               ("circular shape", "circular shapes"), ("round", "rounds")),
+    "square": (("square", "squares"), ("box", "boxes"), ("square shape", "square shapes"),
+               ("quadrate", "quadrates")),
+    "triangle": (("triangle", "triangles"), ("triangular shape", "triangular shapes"),
+                 ("three-sided shape", "three-sided shapes")),
+    "star": (("star", "stars"), ("five-pointed star", "five-pointed stars"),
+             ("star shape", "star shapes")),
+    "diamond": (("diamond", "diamonds"), ("rhombus", "rhombi"), ("diamond shape", "diamond shapes")),
+    "cross": (("cross", "crosses"), ("plus sign", "plus signs"), ("cross shape", "cross shapes")),
+}
+SIZE_WORDS = {"large": ("large", "big", "sizeable", "hefty", "oversized"),
+              "small": ("small", "little", "wee", "minuscule", "compact")}
+THING = (("shape", "shapes"), ("object", "objects"), ("thing", "things"), ("item", "items"),
+         ("form", "forms"))
 NUMBERS = {1: "one", 2: "two", 3: "three"}
 
 # Frames of a denial, each with one slot for what is denied ({x}: a plural noun phrase such as

@@ -89,3 +89,19 @@ def test_load_held_out_reads_json_and_text_and_names_a_bad_file(tmp_path):
     (tmp_path / "broken.json").write_text('[\n"ok",\n')
     with pytest.raises(ValueError, match=r"broken.json: line 3"):
         load_held_out(tmp_path / "broken.json")
+
+
+def test_the_lexicon_is_broad_and_shares_no_word_with_the_free_typed_bench():
+    from engine.scene_language import COLOUR_WORDS, SHAPE_WORDS, SIZE_WORDS
+
+    bench_words = {w for q in json.loads(FREE_QUERIES.read_text())
+                   for w in re.findall(r"[a-z][a-z'-]*", q["query"].lower())}
+    canonical = {*COLOUR_WORDS, *SHAPE_WORDS, *SIZE_WORDS}
+    lexicon = ({w for words in COLOUR_WORDS.values() for w in words}
+               | {w for forms in SHAPE_WORDS.values() for pair in forms for w in pair}
+               | {w for words in SIZE_WORDS.values() for w in words})
+    extra = {w for phrase in lexicon for w in phrase.split()} - canonical
+    extra -= {"shape", "shapes", "circles", "squares", "triangles", "stars", "diamonds",
+              "crosses", "rhombus", "sign", "plus", "big", "little"}  # everyone's words
+    assert len(extra) >= 50
+    assert not extra & bench_words, sorted(extra & bench_words)
