@@ -555,7 +555,10 @@ def _precision(cfg: TrainConfig, device: torch.device):
 
 def _build_task(cfg: TrainConfig, device: torch.device, dist_info: DistInfo
                 ) -> tuple[LoadedModel, SemClipTask]:
-    loaded = load_model(cfg.model, device=device, seed=cfg.seed)
+    # the run owns the process's RNG: the initialisation draws from it, seeded, and dropout
+    # goes on from where it left off (as before load_model stopped touching the global RNG)
+    torch.manual_seed(cfg.seed)
+    loaded = load_model(cfg.model, device=device, seed=None)
     lock_towers(loaded.model, lock_image=cfg.lock_image,
                 image_unlocked_groups=cfg.image_unlocked_groups,
                 lock_text=cfg.text_unlocked_layers >= 0,
