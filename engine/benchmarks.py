@@ -365,13 +365,16 @@ def load_negbench_retrieval(csv_path: Union[str, Path], images_dir: Union[str, P
 # the project's own data
 # ---------------------------------------------------------------------------------------------
 
-def load_triples_file(path: Union[str, Path], images_dir: Optional[Union[str, Path]] = None) -> BenchmarkData:
-    """The project's triples CSV/JSONL (image, caption, paraphrase, negation)."""
+def load_triples_file(path: Union[str, Path], images_dir: Optional[Union[str, Path]] = None,
+                      columns: Optional[dict[str, str]] = None) -> BenchmarkData:
+    """The project's triples CSV/TSV/JSONL (image, caption, paraphrase, negation; ``columns``
+    maps them to other column names)."""
     from .data import read_triples
 
     path = _need_file(path, "triples file")
     try:
-        triples = read_triples(path, root=Path(images_dir) if images_dir else None)
+        triples = read_triples(path, root=Path(images_dir) if images_dir else None,
+                               columns=columns)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a format error of this file
         message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
         raise BenchmarkFormatError(message) from exc

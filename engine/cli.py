@@ -16,6 +16,7 @@ from typing import Callable, Optional, Sequence
 from .cache_cli import add_cache_parser
 from .config import TrainConfig, fields_help
 from .events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
+from .triples_io import add_columns_argument
 
 
 EXIT_INTERRUPTED = 130  # the shell's code for a run ended by Ctrl-C
@@ -264,9 +265,7 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
                    help="start afresh in an output folder that holds an earlier run")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar or info lines (warnings and errors still print)")
-    p.add_argument("--columns", metavar="FIELD=COLUMN,...",
-                   help="the triples file's column names, e.g. caption=text,negation=neg "
-                        "(the config field columns)")
+    add_columns_argument(p)  # the config field columns
     p.add_argument("--dry-run", action="store_true",
                    help="check each config, its model spec (no download) and its data, print "
                         "a summary and exit: 0 when all would start, 1 naming the problem")
@@ -303,7 +302,7 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for train-NNNNNN.tar")
     p.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
     p.add_argument("--root", help="image root (default: the file's folder)")
-    p.add_argument("--columns", metavar="FIELD=COLUMN,...", help="the file's column names")
+    add_columns_argument(p)
     p.set_defaults(func=cmd_shards)
 
     for name, (module, adder, summary) in LAZY_COMMANDS.items():

@@ -74,6 +74,14 @@ def parse_columns(text: str) -> dict[str, str]:
     return check_columns(mapping)
 
 
+def add_columns_argument(parser: Any, what: str = "the triples file's") -> None:
+    """The ``--columns FIELD=COLUMN,...`` option (read with :func:`parse_columns`), shared by
+    every command that reads triples or captions."""
+    parser.add_argument("--columns", metavar="FIELD=COLUMN,...",
+                        help=f"{what} column names when not image, caption, paraphrase, "
+                             f"negation, e.g. caption=text,negation=neg")
+
+
 def check_columns(mapping: Mapping[str, str]) -> dict[str, str]:
     """The mapping, if every key is a triples field; ValueError naming the others."""
     unknown = sorted(set(mapping) - set(FIELDS))

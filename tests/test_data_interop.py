@@ -160,3 +160,58 @@ def test_train_on_a_split_reports_the_chosen_retrieval_depths(tmp_path, capsys):
     out = capsys.readouterr()
     assert "6 train, 2 val, 2 test rows" in out.err + out.out
     assert "caption_top3=" in out.out and "caption_top5" not in out.out
+
+
+def test_generate_keeps_existing_paraphrases_and_negations_unless_told(tmp_path, capsys):
+    src = write(tmp_path / "c.csv", "image,caption,paraphrase,negation\n"
+                                    "a.png,a dog on a bench,MY PARAPHRASE,MY NEGATION\n"
+                                    "b.png,a red circle,,MY OTHER NEGATION\n"
+                                    "c.png,a dog on a bench,,\n")
+    out = tmp_path / "t.csv"
+    args = ["generate", "--in", str(src), "--out", str(out), "--quiet", "--no-cache"]
+    assert main(args) == 0
+    rows = read_triples(out)
+    assert (rows[0].paraphrase, rows[0].negation) == ("MY PARAPHRASE", "MY NEGATION")
+    assert rows[1].negation == "MY OTHER NEGATION" and rows[1].paraphrase not in ("", "MY")
+    assert rows[2].paraphrase != "MY PARAPHRASE" and rows[2].negation != "MY NEGATION"
+    err = capsys.readouterr().err
+    assert "holds 1 paraphrase and 2 negation cells: kept" in err and "--replace-existing" in err
+    assert main([*args, "--replace-existing"]) == 0
+    rows = read_triples(out)
+    assert rows[0].paraphrase != "MY PARAPHRASE" and rows[1].negation != "MY OTHER NEGATION"
+    assert "replacing them" in capsys.readouterr().err
+
+
+def test_generate_reads_mapped_columns_tsv_and_the_authors_paraphrased(tmp_path, capsys):
+    src = write(tmp_path / "c.tsv", "path\ttext\tsource\na.png\ta dog on a bench\tweb\n")
+    out = tmp_path / "t.csv"
+    assert main(["generate", "--in", str(src), "--out", str(out), "--quiet", "--no-cache",
+                 "--columns", "caption=text,image=path"]) == 0
+    (row,) = read_triples(out)
+    assert row.caption == "a dog on a bench" and row.image == tmp_path / "a.png"
+    assert out.read_text().splitlines()[0] == "image,caption,paraphrase,negation,source"
+    authors = write(tmp_path / "s.csv", "filename,caption,paraphrased,negation\n"
+                                        "a.png,a dog on a bench,THEIRS,\n")
+    assert main(["generate", "--in", str(authors), "--out", str(out), "--quiet",
+                 "--no-cache"]) == 0
+    (row,) = read_triples(out)
+    assert row.paraphrase == "THEIRS" and row.negation and row.image == tmp_path / "a.png"
+    assert main(["generate", "--in", str(src), "--out", str(out), "--quiet", "--no-cache",
+                 "--columns", "caption=nope"]) == 1
+    assert "no caption (as column 'nope') column" in capsys.readouterr().err
+
+
+def test_eval_reads_a_mapped_tsv_and_reports_the_asked_retrieval_depths(tmp_path, capsys):
+    data = write(tmp_path / "t.tsv", "img\ttext\tparaphrase\tneg\n" + "".join(
+        f"img{i}.png\tcaption {i}\tparaphrase {i}\tnegation {i}\n" for i in range(3)))
+    for i in range(3):
+        (tmp_path / f"img{i}.png").write_bytes((DATA / "triples" / f"img{i}.png").read_bytes())
+    args = ["eval", "--benchmark", "triples", "--data", str(data), "--model", "semclip-tiny",
+            "--quiet", "--no-cache", "--workers", "1"]
+    assert main([*args, "--columns", "image=img,caption=text,negation=neg",
+                 "--retrieval-k", "1,3"]) == 0
+    out = capsys.readouterr().out
+    assert "caption_top3" in out and "paraphrase_top3" in out and "caption_top5" not in out
+    assert main([*args]) == 1  # without the mapping: the header is named with its line
+    assert f"{data}:1: header lacks column(s) image, caption, negation" in capsys.readouterr().err
+    assert main([*args, "--retrieval-k", "0"]) == 2
