@@ -240,6 +240,8 @@ LAZY_COMMANDS = {
              "evaluate models on a benchmark (CLIP vs SemCLIP table)"),
     "generate": ("engine.captions.cli", "add_generate_parser",
                  "add paraphrases and negations to a captions file (triples)"),
+    "prepare": ("engine.prepare_cli", "add_prepare_parser",
+                "turn a published data set (ccneg) into a triples file"),
 }
 
 
