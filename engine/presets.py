@@ -48,19 +48,21 @@ PRESETS: dict[str, list[TrainConfig]] = {
 
 
 # The paper's recipe. Sources: the authors' repository (github.com/aaai26-paper12649/SemCLIP),
-# src/args.py (A) and src/training_params.py (P), and src/dataset.py (D) for the data split.
+# src/args.py (A), src/training_params.py (P), src/train.py (T), src/dataset.py (D) for the data
+# split and src/evaluation.py (E) for the retrieval metric.
 _PAPER_BASE = TrainConfig(
     model="ViT-B-32:laion2b_s34b_b79k",  # A: --model-name / --pretrained defaults
     lock_image=True,  # A: --freeze-vision, default on: only the text tower trains
     lr=5e-5,  # A: --lr (this project's default 5e-4 would wreck a pretrained ViT-B-32)
     batch_size=256,  # A: --batch-size
-    accum_steps=2,  # P: gradient_accumulation_steps = 2 (Lightning's accumulate_grad_batches)
+    accum_steps=2,  # P + T: gradient_accumulation_steps = 2, Lightning's accumulate_grad_batches
     weight_decay=0.2,  # P: weight_decay (AdamW betas 0.9/0.999, eps 1e-8 are torch's own)
     warmup_steps=50,  # P: warmup_steps, then cosine; P anneals to eta_min 1e-6, we to 0
     grad_clip=1.0,  # P: gradient_clipping
-    # Unknown: the paper's epoch count. A defaults to 200 and the README's example runs 10; we
-    # take 10 (raise it with --set epochs=N). P's temperature 0.07 is open_clip's initial
-    # value; whether they reset the pretrained one is not visible, so we keep it (no reset).
+    # Unknown: the paper's epoch count. A defaults to 200 and the README's example runs 10 (T
+    # validates every epochs/10 epochs, so 10 is the least it runs); we take 10 (--set
+    # epochs=N). P's temperature 0.07 is open_clip's initial value; whether they reset the
+    # pretrained one is not visible, so we keep it (no reset).
     epochs=10,
     alpha=1.0, beta=1.0, gamma=1.0,  # A: --paraphrase-weight, --negation-weight default 1
     n_projections=2,  # A: --num-projection-vectors
@@ -68,7 +70,7 @@ _PAPER_BASE = TrainConfig(
     hard_negatives=False,  # not in their loss (contrastive + paraphrase + negation terms)
     split="0.8,0.1,0.1",  # D: val_ratio = test_ratio = 0.1 of one CSV ...
     split_seed=42,  # D: ... shuffled with random_seed 42
-    retrieval_k=[1, 3, 5],  # the paper's top-1/3/5 retrieval
+    retrieval_k=[1, 3, 5],  # E: caption-to-image top-1/3/5, as caption_topK / paraphrase_topK
     precision="auto",  # A: bf16-mixed where supported; auto is bf16 autocast on CUDA
     workers=4,  # A: --num-workers
     seed=42,  # P: random_seed
