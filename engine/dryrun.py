@@ -126,6 +126,8 @@ def dry_run(cfg: TrainConfig) -> DryRunReport:
             train_rows = len(parts[0])
             report.lines.append(f"split {cfg.split} (seed {cfg.split_seed}): {len(parts[0])} "
                                 f"train, {len(parts[1])} val, {len(parts[2])} test rows")
+            if not parts[1]:
+                report.warnings.append("the split's val part is empty: no evaluation")
         if cfg.val_dataset:
             check_data(cfg.val_dataset, cfg, report, "val")
     global_batch = cfg.batch_size * cfg.accum_steps

@@ -184,8 +184,10 @@ def build_datasets(cfg: TrainConfig, transform, tokenizer) -> tuple[Dataset, Opt
     if cfg.val_dataset:
         val_triples, images = open_triples(cfg.val_dataset, root=cfg.data_root,
                                            columns=cfg.columns)
-    if val_triples is not None:
+    if val_triples:
         val_set = TriplesDataset(val_triples, transform=transform, images=images)
+    elif cfg.split:
+        notes.append(f"{cfg.dataset}: the split's val part is empty: no evaluation")
     if len(train_set) == 0:
         raise TrainingError("data", f"{cfg.dataset}: no usable rows (every image missing?)")
     return train_set, val_set, notes

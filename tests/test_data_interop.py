@@ -160,6 +160,12 @@ def test_train_on_a_split_reports_the_chosen_retrieval_depths(tmp_path, capsys):
     out = capsys.readouterr()
     assert "6 train, 2 val, 2 test rows" in out.err + out.out
     assert "caption_top3=" in out.out and "caption_top5" not in out.out
+    # a split too small for a val part trains without evaluating, and says so
+    assert main(["train", "--config", str(tmp_path / "cfg.json"), "--overwrite",
+                 "--set", "split=0.95,0.05,0.0"]) == 0
+    out = capsys.readouterr()
+    assert "the split's val part is empty: no evaluation" in out.err + out.out
+    assert "caption_top3=" not in out.out
 
 
 def test_generate_keeps_existing_paraphrases_and_negations_unless_told(tmp_path, capsys):

@@ -41,6 +41,7 @@ def test_dry_run_of_paper_ccneg_on_the_authors_csv_layout(capsys):
     out = capsys.readouterr().out
     assert "ccneg_paraphrased.csv: 4 rows; 4 of 4 sampled images found" in out
     assert "split 0.8,0.1,0.1 (seed 42): 4 train, 0 val, 0 test rows" in out
+    assert "warning: the split's val part is empty" in out
     assert "needs open_clip's pretrained weights laion2b_s34b_b79k" in out
     assert "local cache" in out and "retrieval top-1/3/5" in out
     assert "nothing was trained" in out
