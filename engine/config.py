@@ -351,21 +351,8 @@ def _placeholder_problem(c: "TrainConfig") -> str:
     return "; ".join(f"{name} is not set ({what}): give --set {name}=PATH" for name, what in unset)
 
 
-def parse_split(text: str) -> tuple[float, float, float]:
-    """``"0.8,0.1,0.1"`` as three fractions; ValueError when they are not three numbers in
-    [0, 1] summing to 1 with a training part."""
-    try:
-        parts = tuple(float(p) for p in text.split(","))
-    except ValueError:
-        raise ValueError(f"split must be three numbers like 0.8,0.1,0.1, got {text!r}") from None
-    if len(parts) != 3 or not all(0 <= p <= 1 for p in parts) or abs(sum(parts) - 1) > 1e-6 \
-            or parts[0] <= 0:
-        raise ValueError(f"split must be three fractions train,val,test summing to 1 with a "
-                         f"training part, got {text!r}")
-    return parts  # type: ignore[return-value]
-
-
 def split_problem(text: str) -> str:
+    from .triples_io import parse_split
     if not text:
         return ""
     try:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from .config import ConfigError, TrainConfig, parse_split
-from .triples_io import Triple, open_triples, split_indices
+from .config import ConfigError, TrainConfig
+from .triples_io import Triple, open_triples, split_rows
 
 IMAGE_SAMPLE = 32  # image paths looked up per data file: enough to catch a wrong root
 
@@ -122,7 +122,7 @@ def dry_run(cfg: TrainConfig) -> DryRunReport:
     else:
         train_rows = len(check_data(cfg.dataset, cfg, report, "data"))
         if cfg.split:
-            parts = split_indices(train_rows, parse_split(cfg.split), cfg.split_seed)
+            parts = split_rows(range(train_rows), cfg.split, cfg.split_seed)
             train_rows = len(parts[0])
             report.lines.append(f"split {cfg.split} (seed {cfg.split_seed}): {len(parts[0])} "
                                 f"train, {len(parts[1])} val, {len(parts[2])} test rows")

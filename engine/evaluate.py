@@ -60,7 +60,8 @@ class EvaluationError(RuntimeError):
 def load_benchmark(benchmark: str, data: Optional[Union[str, Path]], images: Optional[Union[str, Path]],
                    n: int = 500, eval_size: int = bm.CCNEG_EVAL_SIZE,
                    shapes_image_size: int = 64,
-                   columns: Optional[dict[str, str]] = None) -> bm.BenchmarkData:
+                   columns: Optional[dict[str, str]] = None,
+                   split_part: Optional[Any] = None) -> bm.BenchmarkData:
     """Dispatch to the loader of ``benchmark`` (see :mod:`engine.benchmarks`); ``columns``
     maps the triples fields to a triples file's column names."""
     if benchmark not in BENCHMARKS:
@@ -84,7 +85,7 @@ def load_benchmark(benchmark: str, data: Optional[Union[str, Path]], images: Opt
         return bm.load_negbench_retrieval(data, images)
     if benchmark == "zeroshot":
         return bm.load_zeroshot_folder(data)
-    return bm.load_triples_file(data, images, columns=columns)
+    return bm.load_triples_file(data, images, columns=columns, split_part=split_part)
 
 
 def _model_image_size(loaded) -> int:
@@ -192,13 +193,14 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
              use_cache: bool = True, cache_root: Optional[Union[str, Path]] = None,
              workers: int = 4, shapes_image_size: Optional[int] = None,
              columns: Optional[dict[str, str]] = None,
-             retrieval_k: Sequence[int] = (1, 5)) -> Iterator[Event]:
+             retrieval_k: Sequence[int] = (1, 5),
+             split_part: Optional[Any] = None) -> Iterator[Event]:
     """Evaluate ``models`` (LoadedModel) on a benchmark; yields events, ends with Done/Error.
 
     ``n``: shapes scenes; ``eval_size``: CC-Neg evaluation split (the last items);
     ``shapes_image_size``: render size of shapes scenes (default: the first model's input
-    size, as in training); ``columns`` and ``retrieval_k``: a triples file's column names and
-    top-k depths. ``EvalResult.step`` is the model's position in ``models`` and
+    size, as in training); ``columns``, ``retrieval_k`` and ``split_part``: a triples file's
+    column names, top-k depths and the part of a split to score. ``EvalResult.step`` is the model's position in ``models`` and
     ``split`` the benchmark name.
     """
     stop = stop or NeverStop()
@@ -209,7 +211,8 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
     size = shapes_image_size or _model_image_size(models[0])
     try:
         dataset = load_benchmark(benchmark, data, images, n=n, eval_size=eval_size,
-                                 shapes_image_size=size, columns=columns)
+                                 shapes_image_size=size, columns=columns,
+                                 split_part=split_part)
     except (bm.BenchmarkFormatError, ImportError) as exc:
         yield Error(kind="data", message=str(exc))
         return

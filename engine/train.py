@@ -160,7 +160,7 @@ def build_datasets(cfg: TrainConfig, transform, tokenizer) -> tuple[Dataset, Opt
         val_set = ShapesDataset(val_world, "val", cfg.shapes_eval_size, transform=transform)
         return train_set, val_set, notes
     from .data import TriplesDataset, overlong_captions
-    from .triples_io import open_triples
+    from .triples_io import open_triples, split_rows
     triples, images = open_triples(cfg.dataset, root=cfg.data_root, columns=cfg.columns)
     texts = [s for t in triples for s in (t.caption, t.paraphrase, t.negation)]
     too_long = overlong_captions(texts, tokenizer, tokenizer.context_length)
@@ -171,7 +171,7 @@ def build_datasets(cfg: TrainConfig, transform, tokenizer) -> tuple[Dataset, Opt
                      f"{' ...' if len(rows) > 10 else ''})")
     val_triples = None
     if cfg.split:
-        triples, val_triples, test = split_triples(triples, cfg)
+        triples, val_triples, test = split_rows(triples, cfg.split, cfg.split_seed)
         notes.append(f"{cfg.dataset}: split {cfg.split} (seed {cfg.split_seed}): "
                      f"{len(triples)} train, {len(val_triples)} val, {len(test)} test rows "
                      f"(the test rows are held out)")
@@ -191,15 +191,6 @@ def build_datasets(cfg: TrainConfig, transform, tokenizer) -> tuple[Dataset, Opt
     if len(train_set) == 0:
         raise TrainingError("data", f"{cfg.dataset}: no usable rows (every image missing?)")
     return train_set, val_set, notes
-
-
-def split_triples(triples: list, cfg: TrainConfig) -> tuple[list, list, list]:
-    """The train, val and test rows of ``cfg.split`` (see :func:`.triples_io.split_indices`)."""
-    from .config import parse_split
-    from .triples_io import split_indices
-
-    parts = split_indices(len(triples), parse_split(cfg.split), cfg.split_seed)
-    return tuple([triples[i] for i in part] for part in parts)  # type: ignore[return-value]
 
 
 def _image_size(transform) -> int:

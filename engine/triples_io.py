@@ -302,6 +302,45 @@ def open_triples(dataset: str, root: Optional[Union[str, Path]] = None,
     return read_triples(dataset, root=root, columns=columns), None
 
 
+def parse_split(text: str) -> tuple[float, float, float]:
+    """``"0.8,0.1,0.1"`` as three fractions; ValueError when they are not three numbers in
+    [0, 1] summing to 1 with a training part."""
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise ValueError(f"split must be three numbers like 0.8,0.1,0.1, got {text!r}") from None
+    if len(parts) != 3 or not all(0 <= p <= 1 for p in parts) or abs(sum(parts) - 1) > 1e-6 \
+            or parts[0] <= 0:
+        raise ValueError(f"split must be three fractions train,val,test summing to 1 with a "
+                         f"training part, got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+SPLIT_PARTS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SplitPart:
+    """One part of a split spec, e.g. the test rows of ``"0.8,0.1,0.1"`` with seed 42 (the
+    rows a training run with that ``split`` held out)."""
+
+    split: str
+    seed: int = 42
+    part: str = "test"
+
+    def select(self, rows: Sequence[Any]) -> list:
+        if self.part not in SPLIT_PARTS:
+            raise ValueError(f"split part must be one of {', '.join(SPLIT_PARTS)}, got {self.part!r}")
+        return split_rows(rows, self.split, self.seed)[SPLIT_PARTS.index(self.part)]
+
+
+def split_rows(rows: Sequence[Any], split: str, seed: int) -> tuple[list, list, list]:
+    """The train, val and test rows of a split spec like ``"0.8,0.1,0.1"`` (see
+    :func:`split_indices`)."""
+    parts = split_indices(len(rows), parse_split(split), seed)
+    return tuple([rows[i] for i in part] for part in parts)  # type: ignore[return-value]
+
+
 def split_indices(n: int, fractions: Sequence[float], seed: int
                   ) -> tuple[list[int], list[int], list[int]]:
     """Row indices of the train, val and test parts of ``n`` rows, as the SemCLIP authors split

@@ -221,3 +221,24 @@ def test_eval_reads_a_mapped_tsv_and_reports_the_asked_retrieval_depths(tmp_path
     assert main([*args]) == 1  # without the mapping: the header is named with its line
     assert f"{data}:1: header lacks column(s) image, caption, negation" in capsys.readouterr().err
     assert main([*args, "--retrieval-k", "0"]) == 2
+
+
+def test_eval_scores_the_rows_a_split_held_out(tmp_path, capsys):
+    from engine.triples_io import SplitPart
+
+    rows = "".join(f"img{i % 3}.png,caption {i},paraphrase {i},negation {i}\n" for i in range(10))
+    data = write(tmp_path / "t.csv", "image,caption,paraphrase,negation\n" + rows)
+    for i in range(3):
+        (tmp_path / f"img{i}.png").write_bytes((DATA / "triples" / f"img{i}.png").read_bytes())
+    held_out = SplitPart("0.6,0.2,0.2", 42, "test").select(read_triples(data))
+    assert len(held_out) == 2
+    args = ["eval", "--benchmark", "triples", "--data", str(data), "--model", "semclip-tiny",
+            "--quiet", "--no-cache", "--workers", "1", "--json", str(tmp_path / "r.json")]
+    assert main([*args, "--split", "0.6,0.2,0.2"]) == 0
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert results["models"][0]["counts"]["rows"] == 2
+    assert main([*args, "--split", "0.6,0.2,0.2", "--part", "train"]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["models"][0]["counts"]["rows"] == 6
+    capsys.readouterr()
+    assert main([*args, "--split", "0.6,0.6"]) == 2
+    assert "split must be three" in capsys.readouterr().err
