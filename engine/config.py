@@ -268,7 +268,6 @@ RESUME_LATEST = "latest"
 # What evaluate_triples reports (logged as val/<name>) and the zero-shot monitor's two scores.
 EVAL_METRICS = ("ono_accuracy", "caption_top1", "caption_top5", "paraphrase_top1",
                 "paraphrase_top5")
-BEST_METRICS = (*(f"val/{name}" for name in EVAL_METRICS), "zeroshot/plain", "zeroshot/negated")
 
 
 def eval_metrics(retrieval_k: list[int]) -> tuple[str, ...]:
@@ -281,6 +280,9 @@ def best_metrics(retrieval_k: list[int]) -> tuple[str, ...]:
     """The metrics best_metric may name for these retrieval depths."""
     names = dict.fromkeys((*EVAL_METRICS, *eval_metrics(retrieval_k)))
     return (*(f"val/{name}" for name in names), "zeroshot/plain", "zeroshot/negated")
+
+
+BEST_METRICS = best_metrics([1, 5])  # those of the default retrieval_k
 MAX_LR = 1.0  # AdamW steps above this blow any CLIP model up; almost surely a typo
 
 
@@ -351,24 +353,23 @@ def _placeholder_problem(c: "TrainConfig") -> str:
     return "; ".join(f"{name} is not set ({what}): give --set {name}=PATH" for name, what in unset)
 
 
-def split_problem(text: str) -> str:
-    from .triples_io import parse_split
-    if not text:
-        return ""
+def _problem_of(check: Callable[[Any], Any], value: Any) -> str:
+    """The message of the ValueError ``check(value)`` raises, or "" when it passes."""
     try:
-        parse_split(text)
+        check(value)
     except ValueError as exc:
         return str(exc)
     return ""
+
+
+def split_problem(text: str) -> str:
+    from .triples_io import parse_split
+    return _problem_of(parse_split, text) if text else ""
 
 
 def _columns_problem(columns: dict[str, str]) -> str:
     from .triples_io import check_columns
-    try:
-        check_columns(columns)
-    except ValueError as exc:
-        return str(exc)
-    return ""
+    return _problem_of(check_columns, columns)
 
 
 def _best_metric_problem(c: "TrainConfig") -> str:

@@ -17,8 +17,12 @@ import torch
 from PIL import Image
 
 # The torch-free reader lives in .triples_io; its names stay importable from here.
-from .triples_io import (FIELDS, TEXT_FIELDS, Problem, Triple, TriplesFormatError,  # noqa: F401
+from .triples_io import (FIELDS, TEXT_FIELDS, Problem, Triple, TriplesFormatError,
                          _rows_jsonl, read_triples, write_triples)
+
+__all__ = ["FIELDS", "TEXT_FIELDS", "IMAGE_DECODE_ERRORS", "ImageStore", "Problem", "Triple",
+           "TriplesDataset", "TriplesFormatError", "collate", "overlong_captions", "read_image",
+           "read_triples", "write_triples", "_rows_jsonl"]
 
 
 def overlong_captions(texts: Sequence[str], tokenizer: Callable, context_length: int) -> list[int]:

@@ -101,6 +101,15 @@ def test_columns_are_a_config_field_set_from_the_command_line_and_checked(tmp_pa
         TrainConfig(retrieval_k=[0]).validate(check_model=False)
     with pytest.raises(ConfigError, match="split must be three fractions"):
         TrainConfig(split="0.8,0.3,0.1").validate(check_model=False)
+    # best_metric may name a depth of retrieval_k, evaluated on the split's val part
+    TrainConfig(dataset="t.csv", split="0.8,0.1,0.1", retrieval_k=[1, 3],
+                best_metric="val/caption_top3").validate(check_model=False)
+    with pytest.raises(ConfigError, match="'val/caption_top3' is not one of"):
+        TrainConfig(dataset="t.csv", split="0.8,0.1,0.1",
+                    best_metric="val/caption_top3").validate(check_model=False)
+    with pytest.raises(ConfigError, match="split and val_dataset are both set"):
+        TrainConfig(dataset="t.csv", split="0.8,0.1,0.1",
+                    val_dataset="v.csv").validate(check_model=False)
 
 
 def test_the_split_is_the_authors_pandas_shuffle():
