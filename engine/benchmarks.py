@@ -366,13 +366,20 @@ def load_negbench_retrieval(csv_path: Union[str, Path], images_dir: Union[str, P
 # the project's own data
 # ---------------------------------------------------------------------------------------------
 
-def load_triples_file(path: Union[str, Path], images_dir: Optional[Union[str, Path]] = None) -> BenchmarkData:
-    """The project's triples CSV/JSONL (image, caption, paraphrase, negation)."""
+def load_triples_file(path: Union[str, Path], images_dir: Optional[Union[str, Path]] = None,
+                      columns: Optional[dict[str, str]] = None,
+                      split_part: Optional[Any] = None) -> BenchmarkData:
+    """The project's triples CSV/TSV/JSONL (image, caption, paraphrase, negation; ``columns``
+    maps them to other column names); ``split_part`` (a :class:`.triples_io.SplitPart`) keeps
+    one part of a split, e.g. the test rows a training run held out."""
     from .data import read_triples
 
     path = _need_file(path, "triples file")
     try:
-        triples = read_triples(path, root=Path(images_dir) if images_dir else None)
+        triples = read_triples(path, root=Path(images_dir) if images_dir else None,
+                               columns=columns)
+        if split_part is not None:
+            triples = split_part.select(triples)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a format error of this file
         message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
         raise BenchmarkFormatError(message) from exc

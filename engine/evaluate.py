@@ -45,7 +45,8 @@ MAX_LISTED_SKIPS = 200  # rows named in the results file per kind (counts are al
 
 # Preferred order of metrics in tables; anything else follows alphabetically.
 METRIC_ORDER = ("ono_accuracy", "scaled_negation", "negation_grounding", "caption_content_top1",
-                "caption_top1", "caption_top5", "paraphrase_top1", "paraphrase_top5", "composite_score", "itt_accuracy",
+                "caption_top1", "caption_top3", "caption_top5", "paraphrase_top1", "paraphrase_top3",
+                "paraphrase_top5", "composite_score", "itt_accuracy",
                 "tot_accuracy", "img_p1_n_accuracy", "img_p2_n_accuracy", "mcq_accuracy",
                 "mcq_accuracy_affirmation", "mcq_accuracy_negation", "mcq_accuracy_hybrid",
                 *(f"image_retrieval_recall@{k}" for k in RETRIEVAL_KS),
@@ -58,8 +59,11 @@ class EvaluationError(RuntimeError):
 
 def load_benchmark(benchmark: str, data: Optional[Union[str, Path]], images: Optional[Union[str, Path]],
                    n: int = 500, eval_size: int = bm.CCNEG_EVAL_SIZE,
-                   shapes_image_size: int = 64) -> bm.BenchmarkData:
-    """Dispatch to the loader of ``benchmark`` (see :mod:`engine.benchmarks`)."""
+                   shapes_image_size: int = 64,
+                   columns: Optional[dict[str, str]] = None,
+                   split_part: Optional[Any] = None) -> bm.BenchmarkData:
+    """Dispatch to the loader of ``benchmark`` (see :mod:`engine.benchmarks`); ``columns``
+    maps the triples fields to a triples file's column names."""
     if benchmark not in BENCHMARKS:
         raise bm.BenchmarkFormatError(f"unknown benchmark {benchmark!r}; choose from {BENCHMARKS}")
     if benchmark == "shapes":
@@ -81,7 +85,7 @@ def load_benchmark(benchmark: str, data: Optional[Union[str, Path]], images: Opt
         return bm.load_negbench_retrieval(data, images)
     if benchmark == "zeroshot":
         return bm.load_zeroshot_folder(data)
-    return bm.load_triples_file(data, images)
+    return bm.load_triples_file(data, images, columns=columns, split_part=split_part)
 
 
 def _model_image_size(loaded) -> int:
@@ -120,8 +124,10 @@ def _embed_texts_with_progress(loaded, texts: list[str], batch_size: int, stop: 
 
 def score_rows(benchmark: str, rows: Sequence[bm.EvalRow], row_image: Sequence[int],
                image_emb: torch.Tensor, text_index: dict[str, int], text_emb: torch.Tensor,
-               class_names: Sequence[str] = ()) -> dict[str, float]:
-    """Metrics of ``benchmark`` for rows whose images are embedded (pure: no I/O).
+               class_names: Sequence[str] = (), retrieval_k: Sequence[int] = (1, 5)
+               ) -> dict[str, float]:
+    """Metrics of ``benchmark`` for rows whose images are embedded (pure: no I/O);
+    ``retrieval_k``: the depths of the triples' text-to-image top-k.
 
     ``image_emb`` holds the distinct images; ``row_image[i]`` is row i's image among them.
     """
@@ -135,11 +141,12 @@ def score_rows(benchmark: str, rows: Sequence[bm.EvalRow], row_image: Sequence[i
         if benchmark == "ccneg":
             return result
         for role in ("caption", "paraphrase"):
-            for k in (1, 5):
+            for k in retrieval_k:
                 result[f"{role}_top{k}"] = M.topk_text_to_image_accuracy(
                     texts(role), image_emb, k, text_to_image=row_image)
-        result["composite_score"] = M.composite_score(result["caption_top1"],
-                                                      result["paraphrase_top1"], ono)
+        if 1 in retrieval_k:  # the composite needs the top-1 scores
+            result["composite_score"] = M.composite_score(result["caption_top1"],
+                                                          result["paraphrase_top1"], ono)
         if all(row.content for row in rows):
             # the top image shows what the caption says: several scenes share a caption, so
             # caption_top1 (its own image first) is capped well below 1 (~0.75 on shapes)
@@ -191,12 +198,16 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
              models: Sequence, stop: Optional[StopFlag] = None, batch_size: int = 64,
              text_batch_size: int = 256, n: int = 500, eval_size: int = bm.CCNEG_EVAL_SIZE,
              use_cache: bool = True, cache_root: Optional[Union[str, Path]] = None,
-             workers: int = 4, shapes_image_size: Optional[int] = None) -> Iterator[Event]:
+             workers: int = 4, shapes_image_size: Optional[int] = None,
+             columns: Optional[dict[str, str]] = None,
+             retrieval_k: Sequence[int] = (1, 5),
+             split_part: Optional[Any] = None) -> Iterator[Event]:
     """Evaluate ``models`` (LoadedModel) on a benchmark; yields events, ends with Done/Error.
 
     ``n``: shapes scenes; ``eval_size``: CC-Neg evaluation split (the last items);
     ``shapes_image_size``: render size of shapes scenes (default: the first model's input
-    size, as in training). ``EvalResult.step`` is the model's position in ``models`` and
+    size, as in training); ``columns``, ``retrieval_k`` and ``split_part``: a triples file's
+    column names, top-k depths and the part of a split to score. ``EvalResult.step`` is the model's position in ``models`` and
     ``split`` the benchmark name.
     """
     stop = stop or NeverStop()
@@ -207,7 +218,8 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
     size = shapes_image_size or _model_image_size(models[0])
     try:
         dataset = load_benchmark(benchmark, data, images, n=n, eval_size=eval_size,
-                                 shapes_image_size=size)
+                                 shapes_image_size=size, columns=columns,
+                                 split_part=split_part)
     except (bm.BenchmarkFormatError, ImportError) as exc:
         yield Error(kind="data", message=str(exc))
         return
@@ -291,7 +303,7 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
             yield Error(kind="model", message=f"{exc}; its scores would be meaningless")
             return
         metrics = score_rows(benchmark, rows, rows_image, gallery, text_index, text_emb,
-                             dataset.class_names)
+                             dataset.class_names, retrieval_k)
         counts = {"rows": dataset.total_rows, "evaluated": len(rows),
                   "missing_images": len(dataset.missing), "unreadable_images": unreadable_rows}
         results["models"].append({

@@ -68,7 +68,7 @@ ZEROSHOT_COLOURS = {"plain": (30, 150, 60), "negated": (210, 40, 40)}  # zerosho
 METRIC_COLUMNS = {"ono_accuracy": "O>N", "caption_top1": "cap@1", "caption_top5": "cap@5",
                   "paraphrase_top1": "para@1", "paraphrase_top5": "para@5"}  # EvalResult keys
 DEVICES = {"auto": "auto", "cuda": "CUDA", "cpu": "CPU"}
-TRIPLES_SUFFIXES = (".csv", ".jsonl", ".json")
+TRIPLES_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
 ERROR_RED = "#c62828"
 
 # A from-scratch tiny model on a small shapes world: about 10 s on two CPU cores.
@@ -112,7 +112,7 @@ def config_from_form(values: Mapping[str, Any], base: Optional[TrainConfig] = No
         if not path.is_file():
             raise ValueError(f"triples file not found: {path}")
         if path.suffix.lower() not in TRIPLES_SUFFIXES:
-            raise ValueError(f"{path.name}: a triples file must be .csv or .jsonl")
+            raise ValueError(f"{path.name}: a triples file must be .csv, .tsv or .jsonl")
     if min(cfg.alpha, cfg.beta, cfg.gamma) < 0 or cfg.alpha + cfg.beta + cfg.gamma <= 0:
         raise ValueError("loss weights α, β, γ must be ≥ 0 and not all 0")
     if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
@@ -604,7 +604,7 @@ class TrainPanel(QWidget):
 
     def _browse_triples(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Triples file", self.triples_edit.text(),
-                                              "Triples (*.csv *.jsonl *.json);;All files (*)")
+                                              "Triples (*.csv *.tsv *.jsonl *.json);;All files (*)")
         if path:
             self.triples_edit.setText(path)
             self.dataset_combo.setCurrentIndex(1)

@@ -52,7 +52,8 @@ def test_train_help_lists_every_config_field_with_help_and_default(capsys):
         main(["train", "--help"])
     out = " ".join(capsys.readouterr().out.split())  # help text wraps; compare words
     for f in fields(TrainConfig):
-        default = "null" if f.default is None else json.dumps(f.default)
+        value = getattr(TrainConfig(), f.name)  # list and dict fields have a default factory
+        default = "null" if value is None else json.dumps(value)
         assert f"{f.name} = {default} " in out, f.name
         assert " ".join(f.metadata["help"].split()) in out, f.name
     assert "model = \"semclip-tiny\" (text) model spec:" in out

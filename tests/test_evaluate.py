@@ -308,7 +308,7 @@ def test_shapes_and_triples_plumbing_with_stand_in_modules(tiny, tmp_path, monke
         line: int
         refused: str = ""
 
-    def read_triples(path, root=None):
+    def read_triples(path, root=None, columns=None):
         return [Triple(Path(root) / "img0.png", "a", "b", "c", 2),
                 Triple(Path(root) / "img0.png", "d", "e", "f", 3),  # two captions, one image
                 Triple(Path(root) / "gone.png", "g", "h", "i", 4)]

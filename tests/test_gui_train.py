@@ -109,6 +109,9 @@ def test_the_form_builds_the_config_and_presets_fill_it(panel, tmp_path):
     for bad, message in bad_values:
         with pytest.raises(ValueError, match=message):
             config_from_form({**panel.form_values(), **bad}, panel._base)
+    tsv = tmp_path / "t.tsv"  # the trainer reads TSV, so the form takes it
+    tsv.write_text("image\tcaption\tparaphrase\tnegation\n")
+    assert config_from_form({**panel.form_values(), "dataset": str(tsv)}).dataset == str(tsv)
     assert eta_seconds(step=15, total_steps=40, first_step=10, seconds=2.0) == pytest.approx(10.0)
     assert eta_seconds(10, 40, 10, 2.0) is None and format_duration(3725) == "1:02:05"
 
