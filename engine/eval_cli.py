@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .benchmarks import CCNEG_EVAL_SIZE
+# torch-free at import, so `semclip eval --help` answers at once; engine.evaluate (torch,
+# open_clip) is imported when an evaluation runs
+from .benchmarks import BENCHMARKS, CCNEG_EVAL_SIZE
 from .clip_benchmark_output import DEFAULT_TEMPLATE, TEMPLATE_FIELDS
-from .evaluate import BENCHMARKS, evaluate, metric_table, model_labels, save_results
 from .events import Done, Error, EvalResult, Log, Progress
 from .triples_io import SPLIT_PARTS, SplitPart, add_columns_argument, parse_columns, parse_split
 
@@ -66,6 +67,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
 
 def format_table(results: dict) -> str:
     """Metrics as rows, models as columns, plus ``diff`` (second minus first) for two models."""
+    from .evaluate import metric_table, model_labels
+
     labels = model_labels(results)
     table = metric_table(results)
     two = len(labels) == 2
@@ -93,6 +96,7 @@ def run_eval(args: argparse.Namespace) -> int:
     """Load the models, run the benchmark with progress bars, print the table; exit code."""
     from tqdm import tqdm
 
+    from .evaluate import evaluate, save_results
     from .models import ModelLoadError, load_model
 
     quiet = getattr(args, "quiet", False)

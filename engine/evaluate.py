@@ -37,8 +37,7 @@ from .embed_cache import ImageEmbeddingCache, embed_image_sources
 from .encoding import embed_texts
 from .events import Done, Error, EvalResult, Event, Log, NeverStop, Progress, StopFlag
 
-BENCHMARKS = ("shapes", "ccneg", "sugarcrepe_pp", "negbench_mcq", "negbench_retrieval",
-              "zeroshot", "triples")
+BENCHMARKS = bm.BENCHMARKS
 RETRIEVAL_KS = (1, 5, 10)  # NegBench's negated retrieval reports recall at these depths
 RESULTS_SCHEMA = "semclip-eval/1"
 MAX_LISTED_SKIPS = 200  # rows named in the results file per kind (counts are always complete)

@@ -38,9 +38,8 @@ import torch
 from open_clip import factory as oc_factory
 
 from .load_noise import quiet_model_construction
-from .paths import MODEL_CONFIG_DIR, sidecar_path
+from .paths import CHECKPOINT_SUFFIXES, MODEL_CONFIG_DIR, sidecar_path
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 DELTA_FORMAT = "semclip-delta/1"  # weights stored as a difference to a base model (engine.export)
 HUB_HOST = "huggingface.co"
 

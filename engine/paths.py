@@ -13,6 +13,7 @@ ASSETS_DIR = PROJECT_ROOT / "assets"
 MODEL_CONFIG_DIR = ASSETS_DIR / "model_configs"
 
 SIDECAR_SUFFIX = ".json"
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")  # a model spec naming weights
 
 APP_NAME = "semclip"
 CACHE_ENV = "SEMCLIP_CACHE"
