@@ -229,8 +229,8 @@ def test_results_grey_out_from_the_keystroke_until_the_new_ranking_lands(qtbot, 
     from semclip_gui.views import is_stale
 
     qtbot.waitUntil(panel.is_ready, timeout=EMBED_TIMEOUT)
-    qtbot.waitUntil(lambda: bool(panel.results("left")) and not panel.results_stale,
-                    timeout=EMBED_TIMEOUT)
+    qtbot.waitUntil(lambda: bool(panel.results("left")) and bool(panel.results("right"))
+                    and not panel.results_stale, timeout=EMBED_TIMEOUT)
     assert not is_stale(panel.columns["left"])
     with qtbot.waitSignal(panel.results_updated, timeout=EMBED_TIMEOUT,
                           check_params_cb=lambda query: query == "a blue square"):
