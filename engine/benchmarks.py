@@ -32,12 +32,13 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 from PIL import Image
 
+from .paths import IMAGE_SUFFIXES
+
 ImageSource = Union[Path, Image.Image]
 
 BENCHMARKS = ("shapes", "ccneg", "sugarcrepe_pp", "negbench_mcq", "negbench_retrieval",
               "zeroshot", "triples")  # what `semclip eval --benchmark` takes
 CCNEG_EVAL_SIZE = 40_000
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 ZEROSHOT_AFFIRMATIVE_TEMPLATE = "this is a photo of a {}"
 ZEROSHOT_NEGATED_TEMPLATE = "this is not a photo of a {}"
 

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 from shiboken6 import isValid
 
 from engine.explain import Explanation, explain
+from engine.paths import IMAGE_SUFFIXES
 from engine.retrieval import projection_for
 
 from .aio import spawn
@@ -391,7 +392,7 @@ class PlaygroundPanel(QWidget):
 
     def _open_image(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Image", "",
-                                              "Images (*.png *.jpg *.jpeg *.bmp *.webp)")
+                                              f"Images ({' '.join('*' + x for x in IMAGE_SUFFIXES)})")
         if not path:
             return
         try:
