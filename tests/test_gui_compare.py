@@ -13,7 +13,8 @@ from engine.evaluate import save_results
 from engine.retrieval import gallery_metrics, negated_terms, objects_match
 from engine.shapes import ShapesWorld
 from semclip_gui.compare_logic import Hit, count_violations, rank_gallery, results_bars
-from semclip_gui.compare_panel import THUMB, ComparePanel
+from semclip_gui.compare_panel import ComparePanel
+from semclip_gui.images import THUMB
 from semclip_gui.state import SIDES
 
 EMBED_TIMEOUT = 20_000
@@ -143,22 +144,22 @@ def test_results_file_plots_grouped_bars(qtbot, panel, tmp_path):
                            "metrics": {"ono_accuracy": 0.9, "caption_top1": None}}]}
     path = save_results(tmp_path / "results.json", results)
     assert panel.open_results(path)
-    assert panel.results_error.isHidden()
-    first, second = panel.result_bars
+    assert panel.results_view.results_error.isHidden()
+    first, second = panel.results_view.result_bars
     assert list(first.opts["height"]) == [0.5, 0.25]
     assert list(second.opts["height"]) == [0.9]  # a missing value draws no bar
     assert first.opts["x"][0] < 0 < second.opts["x"][0]  # side by side around metric 0
-    ticks = panel.results_plot.getAxis("bottom")._tickLevels[0]
+    ticks = panel.results_view.results_plot.getAxis("bottom")._tickLevels[0]
     assert [label.replace("\n", "_") for _, label in ticks] == ["ono_accuracy", "caption_top1"]
-    assert panel.results_table.item(0, 2).text() == "+0.4000"  # Δ of two models
-    assert panel.results_table.item(1, 1).text() == "—"
+    assert panel.results_view.results_table.item(0, 2).text() == "+0.4000"  # Δ of two models
+    assert panel.results_view.results_table.item(1, 1).text() == "—"
     # columns are named by each model's label (here: files written before labels, the spec)
-    headers = [panel.results_table.horizontalHeaderItem(c).text() for c in range(3)]
+    headers = [panel.results_view.results_table.horizontalHeaderItem(c).text() for c in range(3)]
     assert headers == ["clip.pt", "semclip.pt", "Δ"]
     results["models"][0]["label"] = "clip-baseline-trained-on-negation-rich-captions"
     results["models"][1].update(label="semclip", spec="/long/path/to/runs/semclip/best.pt")
     assert panel.open_results(save_results(tmp_path / "labelled.json", results))
-    header = panel.results_table.horizontalHeaderItem
+    header = panel.results_view.results_table.horizontalHeaderItem
     assert [header(c).text() for c in range(2)] == [
         "clip-baseline-trained-on-negation-rich-captions", "semclip"]  # whole, not cut
     assert header(1).toolTip() == "semclip\n/long/path/to/runs/semclip/best.pt"
@@ -166,12 +167,12 @@ def test_results_file_plots_grouped_bars(qtbot, panel, tmp_path):
     bad = tmp_path / "broken.json"
     bad.write_text("{not json")
     assert not panel.open_results(bad)
-    assert panel.results_error.isVisible() and "broken.json" in panel.results_error.text()
+    assert panel.results_view.results_error.isVisible() and "broken.json" in panel.results_view.results_error.text()
     results["models"][0]["metrics"]["ono_accuracy"] = "high"
     assert not panel.open_results(save_results(tmp_path / "odd.json", results))
-    assert "not a number" in panel.results_error.text()
+    assert "not a number" in panel.results_view.results_error.text()
     assert not panel.open_results(tmp_path / "missing.json")
-    assert panel.open_results(path) and panel.results_error.isHidden()
+    assert panel.open_results(path) and panel.results_view.results_error.isHidden()
 
 
 def test_folder_gallery_reports_a_corrupt_image(qtbot, panel, tmp_path):
