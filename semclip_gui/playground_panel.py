@@ -19,9 +19,9 @@ import pyqtgraph as pg
 from PIL import Image
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
-                               QPushButton, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSplitter,
+                               QVBoxLayout, QWidget)
 from shiboken6 import isValid
 
 from engine.explain import Explanation, explain
@@ -29,79 +29,16 @@ from engine.paths import IMAGE_SUFFIXES
 from engine.retrieval import projection_for
 
 from .aio import spawn
+from .editable_list import EditableList
 from .images import load_thumbnail
-from .label_layout import MARKER_RADIUS, place_labels
+from .projection_view import PLOT_TITLE_SIZE, ProjectionPlot, frame_plots, text_tags
 from .state import SIDES, AppState
 from .views import set_stale
 from .workers import LatestOnly
 
 DEBOUNCE_MS = 300
-ROLE_COLOURS = {"caption": (20, 20, 20), "paraphrase": (30, 150, 60), "negation": (210, 40, 40)}
 SIDE_COLOURS = {"left": (110, 110, 110), "right": (40, 110, 220)}
-PLOT_TITLE_SIZE = "9pt"  # pyqtgraph's default (~11pt) clips the titles at 1024 px
 DEFAULT_CAPTION = "a large red circle and a small blue square"
-
-
-class EditableList(QGroupBox):
-    """A titled list whose items the user can edit in place, add and remove."""
-
-    changed = Signal()
-
-    def __init__(self, title: str, placeholder: str, parent: Optional[QWidget] = None):
-        super().__init__(title, parent)
-        self.list = QListWidget()
-        self.list.setAlternatingRowColors(True)
-        self.new_edit = QLineEdit()
-        self.new_edit.setPlaceholderText(placeholder)
-        self.add_button = QPushButton("Add")
-        self.remove_button = QPushButton("Remove")
-        row = QHBoxLayout()
-        row.addWidget(self.new_edit, 1)
-        row.addWidget(self.add_button)
-        row.addWidget(self.remove_button)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.list, 1)
-        layout.addLayout(row)
-        self.add_button.clicked.connect(self._add_typed)
-        self.new_edit.returnPressed.connect(self._add_typed)
-        self.remove_button.clicked.connect(self.remove_selected)
-        self.list.itemChanged.connect(lambda _item: self.changed.emit())
-
-    def texts(self) -> list[str]:
-        return [t for t in (self.list.item(i).text().strip() for i in range(self.list.count())) if t]
-
-    def set_items(self, items: list[tuple[str, str]]) -> None:
-        """Replace the list with (text, kind) pairs; the kind shows as a tooltip."""
-        self.list.blockSignals(True)
-        self.list.clear()
-        for text, kind in items:
-            self._append(text, kind)
-        self.list.blockSignals(False)
-        self.changed.emit()
-
-    def add(self, text: str, kind: str = "typed by you") -> None:
-        if text.strip():
-            self._append(text.strip(), kind)
-            self.changed.emit()
-
-    def remove_selected(self) -> None:
-        rows = sorted({i.row() for i in self.list.selectedIndexes()}, reverse=True)
-        if not rows and self.list.currentRow() >= 0:
-            rows = [self.list.currentRow()]
-        for row in rows:
-            self.list.takeItem(row)
-        if rows:
-            self.changed.emit()
-
-    def _append(self, text: str, kind: str) -> None:
-        item = QListWidgetItem(text)
-        item.setFlags(item.flags() | Qt.ItemIsEditable)
-        item.setToolTip(kind)
-        self.list.addItem(item)
-
-    def _add_typed(self) -> None:
-        self.add(self.new_edit.text())
-        self.new_edit.clear()
 
 
 class PlaygroundPanel(QWidget):
@@ -124,9 +61,6 @@ class PlaygroundPanel(QWidget):
         self._backend_key: Optional[tuple] = None
         self._image: Optional[Image.Image] = None
         self._stale = False
-        # side -> the scatter plot's points (data units) and their labels, framed together
-        self._scatter: dict[str, tuple[np.ndarray, list[pg.TextItem]]] = {}
-        self._leaders: dict[pg.PlotWidget, list] = {}  # lines to labels moved off their points
         self._build()
         self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._debounce.timeout.connect(self.regenerate)
@@ -215,7 +149,7 @@ class PlaygroundPanel(QWidget):
         self.bars = pg.PlotWidget(background="w")
         self.bars.setMouseEnabled(x=False, y=False)
         self.bars.getAxis("bottom").enableAutoSIPrefix(False)
-        self.projection_plots = {side: self._projection_plot() for side in SIDES}
+        self.projection_plots = {side: ProjectionPlot() for side in SIDES}
 
         plots = QGridLayout()
         plots.addWidget(self.bars, 0, 0)
@@ -239,17 +173,6 @@ class PlaygroundPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.status_label)
         layout.addWidget(splitter, 1)
-
-    @staticmethod
-    def _projection_plot() -> pg.PlotWidget:
-        plot = pg.PlotWidget(background="w")
-        plot.setAspectLocked(True)
-        plot.showGrid(x=True, y=True, alpha=0.2)
-        plot.setLabel("bottom", "p₁(t)")
-        plot.setLabel("left", "p₂(t)")
-        for axis in ("bottom", "left"):
-            plot.getAxis(axis).enableAutoSIPrefix(False)  # cosines read better as 0.12 than 120 (x0.001)
-        return plot
 
     # -- captions --------------------------------------------------------------------------------
 
@@ -439,6 +362,9 @@ class PlaygroundPanel(QWidget):
         self._scorer.submit(work, self._show_scores,
                             lambda exc: self._show_status(f"scoring failed: {exc}", error=True))
 
+    def _frame_projections(self, *_args) -> None:
+        frame_plots(self.projection_plots, self.same_scale_check.isChecked())
+
     def _show_scores(self, explanations: dict[str, Explanation]) -> None:
         caption, paraphrases, negations = self.texts()
         current = [caption, *paraphrases, *negations]
@@ -446,7 +372,7 @@ class PlaygroundPanel(QWidget):
         self.explanations = explanations
         self._draw_bars(explanations)
         for side in SIDES:
-            self._draw_projection(side, explanations[side])
+            self.projection_plots[side].draw(self.state.label(side), explanations[side])
         self._frame_projections()
         self.scores_updated.emit()
 
@@ -464,7 +390,7 @@ class PlaygroundPanel(QWidget):
                                    brush=pg.mkBrush(*SIDE_COLOURS[side]), pen=pg.mkPen(None),
                                    name=self.state.label(side))
             plot.addItem(item)
-        tags = _tags(first.roles)
+        tags = text_tags(first.roles)
         axis = plot.getAxis("left")
         axis.setTicks([[(row, f"{tag}  {_short(text, 24)}")
                         for row, tag, text in zip(rows, tags, first.texts)]])
@@ -477,96 +403,6 @@ class PlaygroundPanel(QWidget):
             f"<span style='color: rgb{SIDE_COLOURS[side]}'>■ {self.state.label(side)}</span>"
             for side in SIDES), size=PLOT_TITLE_SIZE)
 
-    def _draw_projection(self, side: str, expl: Explanation) -> None:
-        plot = self.projection_plots[side]
-        plot.clear()
-        self._leaders.pop(plot, None)
-        n = expl.n_projections
-        points = expl.projected.numpy()
-        if n == 1:
-            # A 1-D strip: every text on the line, rows apart by role so labels do not collide.
-            lanes = {"caption": 0.0, "paraphrase": 0.5, "negation": -0.5}
-            xy = np.stack([points[:, 0], [lanes[r] for r in expl.roles]], axis=1)
-            plot.setLabel("left", "role")
-            plot.setAspectLocked(False)
-        else:
-            xy = points[:, :2]
-            plot.setLabel("left", "p₂(t)")
-            plot.setAspectLocked(True)
-        label = self.state.label(side)
-        extra = f", first 2 of {n}" if n > 2 else f", n = {n}"
-        plot.setTitle(f"{label}: subspace p(t){extra}", size=PLOT_TITLE_SIZE)
-        for i in range(1, len(xy)):  # arrows from the caption to each generation
-            colour = ROLE_COLOURS[expl.roles[i]]
-            plot.plot([xy[0, 0], xy[i, 0]], [xy[0, 1], xy[i, 1]],
-                      pen=pg.mkPen(*colour, width=1.5, style=Qt.DashLine))
-            angle = np.degrees(np.arctan2(-(xy[i, 1] - xy[0, 1]), xy[i, 0] - xy[0, 0]))
-            arrow = pg.ArrowItem(pos=(xy[i, 0], xy[i, 1]), angle=180 + angle, headLen=12,
-                                 brush=pg.mkBrush(*colour), pen=pg.mkPen(None))
-            plot.addItem(arrow)
-        tags = _tags(expl.roles)
-        labels = []
-        for role in ("caption", "paraphrase", "negation"):
-            idx = [i for i, r in enumerate(expl.roles) if r == role]
-            if not idx:
-                continue
-            plot.plot(xy[idx, 0], xy[idx, 1], pen=None, symbol="o", symbolSize=11,
-                      symbolBrush=pg.mkBrush(*ROLE_COLOURS[role]), symbolPen=pg.mkPen("w"),
-                      name=role)
-        for i, role in enumerate(expl.roles):  # numbered like the bars: "+1" is the first paraphrase
-            label = "caption" if role == "caption" else tags[i]  # the whole text is in the box
-            text = pg.TextItem(label, color=ROLE_COLOURS[role], anchor=(0, 0))
-            plot.addItem(text)
-            labels.append(text)
-        self._scatter[side] = (np.asarray(xy, dtype=np.float64), labels)  # float32 overflows pg
-
-    def _frame_projections(self, *_args) -> None:
-        """Frame both scatter plots (one span for both with "same scale", so distances compare
-        across models; else each zoomed to its points), then place their labels apart."""
-        if any(side not in self._scatter for side in SIDES):
-            return
-        # half the span each plot must show: its points, with room for labels at the edges
-        half = {side: np.maximum(np.ptp(xy, axis=0) / 2, 1e-3) * 1.5
-                for side, (xy, _) in self._scatter.items()}
-        pixels = {side: np.array([plot.getViewBox().width(), plot.getViewBox().height()])
-                  for side, plot in self.projection_plots.items()}
-        if self.same_scale_check.isChecked() and all((px > 0).all() for px in pixels.values()):
-            # one size of a data unit in pixels for both plots (aspect locked, so x and y alike):
-            # the largest any plot needs, so every point stays in view
-            per_pixel = max(float(np.max(2 * half[side] / pixels[side])) for side in SIDES)
-            half = {side: per_pixel * pixels[side] / 2 for side in SIDES}
-        for side, (xy, labels) in self._scatter.items():
-            centre = (xy.min(axis=0) + xy.max(axis=0)) / 2
-            plot = self.projection_plots[side]
-            plot.setRange(xRange=(centre[0] - half[side][0], centre[0] + half[side][0]),
-                          yRange=(centre[1] - half[side][1], centre[1] + half[side][1]), padding=0)
-            self._place_labels(plot, xy, labels)
-
-    def _place_labels(self, plot: pg.PlotWidget, xy: np.ndarray, labels: list[pg.TextItem]) -> None:
-        for line in self._leaders.pop(plot, []):
-            plot.removeItem(line)
-        leaders = self._leaders[plot] = []
-        box = plot.getViewBox()
-        px_w, px_h = box.viewPixelSize()  # data units per pixel
-        (x0, _), (_, y1) = box.viewRange()
-        rect = box.sceneBoundingRect()
-        if not (np.isfinite(px_w) and np.isfinite(px_h) and px_w > 0 and px_h > 0):
-            for (x, y), text in zip(xy, labels):  # not laid out yet: labels on their points
-                text.setPos(x, y)
-            return
-        points = [((x - x0) / px_w, (y1 - y) / px_h) for x, y in xy]  # pixels, y down
-        # a TextItem ignores the view's zoom: its bounding rect is in pixels
-        sizes = [(t.boundingRect().width(), t.boundingRect().height()) for t in labels]
-        offsets = place_labels(points, sizes, rect.width(), rect.height())
-        for (x, y), (dx, dy), (w, h), text in zip(xy, offsets, sizes, labels):
-            text.setPos(x + dx * px_w, y - dy * px_h)
-            # a label pushed away from its point (a tight cluster) gets a thin leader line to it
-            nx, ny = min(max(0.0, dx), dx + w), min(max(0.0, dy), dy + h)  # nearest box pixel
-            if np.hypot(nx, ny) > 2 * MARKER_RADIUS:
-                leaders.append(plot.plot([x, x + nx * px_w], [y, y - ny * px_h],
-                                         pen=pg.mkPen(text.color, width=0.8, style=Qt.DotLine)))
-
-
 def _describe(generation) -> str:
     """Tooltip of a generated text: how it was made and whether a validator accepted it."""
     parts = [f"{generation.kind} ({generation.backend})"]
@@ -574,19 +410,6 @@ def _describe(generation) -> str:
     if accepted is not None:
         parts.append("validated" if accepted else "rejected by the validator")
     return ", ".join(parts)
-
-
-def _tags(roles: list[str]) -> list[str]:
-    """Short names of the texts: "c" for the caption, "+1", "+2" for paraphrases, "−1" ... ."""
-    counts = {"paraphrase": 0, "negation": 0}
-    tags = []
-    for role in roles:
-        if role == "caption":
-            tags.append("c")
-            continue
-        counts[role] += 1
-        tags.append(f"{'+' if role == 'paraphrase' else '−'}{counts[role]}")
-    return tags
 
 
 def _short(text: str, limit: int = 40) -> str:
