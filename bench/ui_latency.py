@@ -28,7 +28,8 @@ from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
 from semclip_gui.state import AppState
-from semclip_gui.train_panel import LatencyProbe, LatencyStats, TrainPanel
+from semclip_gui.latency import LatencyProbe, LatencyStats
+from semclip_gui.train_panel import TrainPanel
 
 IDLE_MS = 1000
 

@@ -16,8 +16,10 @@ from engine.events import Done, Error
 from engine.models import load_model
 from engine.runs import read_metrics
 from engine.train import train
-from semclip_gui.train_panel import (LatencyProbe, TrainPanel, config_from_form, eta_seconds,
-                                     format_duration, fresh_out_dir, panel_presets, ui_threads)
+from semclip_gui.latency import LatencyProbe
+from semclip_gui.train_panel import TrainPanel
+from semclip_gui.train_state import (config_from_form, eta_seconds, format_duration,
+                                     fresh_out_dir, panel_presets, ui_threads)
 
 LOSS_CURVES = ("total", "contrastive", "paraphrase", "negation")
 
