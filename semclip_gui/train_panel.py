@@ -26,29 +26,28 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import pyqtgraph as pg
-import torch
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QCheckBox, QComboBox,
-                               QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
-                               QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar,
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QGroupBox, QHBoxLayout,
+                               QHeaderView, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
                                QPushButton, QScrollArea, QSplitter, QTableWidget,
-                               QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.config import TrainConfig
 from engine.events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
-from engine.models import ModelLoadError, project_config_names, read_sidecar
+from engine.models import ModelLoadError, read_sidecar
 from engine.runs import LAST_CHECKPOINT, read_metrics
 from engine.train import TrainingError, check_out_dir, train
 
-from .form_widgets import FloatBox, form_row, spin_box, weight_box
+from .form_widgets import form_row
 from .latency import LatencyProbe
 from .runs_list import RunsList
+from .train_form import TrainForm
 from .train_state import (CURVE_COLOURS, CURVE_KEYS, METRIC_COLUMNS, ZEROSHOT_COLOURS,
-                          config_from_form, curves_from_metrics, empty_curves, eta_seconds,
+                          curves_from_metrics, empty_curves, eta_seconds,
                           format_duration, fresh_out_dir, panel_presets, resume_config,
                           run_files_in, ui_threads)
 from .state import SIDES, AppState
@@ -60,7 +59,6 @@ REDRAW_MS = 100  # curves, progress and ETA refresh at most 10x per second
 # While a run is on, the GIL changes hands every 0.5 ms instead of 5: the GUI thread gives it up
 # at each Qt call, and with the default a CPU-bound trainer keeps it 5 ms every time.
 RUN_SWITCH_INTERVAL_S = 0.0005
-DEVICES = {"auto": "auto", "cuda": "CUDA", "cpu": "CPU"}
 ERROR_RED = "#c62828"
 
 
@@ -96,7 +94,6 @@ class TrainPanel(QWidget):
         self.zeroshot: dict[str, list[float]] = curves.zeroshot
         self.latency_probe = LatencyProbe(parent=self)
         self._presets = panel_presets()
-        self._base = next(iter(self._presets.values()))
         self._last_step: Optional[StepMetrics] = None
         self._first_step = 0
         self._t_start = self._t_first_step = 0.0
@@ -109,87 +106,21 @@ class TrainPanel(QWidget):
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setInterval(REDRAW_MS)
         self._redraw_timer.timeout.connect(self._refresh)
-        self.preset_combo.textActivated.connect(self.apply_preset)
-        self.dataset_combo.currentIndexChanged.connect(self._on_dataset_kind)
-        self.triples_button.clicked.connect(self._browse_triples)
-        self.model_button.clicked.connect(self._browse_model)
-        self.out_dir_button.clicked.connect(self._browse_out_dir)
-        self.zeroshot_button.clicked.connect(self._browse_zeroshot)
         self.runs_list.run_chosen.connect(self.open_run)
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
         self.resume_button.clicked.connect(self._browse_resume)
         for side, button in self.use_buttons.items():
             button.clicked.connect(lambda _=False, s=side: self.use_checkpoint(s))
-        self.apply_preset(self.preset_combo.currentText())
+        self.form.preset_combo.textActivated.connect(self.apply_preset)
+        self.apply_preset(self.form.preset_combo.currentText())
         self._set_running(False)
 
     # -- layout ------------------------------------------------------------------------------------
 
     def _build(self) -> None:
-        self.preset_combo = QComboBox()
-        self.preset_combo.addItems(list(self._presets))
-        self.preset_combo.setToolTip("fill the form with a recipe (settings not on the form, such "
-                                     "as tower locking and warm-up, come from it too)")
-        self.dataset_combo = QComboBox()
-        self.dataset_combo.addItems(["Shapes world", "Triples file (CSV/JSONL)"])
-        self.triples_edit = QLineEdit()
-        self.triples_edit.setPlaceholderText("image,caption,paraphrase,negation file")
-        self.triples_button = QToolButton(text="…")
-        self.scenes_spin = spin_box(16, 1_000_000, 256)
-        self.scenes_spin.setToolTip("scenes per epoch from the shapes world's train split")
-        self.eval_scenes_spin = spin_box(0, 100_000, 64)
-        self.eval_scenes_spin.setToolTip("held-out scenes evaluated after each epoch")
-        self.model_combo = QComboBox()
-        self.model_combo.setEditable(True)
-        self.model_combo.addItems(project_config_names())
-        self.model_combo.setToolTip("a project config, ARCH:PRETRAINED_TAG or a checkpoint path")
-        self.model_button = QToolButton(text="…")
-        self.alpha_spin, self.beta_spin, self.gamma_spin = (weight_box() for _ in range(3))
-        self.alpha_spin.setToolTip("α: contrastive (InfoNCE) weight")
-        self.beta_spin.setToolTip("β: paraphrase weight (β = γ = 0 is plain CLIP fine-tuning)")
-        self.gamma_spin.setToolTip("γ: negation weight")
-        self.projections_spin = spin_box(1, 4096)
-        self.projections_combo = QComboBox()
-        self.projections_combo.addItems(["frozen", "learnable"])
-        self.hard_negatives_check = QCheckBox("negations as extra contrastive columns")
-        self.batch_spin = spin_box(1, 65_536, 8)
-        self.lr_spin = FloatBox(1e-9, 10.0)
-        self.epochs_spin = spin_box(1, 100_000)
-        self.max_steps_spin = spin_box(0, 10_000_000, 100)
-        self.max_steps_spin.setSpecialValueText("no limit")
-        self.device_combo = QComboBox()
-        for key, text in DEVICES.items():
-            if key == "cuda" and not torch.cuda.is_available():
-                text += " (none visible)"
-            self.device_combo.addItem(text, key)
-        self.out_dir_edit = QLineEdit()
-        self.out_dir_button = QToolButton(text="…")
-        self.zeroshot_edit = QLineEdit()
-        self.zeroshot_edit.setPlaceholderText("optional: one sub-folder of images per class")
-        self.zeroshot_edit.setToolTip("zero-shot accuracy on this folder after each epoch, with "
-                                      "plain and negated prompts: does fine-tuning cost general "
-                                      "ability?")
-        self.zeroshot_button = QToolButton(text="…")
-
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-        form.addRow("Preset", self.preset_combo)
-        form.addRow("Dataset", self.dataset_combo)
-        form.addRow("Triples file", form_row(self.triples_edit, self.triples_button))
-        form.addRow("Scenes / epoch", form_row(self.scenes_spin, QLabel("eval"), self.eval_scenes_spin))
-        form.addRow("Model", form_row(self.model_combo, self.model_button))
-        form.addRow("α  β  γ", form_row(self.alpha_spin, self.beta_spin, self.gamma_spin, stretch=None))
-        form.addRow("Projections", form_row(self.projections_spin, self.projections_combo))
-        form.addRow("Hard negatives", self.hard_negatives_check)
-        form.addRow("Batch size", self.batch_spin)
-        form.addRow("Learning rate", self.lr_spin)
-        form.addRow("Epochs", form_row(self.epochs_spin, QLabel("max steps"), self.max_steps_spin))
-        form.addRow("Device", self.device_combo)
-        form.addRow("Output folder", form_row(self.out_dir_edit, self.out_dir_button))
-        form.addRow("Zero-shot folder", form_row(self.zeroshot_edit, self.zeroshot_button))
-        self.form_box = QGroupBox("Run")
-        self.form_box.setLayout(form)
+        self.form = TrainForm(self._presets)
+        self.form_box = self.form
 
         self.start_button = QPushButton("Start")
         self.stop_button = QPushButton("Stop")
@@ -286,89 +217,20 @@ class TrainPanel(QWidget):
 
     # -- the form ----------------------------------------------------------------------------------
 
-    def _spin_fields(self) -> dict[str, QAbstractSpinBox]:
-        """TrainConfig field -> the spin box that edits it."""
-        return {"shapes_train_size": self.scenes_spin, "shapes_eval_size": self.eval_scenes_spin,
-                "alpha": self.alpha_spin, "beta": self.beta_spin, "gamma": self.gamma_spin,
-                "n_projections": self.projections_spin, "batch_size": self.batch_spin,
-                "lr": self.lr_spin, "epochs": self.epochs_spin, "max_steps": self.max_steps_spin}
-
-    def form_values(self) -> dict[str, Any]:
-        """What the form says, keyed by TrainConfig field (input to :func:`config_from_form`)."""
-        shapes = self.dataset_combo.currentIndex() == 0
-        return {
-            **{name: box.value() for name, box in self._spin_fields().items()},
-            "dataset": "shapes" if shapes else self.triples_edit.text().strip(),
-            "model": self.model_combo.currentText().strip(),
-            "learnable_projections": self.projections_combo.currentIndex() == 1,
-            "hard_negatives": self.hard_negatives_check.isChecked(),
-            "device": self.device_combo.currentData(),
-            "out_dir": self.out_dir_edit.text().strip(),
-            "zeroshot_dataset": self.zeroshot_edit.text().strip() or None,
-        }
-
     def set_form(self, cfg: TrainConfig) -> None:
-        """Show ``cfg`` in the form; its other fields become the base of the next run."""
-        self._base = replace(cfg, resume=None)
-        for name, box in self._spin_fields().items():
-            box.setValue(getattr(cfg, name))
-        shapes = cfg.dataset == "shapes"
-        self.dataset_combo.setCurrentIndex(0 if shapes else 1)
-        if not shapes:
-            self.triples_edit.setText(cfg.dataset)
-        self.model_combo.setCurrentText(cfg.model)
-        self.projections_combo.setCurrentIndex(int(cfg.learnable_projections))
-        self.hard_negatives_check.setChecked(cfg.hard_negatives)
-        device = self.device_combo.findData(cfg.device.split(":")[0])
-        self.device_combo.setCurrentIndex(max(0, device))
-        self.out_dir_edit.setText(cfg.out_dir)
-        self.zeroshot_edit.setText(cfg.zeroshot_dataset or "")
-        if not self.runs_list.root_edit.text():  # the runs beside the preset's output folder
+        """Show ``cfg`` in the form (its other fields become the base of the next run) and list
+        the runs beside its output folder."""
+        self.form.set_form(cfg)
+        if not self.runs_list.root_edit.text():
             self.runs_list.set_root(str(Path(cfg.out_dir).parent) if cfg.out_dir else cfg.runs_root)
-        self._on_dataset_kind()
 
     def apply_preset(self, name: str) -> None:
         """Fill the form from a named preset (one of ``panel_presets()``)."""
-        self.preset_combo.setCurrentText(name)
+        self.form.preset_combo.setCurrentText(name)
         self.set_form(self._presets[name])
 
-    def form_config(self) -> TrainConfig:
-        """The config a click on Start would run (ValueError if the form cannot work)."""
-        return config_from_form(self.form_values(), self._base)
-
-    def _on_dataset_kind(self) -> None:
-        shapes = self.dataset_combo.currentIndex() == 0
-        for widget in (self.triples_edit, self.triples_button):
-            widget.setEnabled(not shapes)
-        for widget in (self.scenes_spin, self.eval_scenes_spin):
-            widget.setEnabled(shapes)
-
-    def _browse_triples(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Triples file", self.triples_edit.text(),
-                                              "Triples (*.csv *.tsv *.jsonl *.json);;All files (*)")
-        if path:
-            self.triples_edit.setText(path)
-            self.dataset_combo.setCurrentIndex(1)
-
-    def _browse_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Start from a checkpoint", "",
-                                              "Checkpoints (*.pt *.pth *.bin *.safetensors)")
-        if path:
-            self.model_combo.setCurrentText(path)
-
-    def _browse_out_dir(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Output folder", self.out_dir_edit.text())
-        if path:
-            self.out_dir_edit.setText(path)
-
-    def _browse_zeroshot(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Zero-shot folder (one sub-folder per class)",
-                                                self.zeroshot_edit.text())
-        if path:
-            self.zeroshot_edit.setText(path)
-
     def _browse_resume(self) -> None:
-        start = self.checkpoint_path or self.out_dir_edit.text()
+        start = self.checkpoint_path or self.form.out_dir_edit.text()
         path, _ = QFileDialog.getOpenFileName(self, "Resume from checkpoint", start,
                                               "Checkpoints (*.pt *.pth)")
         if path:
@@ -385,7 +247,7 @@ class TrainPanel(QWidget):
         An output folder that holds another run is not overwritten without asking.
         """
         try:
-            cfg = self.form_config()
+            cfg = self.form.form_config()
         except ValueError as exc:
             self._show_error(str(exc))
             return False
@@ -419,7 +281,7 @@ class TrainPanel(QWidget):
         box.setDefaultButton(new_button)
         box.exec()
         if box.clickedButton() is new_button:
-            self.out_dir_edit.setText(str(fresh))
+            self.form.out_dir_edit.setText(str(fresh))
             return replace(cfg, out_dir=str(fresh))
         if box.clickedButton() is overwrite_button:
             self._log(f"overwriting the run in {cfg.out_dir}", "warning")
@@ -430,8 +292,8 @@ class TrainPanel(QWidget):
         """Continue the run saved in ``checkpoint`` (its recipe fills the form)."""
         # Unvalidated on purpose: the sidecar's recipe wins, only the device and threads are
         # taken from here, so a half-edited form does not block a resume.
-        current = replace(self._base, **self.form_values(),
-                          threads=self._base.threads or ui_threads())
+        base = self.form.base
+        current = replace(base, **self.form.form_values(), threads=base.threads or ui_threads())
         try:
             cfg = resume_config(checkpoint, current)
         except ValueError as exc:
@@ -510,7 +372,7 @@ class TrainPanel(QWidget):
             del values[kept_points:]
         self.metrics_table.setRowCount(0)
         for result in self.evals:
-            self._add_metricsform_row(result)
+            self._add_metrics_row(result)
         if keep_until is None:
             self.checkpoint_path, self.checkpoint_step = None, 0
             self.checkpoint_label.setText("no checkpoint yet")
@@ -542,11 +404,11 @@ class TrainPanel(QWidget):
                       f"{event.metrics.get('negated', math.nan):.3f}")
             return
         self.evals.append(event)
-        self._add_metricsform_row(event)
+        self._add_metrics_row(event)
         summary = ", ".join(f"{k} {v:.3f}" for k, v in event.metrics.items())
         self._log(f"epoch {event.epoch} (step {event.step}) {event.split}: {summary}")
 
-    def _add_metricsform_row(self, event: EvalResult) -> None:
+    def _add_metrics_row(self, event: EvalResult) -> None:
         row = self.metrics_table.rowCount()
         self.metrics_table.insertRow(row)
         cells = [str(event.epoch), str(event.step)]
@@ -645,7 +507,7 @@ class TrainPanel(QWidget):
                 mine[key][:] = values
         for result in curves.evals:
             self.evals.append(result)
-            self._add_metricsform_row(result)
+            self._add_metrics_row(result)
         if self.history["step"]:
             self._set_x_span((self.history["step"][0] - 1, self.history["step"][-1]))
         checkpoint = run_dir / LAST_CHECKPOINT
@@ -692,7 +554,7 @@ class TrainPanel(QWidget):
         """Load the latest checkpoint on ``side`` of the app (in the background)."""
         if not self.checkpoint_path:
             return
-        cfg = self.config or self._base
+        cfg = self.config or self.form.base
         label = f"{cfg.name or Path(cfg.out_dir).name}@{self.checkpoint_step}"
         self._log(f"loading {self.checkpoint_path} as the {side} model ({label})")
         self.state.load_model_async(side, self.checkpoint_path, label=label)
