@@ -28,13 +28,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Union
 
-import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QGroupBox, QHBoxLayout,
-                               QHeaderView, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
-                               QPushButton, QScrollArea, QSplitter, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMessageBox,
+                               QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSplitter,
+                               QVBoxLayout, QWidget)
 
 from engine.config import TrainConfig
 from engine.events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
@@ -44,13 +41,13 @@ from engine.train import TrainingError, check_out_dir, train
 
 from .form_widgets import form_row
 from .latency import LatencyProbe
+from .run_views import MetricsTable, RunPlots
 from .runs_list import RunsList
-from .train_form import TrainForm
-from .train_state import (CURVE_COLOURS, CURVE_KEYS, METRIC_COLUMNS, ZEROSHOT_COLOURS,
-                          curves_from_metrics, empty_curves, eta_seconds,
-                          format_duration, fresh_out_dir, panel_presets, resume_config,
-                          run_files_in, ui_threads)
 from .state import SIDES, AppState
+from .train_form import TrainForm
+from .train_state import (CURVE_KEYS, ZEROSHOT_COLOURS, curves_from_metrics, empty_curves,
+                          eta_seconds, format_duration, fresh_out_dir, panel_presets,
+                          resume_config, run_files_in, ui_threads)
 from .workers import EventWorker
 
 log = logging.getLogger(__name__)
@@ -60,17 +57,6 @@ REDRAW_MS = 100  # curves, progress and ETA refresh at most 10x per second
 # at each Qt call, and with the default a CPU-bound trainer keeps it 5 ms every time.
 RUN_SWITCH_INTERVAL_S = 0.0005
 ERROR_RED = "#c62828"
-
-
-def _plot(title: str, height: int) -> pg.PlotWidget:
-    plot = pg.PlotWidget(background="w")
-    plot.setTitle(title, color="#333", size="10pt")
-    plot.setLabel("bottom", "step")
-    plot.setMinimumHeight(height)
-    # No grid: in software rendering it doubles the cost of a frame (measured: 13 -> 5 ms).
-    plot.getPlotItem().setDownsampling(auto=True, mode="peak")  # long runs stay cheap to draw
-    plot.getPlotItem().setClipToView(True)
-    return plot
 
 
 class TrainPanel(QWidget):
@@ -157,41 +143,8 @@ class TrainPanel(QWidget):
         self.error_label.setStyleSheet(f"color: {ERROR_RED}; font-weight: bold")
         self.error_label.hide()
 
-        self.loss_plot = _plot("losses", 200)
-        self.loss_plot.addLegend(offset=(-8, 8), labelTextColor="#333")
-        self.lr_plot = _plot("learning rate", 120)
-        self.curves = {}
-        for name, colour in CURVE_COLOURS.items():
-            plot = self.lr_plot if name == "lr" else self.loss_plot
-            width = 2 if name == "total" else 1.5
-            self.curves[name] = plot.plot([], [], pen=pg.mkPen(colour, width=width), name=name)
-        self.zeroshot_plot = _plot("zero-shot", 120)  # "accuracy" clips at 1024 px: tooltip
-        self.zeroshot_plot.setToolTip("zero-shot accuracy on the zero-shot folder, with plain "
-                                      "and with negated prompts")
-        self.zeroshot_plot.setYRange(0.0, 1.0, padding=0.05)
-        self.zeroshot_plot.addLegend(offset=(-8, 8), labelTextColor="#333")
-        self.zeroshot_curves = {
-            name: self.zeroshot_plot.plot([], [], pen=pg.mkPen(colour, width=1.5), symbol="o",
-                                          symbolSize=6, symbolBrush=colour, name=name)
-            for name, colour in ZEROSHOT_COLOURS.items()}
-        side = QSplitter(Qt.Vertical)
-        side.addWidget(self.lr_plot)
-        side.addWidget(self.zeroshot_plot)
-        plots = QSplitter(Qt.Horizontal)
-        plots.addWidget(self.loss_plot)
-        plots.addWidget(side)
-        plots.setSizes([700, 260])
-
-        self.metrics_table = QTableWidget(0, 2 + len(METRIC_COLUMNS))
-        self.metrics_table.setHorizontalHeaderLabels(["epoch", "step", *METRIC_COLUMNS.values()])
-        tips = ["original-over-negation accuracy: the image is closer to its caption than to "
-                "the caption's negation", "caption → image top-1", "caption → image top-5",
-                "paraphrase → image top-1", "paraphrase → image top-5"]
-        for col, tip in enumerate(tips, start=2):
-            self.metrics_table.horizontalHeaderItem(col).setToolTip(tip)
-        self.metrics_table.verticalHeader().hide()
-        self.metrics_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.plots = RunPlots()
+        self.metrics_table = MetricsTable()
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(5000)
@@ -200,7 +153,7 @@ class TrainPanel(QWidget):
         bottom.addWidget(self.log_view)
         bottom.setSizes([420, 540])
         body = QSplitter(Qt.Vertical)
-        body.addWidget(plots)
+        body.addWidget(self.plots)
         body.addWidget(bottom)
         body.setSizes([420, 220])
 
@@ -372,7 +325,7 @@ class TrainPanel(QWidget):
             del values[kept_points:]
         self.metrics_table.setRowCount(0)
         for result in self.evals:
-            self._add_metrics_row(result)
+            self.metrics_table.add_row(result)
         if keep_until is None:
             self.checkpoint_path, self.checkpoint_step = None, 0
             self.checkpoint_label.setText("no checkpoint yet")
@@ -404,20 +357,9 @@ class TrainPanel(QWidget):
                       f"{event.metrics.get('negated', math.nan):.3f}")
             return
         self.evals.append(event)
-        self._add_metrics_row(event)
+        self.metrics_table.add_row(event)
         summary = ", ".join(f"{k} {v:.3f}" for k, v in event.metrics.items())
         self._log(f"epoch {event.epoch} (step {event.step}) {event.split}: {summary}")
-
-    def _add_metrics_row(self, event: EvalResult) -> None:
-        row = self.metrics_table.rowCount()
-        self.metrics_table.insertRow(row)
-        cells = [str(event.epoch), str(event.step)]
-        cells += [f"{event.metrics[k]:.3f}" if k in event.metrics else "–" for k in METRIC_COLUMNS]
-        for col, text in enumerate(cells):
-            item = QTableWidgetItem(text)
-            item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-            self.metrics_table.setItem(row, col, item)
-        self.metrics_table.scrollToBottom()
 
     def _on_checkpoint(self, event: CheckpointSaved) -> None:
         self.checkpoint_path, self.checkpoint_step = event.path, event.step
@@ -478,20 +420,14 @@ class TrainPanel(QWidget):
             if span != self._x_span:
                 self._x_span = span
                 self._set_x_span(span)
-        steps = np.asarray(self.history["step"], dtype=float)
-        for name, curve in self.curves.items():
-            curve.setData(steps, np.asarray(self.history[name], dtype=float))
-        for name, curve in self.zeroshot_curves.items():
-            curve.setData(np.asarray(self.zeroshot["step"], dtype=float),
-                          np.asarray(self.zeroshot[name], dtype=float))
+        self.plots.draw(self.history, self.zeroshot)
         if self._last_step is not None:
             self.progress_bar.setRange(0, max(1, self._last_step.total_steps))
             self.progress_bar.setValue(self._last_step.step)
 
     def _set_x_span(self, span: tuple[int, int]) -> None:
         self._x_span = span
-        for plot in (self.loss_plot, self.lr_plot, self.zeroshot_plot):
-            plot.setXRange(*span, padding=0.01)
+        self.plots.set_x_span(span)
 
     def open_run(self, run_dir: Union[str, Path]) -> None:
         """Draw a past run's curves, metrics and zero-shot points from its ``metrics.jsonl``;
@@ -507,7 +443,7 @@ class TrainPanel(QWidget):
                 mine[key][:] = values
         for result in curves.evals:
             self.evals.append(result)
-            self._add_metrics_row(result)
+            self.metrics_table.add_row(result)
         if self.history["step"]:
             self._set_x_span((self.history["step"][0] - 1, self.history["step"][-1]))
         checkpoint = run_dir / LAST_CHECKPOINT

@@ -124,7 +124,7 @@ def test_a_tiny_run_draws_every_curve_fills_the_table_and_hands_over_its_checkpo
     outcome = click_and_wait(qtbot, panel, panel.start_button)
     assert isinstance(outcome, Done) and not outcome.stopped
     for name in (*LOSS_CURVES, "lr"):
-        x, y = panel.curves[name].getData()
+        x, y = panel.plots.curves[name].getData()
         assert list(x) == [1, 2, 3, 4, 5, 6, 7, 8] and len(y) == 8, name
     assert panel.metrics_table.rowCount() == 2
     assert [panel.metrics_table.item(1, col).text() for col in (0, 1)] == ["2", "8"]
@@ -271,7 +271,7 @@ def test_an_output_folder_that_cannot_be_used_is_shown_before_anything_starts(qt
 # --- past runs and the zero-shot plot ---------------------------------------------------------
 
 def zeroshot_points(panel: TrainPanel, name: str) -> list[tuple[float, float]]:
-    x, y = panel.zeroshot_curves[name].getData()
+    x, y = panel.plots.zeroshot_curves[name].getData()
     return list(zip(x.tolist(), y.tolist())) if x is not None else []
 
 
@@ -319,7 +319,7 @@ def test_past_runs_are_listed_and_a_click_shows_that_runs_curves(qtbot, panel, t
     click_row(qtbot, table, rows["second"])
     steps = logged(second, "step")
     for name, key in (("total", "total"), ("lr", "lr")):
-        x, y = panel.curves[name].getData()
+        x, y = panel.plots.curves[name].getData()
         assert list(x) == [s["step"] for s in steps]
         assert list(y) == pytest.approx([s[key] for s in steps], rel=1e-12), name
     assert panel.metrics_table.rowCount() == 3
@@ -329,4 +329,4 @@ def test_past_runs_are_listed_and_a_click_shows_that_runs_curves(qtbot, panel, t
 
     click_row(qtbot, table, rows["from-the-panel"])  # and back: the first run's points again
     assert zeroshot_points(panel, "plain") == expected
-    assert list(panel.curves["total"].getData()[0]) == [1, 2, 3, 4]
+    assert list(panel.plots.curves["total"].getData()[0]) == [1, 2, 3, 4]
