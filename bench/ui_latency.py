@@ -28,7 +28,8 @@ from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
 from semclip_gui.state import AppState
-from semclip_gui.train_panel import LatencyProbe, LatencyStats, TrainPanel
+from semclip_gui.latency import LatencyProbe, LatencyStats
+from semclip_gui.train_panel import TrainPanel
 
 IDLE_MS = 1000
 
@@ -58,13 +59,13 @@ def one_run(panel: TrainPanel, out_dir: Path, scenes: int) -> tuple[LatencyStats
     idle_rate = idle.stats().samples / (time.perf_counter() - t0)
 
     panel.apply_preset("tiny demo (fast)")
-    panel.model_combo.setCurrentText("semclip-shapes-tiny")
-    panel.scenes_spin.setValue(scenes)
-    panel.eval_scenes_spin.setValue(16)
-    panel.batch_spin.setValue(16)
-    panel.epochs_spin.setValue(1)
-    panel.device_combo.setCurrentIndex(panel.device_combo.findData("cpu"))
-    panel.out_dir_edit.setText(str(out_dir))
+    panel.form.model_combo.setCurrentText("semclip-shapes-tiny")
+    panel.form.scenes_spin.setValue(scenes)
+    panel.form.eval_scenes_spin.setValue(16)
+    panel.form.batch_spin.setValue(16)
+    panel.form.epochs_spin.setValue(1)
+    panel.form.device_combo.setCurrentIndex(panel.form.device_combo.findData("cpu"))
+    panel.form.out_dir_edit.setText(str(out_dir))
     loop = QEventLoop()
     panel.run_finished.connect(loop.quit)
     t0 = time.perf_counter()

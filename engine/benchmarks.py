@@ -28,14 +28,17 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 from PIL import Image
 
+from .paths import IMAGE_SUFFIXES
+
 ImageSource = Union[Path, Image.Image]
 
+BENCHMARKS = ("shapes", "ccneg", "sugarcrepe_pp", "negbench_mcq", "negbench_retrieval",
+              "zeroshot", "triples", "captions_retrieval")  # what `semclip eval --benchmark` takes
 CCNEG_EVAL_SIZE = 40_000
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 ZEROSHOT_AFFIRMATIVE_TEMPLATE = "this is a photo of a {}"
 ZEROSHOT_NEGATED_TEMPLATE = "this is not a photo of a {}"
 
@@ -61,6 +64,7 @@ class EvalRow:
     label: int = -1  # right option (MCQ) or class index (zero-shot)
     group: str = ""  # NegBench template type
     source: str = ""  # "file:row" for messages
+    content: str = ""  # what the picture shows (shapes: its objects), for content_top1
 
 
 @dataclass
@@ -365,13 +369,20 @@ def load_negbench_retrieval(csv_path: Union[str, Path], images_dir: Union[str, P
 # the project's own data
 # ---------------------------------------------------------------------------------------------
 
-def load_triples_file(path: Union[str, Path], images_dir: Optional[Union[str, Path]] = None) -> BenchmarkData:
-    """The project's triples CSV/JSONL (image, caption, paraphrase, negation)."""
+def load_triples_file(path: Union[str, Path], images_dir: Optional[Union[str, Path]] = None,
+                      columns: Optional[dict[str, str]] = None,
+                      split_part: Optional[Any] = None) -> BenchmarkData:
+    """The project's triples CSV/TSV/JSONL (image, caption, paraphrase, negation; ``columns``
+    maps them to other column names); ``split_part`` (a :class:`.triples_io.SplitPart`) keeps
+    one part of a split, e.g. the test rows a training run held out."""
     from .data import read_triples
 
     path = _need_file(path, "triples file")
     try:
-        triples = read_triples(path, root=Path(images_dir) if images_dir else None)
+        triples = read_triples(path, root=Path(images_dir) if images_dir else None,
+                               columns=columns)
+        if split_part is not None:
+            triples = split_part.select(triples)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a format error of this file
         message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
         raise BenchmarkFormatError(message) from exc
@@ -386,6 +397,12 @@ def load_triples_file(path: Union[str, Path], images_dir: Optional[Union[str, Pa
     data.missing += [MissingImage(path=str(t.image), source=f"{path.name}:{t.line}",
                                   reason=t.refused) for t in triples if t.refused]
     return data
+
+
+def scene_content(objects: Sequence[dict]) -> str:
+    """What a shapes scene shows, position aside: "large red circle|small blue square" (sorted),
+    the same for every scene a position-free caption describes."""
+    return "|".join(sorted(f"{o['size']} {o['colour']} {o['shape']}" for o in objects))
 
 
 def load_shapes(n: int = 500, seed: int = 0, image_size: int = 64) -> BenchmarkData:
@@ -408,7 +425,8 @@ def load_shapes(n: int = 500, seed: int = 0, image_size: int = 64) -> BenchmarkD
                             texts={"caption": item["caption"], "paraphrase": item["paraphrase"],
                                    "negation": item["negation"],
                                    "true_negation": item["true_negation"]},
-                            source=f"shapes[seed={seed}]:test:{index}"))
+                            source=f"shapes[seed={seed}]:test:{index}",
+                            content=scene_content(item["objects"])))
     return BenchmarkData(name="shapes", source=f"shapes-world seed={seed} test n={n}", rows=rows,
                          info={"seed": seed, "image_size": image_size})
 

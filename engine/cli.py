@@ -16,6 +16,7 @@ from typing import Callable, Optional, Sequence
 from .cache_cli import add_cache_parser
 from .config import TrainConfig, fields_help
 from .events import CheckpointSaved, Done, Error, EvalResult, Log, Progress, StepMetrics
+from .triples_io import add_columns_argument
 
 
 EXIT_INTERRUPTED = 130  # the shell's code for a run ended by Ctrl-C
@@ -122,6 +123,7 @@ def run_training(cfg: TrainConfig, quiet: bool = False,
 def cmd_train(args: argparse.Namespace) -> int:
     from .presets import preset
     from .runs import resolve_run
+    from .triples_io import parse_columns
     from .train import TrainingError, check_out_dir
 
     if bool(args.preset) == bool(args.config):
@@ -130,11 +132,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         configs = preset(args.preset) if args.preset else [TrainConfig.from_json(args.config)]
         configs = [c.with_overrides(args.set or []) for c in configs]
+        if args.columns:
+            configs = [replace(c, columns={**c.columns, **parse_columns(args.columns)})
+                       for c in configs]
         if args.out:
             configs = [replace(c, out_dir=str(Path(args.out) / (c.name or f"run{i}")))
                        for i, c in enumerate(configs)]
         if args.overwrite:
             configs = [replace(c, overwrite=True) for c in configs]
+        if args.dry_run:
+            from .dryrun import dry_run_all
+            return dry_run_all(configs)
         for c in configs:  # every run of a preset, before the first one starts
             check_out_dir(resolve_run(c.validate()))
     except (ValueError, FileNotFoundError, TrainingError) as exc:
@@ -238,6 +246,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shards(args: argparse.Namespace) -> int:
+    from .shards import shard_pattern, write_shards
+    from .triples_io import parse_columns, read_triples
+
+    try:
+        columns = parse_columns(args.columns) if args.columns else None
+        paths = write_shards(args.source, args.out, args.shard_size, root=args.root,
+                             columns=columns)
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    samples = len(read_triples(args.source, root=args.root, columns=columns))
+    print(f"wrote {samples} samples in {len(paths)} shard(s): {shard_pattern(paths)}")
+    return 0
+
+
 # Sub-commands whose modules import torch and open_clip (seconds): their parsers are built only
 # when they run, so `semclip --help` and `semclip train --help` answer at once.
 LAZY_COMMANDS = {
@@ -246,7 +270,7 @@ LAZY_COMMANDS = {
     "generate": ("engine.captions.cli", "add_generate_parser",
                  "add paraphrases and negations to a captions file (triples)"),
     "prepare": ("engine.prepare_cli", "add_prepare_parser",
-                "write train/dev/test triples from a captioned photo set"),
+                "turn a published data set (ccneg, flickr8k, captions, coco) into triples"),
 }
 
 
@@ -260,7 +284,9 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="config fields (keys of the --config JSON; override with --set "
                               "KEY=VALUE):\n" + fields_help())
-    p.add_argument("--preset", help="named recipe, e.g. shapes-demo (trains CLIP and SemCLIP)")
+    p.add_argument("--preset", help="named recipe: shapes-demo (trains CLIP and SemCLIP), "
+                                    "paper-ccneg, paper-sugarcrepe, paper-ccneg-ablations, "
+                                    "paper-sugarcrepe-ablations")
     p.add_argument("--config", help="training config JSON (its fields are listed below)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
     p.add_argument("--out", help="output folder (one sub-folder per run)")
@@ -270,6 +296,10 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
                    help="start afresh in an output folder that holds an earlier run")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar or info lines (warnings and errors still print)")
+    add_columns_argument(p)  # the config field columns
+    p.add_argument("--dry-run", action="store_true",
+                   help="check each config, its model spec (no download) and its data, print "
+                        "a summary and exit: 0 when all would start, 1 naming the problem")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("shapes", help="write shapes-world scenes and a triples CSV")
@@ -293,6 +323,18 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
                         "open_clip.create_model_and_transforms('local-dir:OUT')")
     p.set_defaults(func=cmd_export)
     add_cache_parser(sub)
+
+    p = sub.add_parser("shards", help="write a triples file as webdataset tar shards",
+                       description="Write a triples file as webdataset tar shards (open_clip's "
+                                   "layout: {key}.png/.jpg, {key}.txt, {key}.json); train on them "
+                                   "with --set dataset='DIR/train-{000000..NNNNNN}.tar'.")
+    p.add_argument("--in", dest="source", required=True, metavar="FILE",
+                   help="triples CSV/TSV/JSONL")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for train-NNNNNN.tar")
+    p.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
+    p.add_argument("--root", help="image root (default: the file's folder)")
+    add_columns_argument(p)
+    p.set_defaults(func=cmd_shards)
 
     for name, (module, adder, summary) in LAZY_COMMANDS.items():
         if command is not None and command != name:

@@ -18,8 +18,10 @@ import string
 from pathlib import Path
 from typing import Optional, Union
 
-from .evaluate import save_results
-from .models import CHECKPOINT_SUFFIXES, parse_spec, read_sidecar
+from .paths import CHECKPOINT_SUFFIXES
+
+# torch-free at import (``semclip eval --help`` reads the constants below): engine.models and
+# engine.evaluate are imported where they are used
 
 DEFAULT_TEMPLATE = "{dataset}_{pretrained}_{model}_{language}_{task}.json"  # CLIP_benchmark's
 TEMPLATE_FIELDS = ("dataset", "model", "pretrained", "pretrained_full_path", "task", "language")
@@ -52,6 +54,8 @@ def model_names(spec: str) -> tuple[str, str]:
     """(model, pretrained) of a model spec as CLIP_benchmark names them: ``ViT-B-32:openai`` ->
     (``ViT-B-32``, ``openai``); a checkpoint -> (its architecture, the checkpoint path); a bare
     architecture -> (it, ``""``). Reads at most a sidecar: nothing is loaded."""
+    from .models import parse_spec, read_sidecar
+
     arch, pretrained = parse_spec(spec)
     if Path(arch).suffix in CHECKPOINT_SUFFIXES:
         sidecar = read_sidecar(arch) if Path(arch).is_file() else {}
@@ -107,6 +111,8 @@ def clip_benchmark_record(results: dict, model_index: int, data: Optional[Union[
 def write_clip_benchmark(results: dict, paths: list[Path],
                          data: Optional[Union[str, Path]]) -> list[Path]:
     """Write each model's record to its path (atomically; NaN as null); returns the paths."""
+    from .evaluate import save_results
+
     if len(paths) != len(results["models"]):
         raise ValueError(f"{len(paths)} output paths for {len(results['models'])} models")
     return [save_results(path, clip_benchmark_record(results, i, data))

@@ -16,6 +16,16 @@ def option(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+def option_dict(help: str) -> Any:
+    """An empty-dict config field (mutable defaults need a factory)."""
+    return field(default_factory=dict, metadata={"help": help})
+
+
+def option_list(default: list, help: str) -> Any:
+    """A list config field with its default (copied for each config)."""
+    return field(default_factory=lambda: list(default), metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a training run. Each field's help text lives in its metadata."""
@@ -31,11 +41,20 @@ class TrainConfig:
 
     # --- data --------------------------------------------------------------------------------
     dataset: str = option(
-        "shapes", '"shapes" (the embedded world, streamed) or a triples CSV/JSONL file')
+        "shapes", '"shapes" (the embedded world, streamed), a triples CSV/TSV/JSONL file, or '
+                  "webdataset tar shards (a .tar or a pattern like shards/train-{000000..000003}.tar)")
     data_root: Optional[str] = option(
         None, "image root for a triples file (default: the file's folder)")
     val_dataset: Optional[str] = option(
         None, 'held-out triples file; "shapes" datasets use their val split')
+    columns: dict[str, str] = option_dict(
+        "the triples file's column of each field when not named image, caption, paraphrase, "
+        'negation, e.g. {"caption": "text"} (--set columns=caption=text,negation=neg)')
+    split: str = option(
+        "", 'split one triples file "train,val,test" e.g. "0.8,0.1,0.1" (the SemCLIP authors\' '
+            "80/10/10): train on the first part, evaluate on the second, hold the third out; "
+            "empty: no split")
+    split_seed: int = option(42, "seed of the split's shuffle (42: the authors' rows)")
     shapes_seed: int = option(0, "seed of the shapes world (scenes, held-out colour-shape combos)")
     shapes_train_size: int = option(4096, "scenes per epoch from the shapes world's train split")
     shapes_eval_size: int = option(256, "scenes of the held-out split evaluated after each epoch")
@@ -43,6 +62,13 @@ class TrainConfig:
         0.0, "share of training captions that are true negations")
     shapes_varied_wording_prob: float = option(
         0.0, "share of training captions in everyday synonyms")
+    shapes_rich_language_prob: float = option(
+        0.0, "share of training triples in the rich scene language (engine/scene_language.py): "
+             "denials with and without no/not, exclusives, counts, relations, double negation")
+    shapes_held_out_queries: Optional[str] = option(
+        None, "JSON list of {query: ...} (bench/free_queries.json) or a text file of sentences "
+              "the rich scene language must never produce, so an evaluation on them measures "
+              "wordings the model never saw")
     augment: bool = option(
         False, "OpenCLIP's training augmentation (turns the image-embedding cache off)")
     zeroshot_dataset: Optional[str] = option(
@@ -100,6 +126,9 @@ class TrainConfig:
         "", "keep best.pt, the checkpoint best by this epoch metric: val/<metric> (e.g. "
             "val/caption_top1) or zeroshot/plain, zeroshot/negated; empty: off")
     best_mode: str = option("max", "max | min: which way best_metric improves")
+    retrieval_k: list[int] = option_list(
+        [1, 5], "k of the top-k text-to-image retrieval the evaluation reports (caption_topK, "
+                "paraphrase_topK)")
     eval_every_epochs: int = option(
         1, "evaluate on the held-out split (and zeroshot_dataset) every N epochs (0: never)")
     resume: Optional[str] = option(
@@ -154,6 +183,9 @@ class TrainConfig:
                 raise ConfigError(f"model {self.model!r}: {exc}") from None
             if self.resume and self.resume != RESUME_LATEST and not Path(self.resume).is_file():
                 raise ConfigError(f"checkpoint to resume from not found: {self.resume}")
+            if self.shapes_held_out_queries and not Path(self.shapes_held_out_queries).is_file():
+                raise ConfigError(f"shapes_held_out_queries: file not found: "
+                                  f"{self.shapes_held_out_queries}")
             if self.zeroshot_dataset and not Path(self.zeroshot_dataset).is_dir():
                 raise ConfigError(f"zeroshot_dataset: folder not found: {self.zeroshot_dataset}")
         return self
@@ -195,7 +227,8 @@ def fields_help(width: int = 100) -> str:
     for f in fields(TrainConfig):
         if f.name in FIELD_GROUPS:
             lines.append(f"{FIELD_GROUPS[f.name]}:")
-        default = f.default if f.default is not MISSING else None
+        default = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else None)
         shown = "null" if default is None else json.dumps(default)
         lines.append(f"  {f.name} = {shown}  ({_type_words(str(f.type))})")
         lines += textwrap.wrap(f.metadata.get("help", ""), width, initial_indent=" " * 6,
@@ -208,6 +241,12 @@ class ConfigError(ValueError):
 
 
 def _has_type(value: Any, type_name: str) -> bool:
+    if type_name.startswith("dict"):
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                                for k, v in value.items())
+    if type_name == "list[int]":
+        return isinstance(value, list) and all(
+            isinstance(item, int) and not isinstance(item, bool) for item in value)
     if "list" in type_name and isinstance(value, list):
         return all(isinstance(item, str) for item in value)
     if value is None:
@@ -222,6 +261,10 @@ def _has_type(value: Any, type_name: str) -> bool:
 
 
 def _type_words(type_name: str) -> str:
+    if type_name.startswith("dict"):
+        return "an object of text (FIELD=COLUMN,... with --set)"
+    if type_name == "list[int]":
+        return "a list of whole numbers (1,3,5 with --set)"
     base = next((t for t in ("bool", "int", "float") if t in type_name), "str")
     words = {"bool": "true or false", "int": "a whole number", "float": "a number",
              "str": "text"}[base]
@@ -235,7 +278,21 @@ RESUME_LATEST = "latest"
 # What evaluate_triples reports (logged as val/<name>) and the zero-shot monitor's two scores.
 EVAL_METRICS = ("ono_accuracy", "caption_top1", "caption_top5", "paraphrase_top1",
                 "paraphrase_top5")
-BEST_METRICS = (*(f"val/{name}" for name in EVAL_METRICS), "zeroshot/plain", "zeroshot/negated")
+
+
+def eval_metrics(retrieval_k: list[int]) -> tuple[str, ...]:
+    """What evaluate_triples reports for these retrieval depths."""
+    return ("ono_accuracy", *(f"{role}_top{k}" for role in ("caption", "paraphrase")
+                              for k in retrieval_k))
+
+
+def best_metrics(retrieval_k: list[int]) -> tuple[str, ...]:
+    """The metrics best_metric may name for these retrieval depths."""
+    names = dict.fromkeys((*EVAL_METRICS, *eval_metrics(retrieval_k)))
+    return (*(f"val/{name}" for name in names), "zeroshot/plain", "zeroshot/negated")
+
+
+BEST_METRICS = best_metrics([1, 5])  # those of the default retrieval_k
 MAX_LR = 1.0  # AdamW steps above this blow any CLIP model up; almost surely a typo
 
 
@@ -274,8 +331,10 @@ _RULES: tuple[Callable[["TrainConfig"], str], ...] = (
     lambda c: "" if c.shapes_train_size >= 1 and c.shapes_eval_size >= 0 else
     "shapes_train_size must be at least 1 and shapes_eval_size 0 or more",
     lambda c: "" if all(0 <= p <= 1 for p in (c.shapes_true_negation_prob,
-                                              c.shapes_varied_wording_prob)) else
-    "shapes_true_negation_prob and shapes_varied_wording_prob must lie in [0, 1]",
+                                              c.shapes_varied_wording_prob,
+                                              c.shapes_rich_language_prob)) else
+    "shapes_true_negation_prob, shapes_varied_wording_prob and shapes_rich_language_prob must "
+    "lie in [0, 1]",
     lambda c: "" if c.precision in PRECISIONS else
     f"precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}",
     lambda c: "" if c.device == "auto" or c.device == "cpu" or c.device == "mps" or
@@ -287,27 +346,72 @@ _RULES: tuple[Callable[["TrainConfig"], str], ...] = (
     lambda c: "" if c.keep_last_n >= 0 else f"keep_last_n must be 0 (all) or more, got {c.keep_last_n}",
     lambda c: "" if c.best_mode in ("max", "min") else f"best_mode must be max or min, got {c.best_mode!r}",
     lambda c: _best_metric_problem(c),
+    lambda c: _placeholder_problem(c),
+    lambda c: split_problem(c.split) or ("split and val_dataset are both set: give one" if
+                                         c.split and c.val_dataset else ""),
+    lambda c: "" if c.retrieval_k and all(k >= 1 for k in c.retrieval_k) else
+    f"retrieval_k must list whole numbers of 1 or more, got {c.retrieval_k}",
+    lambda c: _columns_problem(c.columns),
 )
+
+# A preset's path the user must set; any field that still holds one stops the run before work.
+PLACEHOLDER_START = "<set:"
+
+
+def _placeholder_problem(c: "TrainConfig") -> str:
+    unset = [(f.name, getattr(c, f.name)[len(PLACEHOLDER_START):].strip(" >"))
+             for f in fields(c) if isinstance(getattr(c, f.name), str)
+             and getattr(c, f.name).startswith(PLACEHOLDER_START)]
+    return "; ".join(f"{name} is not set ({what}): give --set {name}=PATH" for name, what in unset)
+
+
+def _problem_of(check: Callable[[Any], Any], value: Any) -> str:
+    """The message of the ValueError ``check(value)`` raises, or "" when it passes."""
+    try:
+        check(value)
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+def split_problem(text: str) -> str:
+    from .triples_io import parse_split
+    return _problem_of(parse_split, text) if text else ""
+
+
+def _columns_problem(columns: dict[str, str]) -> str:
+    from .triples_io import check_columns
+    return _problem_of(check_columns, columns)
 
 
 def _best_metric_problem(c: "TrainConfig") -> str:
     """best_metric must name a metric this run will compute."""
     if not c.best_metric:
         return ""
-    if c.best_metric not in BEST_METRICS:
-        return f"best_metric {c.best_metric!r} is not one of {', '.join(BEST_METRICS)}"
+    known = best_metrics(c.retrieval_k)
+    if c.best_metric not in known:
+        return f"best_metric {c.best_metric!r} is not one of {', '.join(known)}"
     if not c.eval_every_epochs:
         return f"best_metric {c.best_metric} needs eval_every_epochs of 1 or more"
     if c.best_metric.startswith("zeroshot/") and not c.zeroshot_dataset:
         return f"best_metric {c.best_metric} needs a zeroshot_dataset"
-    if c.best_metric.startswith("val/") and c.dataset != "shapes" and not c.val_dataset:
-        return f"best_metric {c.best_metric} needs a val_dataset"
+    if c.best_metric.startswith("val/") and c.dataset != "shapes" and not c.val_dataset \
+            and not c.split:
+        return f"best_metric {c.best_metric} needs a val_dataset or a split"
     return ""
 
 
 def _parse_value(raw: str, type_name: str, key: str) -> Any:
     if raw.lower() in ("none", "null") and "Optional" in type_name:
         return None
+    if type_name.startswith("dict"):
+        from .triples_io import parse_columns
+        return parse_columns(raw)
+    if type_name == "list[int]":
+        try:
+            return [int(part) for part in raw.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError(f"--set {key}: cannot read {raw!r} as whole numbers like 1,3,5") from None
     try:
         if "bool" in type_name:
             if raw.lower() in ("1", "true", "yes", "on"):

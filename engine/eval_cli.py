@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .benchmarks import CCNEG_EVAL_SIZE
+# torch-free at import, so `semclip eval --help` answers at once; engine.evaluate (torch,
+# open_clip) is imported when an evaluation runs
+from .benchmarks import BENCHMARKS, CCNEG_EVAL_SIZE
 from .clip_benchmark_output import DEFAULT_TEMPLATE, TEMPLATE_FIELDS
-from .evaluate import BENCHMARKS, evaluate, metric_table, model_labels, save_results
 from .events import Done, Error, EvalResult, Log, Progress
+from .triples_io import SPLIT_PARTS, SplitPart, add_columns_argument, parse_columns, parse_split
 
 
 def add_eval_parser(subparsers) -> argparse.ArgumentParser:
@@ -38,6 +40,17 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
                         f"(default {DEFAULT_TEMPLATE})")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip a model whose clip_benchmark file (or the --json file) exists")
+    add_columns_argument(p, "triples: the file's")
+    p.add_argument("--retrieval-k", default="1,5", metavar="K,...",
+                   help="triples: depths of the text-to-image top-k retrieval, e.g. 1,3,5 (the "
+                        "paper's; default 1,5)")
+    p.add_argument("--split", metavar="TRAIN,VAL,TEST",
+                   help="triples: score one part of this split, e.g. 0.8,0.1,0.1 (a training "
+                        "config's split)")
+    p.add_argument("--split-seed", type=int, default=42, help="triples: the split's seed")
+    p.add_argument("--part", choices=SPLIT_PARTS, default="test",
+                   help="triples with --split: which part (default test: the rows training "
+                        "held out)")
     p.add_argument("--n", type=int, default=500, help="shapes: scenes of the test split")
     p.add_argument("--eval-size", type=int, default=CCNEG_EVAL_SIZE,
                    help="CC-Neg: size of the evaluation split (the last items)")
@@ -54,6 +67,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
 
 def format_table(results: dict) -> str:
     """Metrics as rows, models as columns, plus ``diff`` (second minus first) for two models."""
+    from .evaluate import metric_table, model_labels
+
     labels = model_labels(results)
     table = metric_table(results)
     two = len(labels) == 2
@@ -81,11 +96,18 @@ def run_eval(args: argparse.Namespace) -> int:
     """Load the models, run the benchmark with progress bars, print the table; exit code."""
     from tqdm import tqdm
 
+    from .evaluate import evaluate, save_results
     from .models import ModelLoadError, load_model
 
     quiet = getattr(args, "quiet", False)
     try:
         planned = _planned_outputs(args)
+        columns = parse_columns(args.columns) if getattr(args, "columns", None) else None
+        retrieval_k = _retrieval_k(getattr(args, "retrieval_k", "1,5"))
+        split = getattr(args, "split", None)
+        split_part = split and SplitPart(split, args.split_seed, args.part)
+        if split:
+            parse_split(split)  # a bad spec is a usage error, before any model loads
     except (ValueError, ModelLoadError) as exc:  # a bad template, or a spec's bad sidecar
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -120,7 +142,8 @@ def run_eval(args: argparse.Namespace) -> int:
                       n=getattr(args, "n", 500),
                       eval_size=getattr(args, "eval_size", CCNEG_EVAL_SIZE),
                       use_cache=not getattr(args, "no_cache", False),
-                      workers=getattr(args, "workers", 4))
+                      workers=getattr(args, "workers", 4), columns=columns,
+                      retrieval_k=retrieval_k, split_part=split_part)
     model_index = 0
     for event in events:
         if isinstance(event, Progress):
@@ -162,6 +185,17 @@ def run_eval(args: argparse.Namespace) -> int:
         for path in write_clip_benchmark(results, planned, args.data):
             print(f"CLIP_benchmark results written to {path}")
     return 0
+
+
+def _retrieval_k(text: str) -> list[int]:
+    """``"1,3,5"`` as depths; ValueError naming the option otherwise."""
+    try:
+        depths = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        depths = []
+    if not depths or min(depths) < 1:
+        raise ValueError(f"--retrieval-k expects whole numbers of 1 or more like 1,3,5, got {text!r}")
+    return depths
 
 
 def _planned_outputs(args: argparse.Namespace) -> Optional[list[Path]]:

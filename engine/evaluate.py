@@ -13,7 +13,7 @@ Results (what ``--json`` writes and the app plots)::
     {"schema": "semclip-eval/1", "benchmark": str, "data": str, "images": str | None,
      "date": ISO-8601, "settings": {...}, "skipped": {"missing_images": [...],
      "unreadable_images": [...]},
-     "models": [{"spec", "identity", "model_name", "metrics": {name: value},
+     "models": [{"spec", "identity", "model_name", "label", "metrics": {name: value},
                  "counts": {"rows", "evaluated", "missing_images", "unreadable_images"},
                  "cache": {"hits", "encoded"}}]}
 
@@ -38,16 +38,16 @@ from .encoding import embed_texts
 from .events import Done, Error, EvalResult, Event, Log, NeverStop, Progress, StopFlag
 from .trunk_cache import embed_via_trunk, has_trunk, trunk_cache_for
 
-BENCHMARKS = ("shapes", "ccneg", "sugarcrepe_pp", "negbench_mcq", "negbench_retrieval",
-              "zeroshot", "triples", "captions_retrieval")
+BENCHMARKS = bm.BENCHMARKS
 CAPTION_RECALL_KS = {"t2i": (1, 5, 10), "i2t": (1, 5, 10), "paraphrase": (1, 5)}
 RETRIEVAL_KS = (1, 5, 10)  # NegBench's negated retrieval reports recall at these depths
 RESULTS_SCHEMA = "semclip-eval/1"
 MAX_LISTED_SKIPS = 200  # rows named in the results file per kind (counts are always complete)
 
 # Preferred order of metrics in tables; anything else follows alphabetically.
-METRIC_ORDER = ("ono_accuracy", "scaled_negation", "negation_grounding", "caption_top1",
-                "caption_top5", "paraphrase_top1", "paraphrase_top5", "composite_score", "itt_accuracy",
+METRIC_ORDER = ("ono_accuracy", "scaled_negation", "negation_grounding", "caption_content_top1",
+                "caption_top1", "caption_top3", "caption_top5", "paraphrase_top1", "paraphrase_top3",
+                "paraphrase_top5", "composite_score", "itt_accuracy",
                 "tot_accuracy", "img_p1_n_accuracy", "img_p2_n_accuracy", "mcq_accuracy",
                 "mcq_accuracy_affirmation", "mcq_accuracy_negation", "mcq_accuracy_hybrid",
                 *(f"image_retrieval_recall@{k}" for k in RETRIEVAL_KS),
@@ -61,8 +61,11 @@ class EvaluationError(RuntimeError):
 
 def load_benchmark(benchmark: str, data: Optional[Union[str, Path]], images: Optional[Union[str, Path]],
                    n: int = 500, eval_size: int = bm.CCNEG_EVAL_SIZE,
-                   shapes_image_size: int = 64) -> bm.BenchmarkData:
-    """Dispatch to the loader of ``benchmark`` (see :mod:`engine.benchmarks`)."""
+                   shapes_image_size: int = 64,
+                   columns: Optional[dict[str, str]] = None,
+                   split_part: Optional[Any] = None) -> bm.BenchmarkData:
+    """Dispatch to the loader of ``benchmark`` (see :mod:`engine.benchmarks`); ``columns``
+    maps the triples fields to a triples file's column names."""
     if benchmark not in BENCHMARKS:
         raise bm.BenchmarkFormatError(f"unknown benchmark {benchmark!r}; choose from {BENCHMARKS}")
     if benchmark == "shapes":
@@ -84,7 +87,8 @@ def load_benchmark(benchmark: str, data: Optional[Union[str, Path]], images: Opt
         return bm.load_negbench_retrieval(data, images)
     if benchmark == "zeroshot":
         return bm.load_zeroshot_folder(data)
-    return bm.load_triples_file(data, images)  # triples, captions_retrieval
+    # triples, captions_retrieval
+    return bm.load_triples_file(data, images, columns=columns, split_part=split_part)
 
 
 def _model_image_size(loaded) -> int:
@@ -134,8 +138,10 @@ def _negation_grounding(rows: Sequence[bm.EvalRow], per_row_img: torch.Tensor,
 
 def score_rows(benchmark: str, rows: Sequence[bm.EvalRow], row_image: Sequence[int],
                image_emb: torch.Tensor, text_index: dict[str, int], text_emb: torch.Tensor,
-               class_names: Sequence[str] = ()) -> dict[str, float]:
-    """Metrics of ``benchmark`` for rows whose images are embedded (pure: no I/O).
+               class_names: Sequence[str] = (), retrieval_k: Sequence[int] = (1, 5)
+               ) -> dict[str, float]:
+    """Metrics of ``benchmark`` for rows whose images are embedded (pure: no I/O);
+    ``retrieval_k``: the depths of the triples' text-to-image top-k.
 
     ``image_emb`` holds the distinct images; ``row_image[i]`` is row i's image among them.
     """
@@ -164,11 +170,20 @@ def score_rows(benchmark: str, rows: Sequence[bm.EvalRow], row_image: Sequence[i
         if benchmark == "ccneg":
             return result
         for role in ("caption", "paraphrase"):
-            for k in (1, 5):
+            for k in retrieval_k:
                 result[f"{role}_top{k}"] = M.topk_text_to_image_accuracy(
                     texts(role), image_emb, k, text_to_image=row_image)
-        result["composite_score"] = M.composite_score(result["caption_top1"],
-                                                      result["paraphrase_top1"], ono)
+        if 1 in retrieval_k:  # the composite needs the top-1 scores
+            result["composite_score"] = M.composite_score(result["caption_top1"],
+                                                          result["paraphrase_top1"], ono)
+        if all(row.content for row in rows):
+            # the top image shows what the caption says: several scenes share a caption, so
+            # caption_top1 (its own image first) is capped well below 1 (~0.75 on shapes)
+            contents = [""] * image_emb.shape[0]
+            for row, image in zip(rows, row_image):
+                contents[image] = row.content
+            result["caption_content_top1"] = M.content_top1_accuracy(
+                texts("caption"), image_emb, contents, text_to_image=row_image)
         result.update(_negation_grounding(rows, per_row_img, texts))
         return result
     if benchmark == "sugarcrepe_pp":
@@ -208,12 +223,16 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
              models: Sequence, stop: Optional[StopFlag] = None, batch_size: int = 64,
              text_batch_size: int = 256, n: int = 500, eval_size: int = bm.CCNEG_EVAL_SIZE,
              use_cache: bool = True, cache_root: Optional[Union[str, Path]] = None,
-             workers: int = 4, shapes_image_size: Optional[int] = None) -> Iterator[Event]:
+             workers: int = 4, shapes_image_size: Optional[int] = None,
+             columns: Optional[dict[str, str]] = None,
+             retrieval_k: Sequence[int] = (1, 5),
+             split_part: Optional[Any] = None) -> Iterator[Event]:
     """Evaluate ``models`` (LoadedModel) on a benchmark; yields events, ends with Done/Error.
 
     ``n``: shapes scenes; ``eval_size``: CC-Neg evaluation split (the last items);
     ``shapes_image_size``: render size of shapes scenes (default: the first model's input
-    size, as in training). ``EvalResult.step`` is the model's position in ``models`` and
+    size, as in training); ``columns``, ``retrieval_k`` and ``split_part``: a triples file's
+    column names, top-k depths and the part of a split to score. ``EvalResult.step`` is the model's position in ``models`` and
     ``split`` the benchmark name.
     """
     stop = stop or NeverStop()
@@ -224,7 +243,8 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
     size = shapes_image_size or _model_image_size(models[0])
     try:
         dataset = load_benchmark(benchmark, data, images, n=n, eval_size=eval_size,
-                                 shapes_image_size=size)
+                                 shapes_image_size=size, columns=columns,
+                                 split_part=split_part)
     except (bm.BenchmarkFormatError, ImportError) as exc:
         yield Error(kind="data", message=str(exc))
         return
@@ -313,12 +333,12 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
             yield Error(kind="model", message=f"{exc}; its scores would be meaningless")
             return
         metrics = score_rows(benchmark, rows, rows_image, gallery, text_index, text_emb,
-                             dataset.class_names)
+                             dataset.class_names, retrieval_k)
         counts = {"rows": dataset.total_rows, "evaluated": len(rows),
                   "missing_images": len(dataset.missing), "unreadable_images": unreadable_rows}
         results["models"].append({
             "spec": loaded.spec, "identity": loaded.identity, "model_name": loaded.model_name,
-            "metrics": metrics, "counts": counts,
+            "label": model_label(loaded.spec, loaded.sidecar), "metrics": metrics, "counts": counts,
             "cache": {"hits": images_out.cache_hits, "encoded": images_out.encoded}})
         yield EvalResult(step=model_index, epoch=0, split=benchmark, metrics=metrics,
                          counts=counts, label=loaded.spec)
@@ -378,11 +398,28 @@ def load_results(path: Union[str, Path]) -> dict:
     return results
 
 
+def model_label(spec: str, sidecar: dict) -> str:
+    """What a model is called in tables: its training run's name (``clip-baseline``,
+    ``semclip``) when the checkpoint records one, else the file name of a checkpoint spec, else
+    the spec itself (``semclip-tiny``, ``ViT-B-32:laion2b_s34b_b79k``)."""
+    name = (sidecar.get("train_config") or {}).get("name") or sidecar.get("name")
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    path = Path(spec)
+    return path.stem if path.suffix in (".pt", ".pth", ".bin", ".safetensors") else spec
+
+
 def model_labels(results: dict) -> list[str]:
-    """A distinct column label per model: its spec, with the identity added where specs repeat."""
-    specs = [m.get("spec", "?") for m in results["models"]]
-    return [f"{s} [{m.get('identity', i)}]" if specs.count(s) > 1 else s
-            for i, (s, m) in enumerate(zip(specs, results["models"]))]
+    """A distinct column label per model: its ``label`` (results files written before labels
+    existed: its spec), with the spec, then the identity, added where labels repeat."""
+    models = results["models"]
+    labels = [m.get("label") or m.get("spec", "?") for m in models]
+    if len(set(labels)) < len(labels):
+        labels = [f"{lab} [{m.get('spec', '?')}]"
+                  if labels.count(lab) > 1 and lab != m.get("spec", "?") else lab
+                  for lab, m in zip(labels, models)]
+    return [f"{lab} [{m.get('identity', i)}]" if labels.count(lab) > 1 else lab
+            for i, (lab, m) in enumerate(zip(labels, models))]
 
 
 def metric_names(results: dict) -> list[str]:

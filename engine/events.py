@@ -9,7 +9,7 @@ what lets both clients stay thin.
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol, Union
 
 
@@ -100,8 +100,3 @@ class Error:
 
 Event = Union[Progress, StepMetrics, EvalResult, CheckpointSaved, Log, Done, Error]
 EventStream = Iterator[Event]
-
-
-def event_to_dict(event: Event) -> dict[str, Any]:
-    """JSON-ready form of an event, tagged with its type name."""
-    return {"event": type(event).__name__, **asdict(event)}

@@ -22,7 +22,7 @@ NaN compares false both ways, so no tie rule can score it honestly.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Hashable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -173,6 +173,32 @@ def topk_paraphrase_accuracy(text_emb: torch.Tensor, groups: Sequence[int] | tor
         return same & (index[None, :] != index[a:b, None]), ~same  # itself: neither
 
     return _mean(_best_own_ranks(text_emb, text_emb, masks) < k)
+
+def content_top1_accuracy(text_emb: torch.Tensor, image_emb: torch.Tensor,
+                          image_content: Sequence[Hashable],
+                          text_to_image: Optional[Sequence[int] | torch.Tensor] = None) -> float:
+    """Share of texts whose top-ranked image shows what their own image shows.
+
+    ``image_content[j]`` says what image j shows (images with equal content are equally right:
+    a caption that fits several scenes is judged by content, not by which file it came from).
+    Ties are misses unless every image tied at the top shows the right content. NaN for no texts.
+    """
+    n_text, n_image = text_emb.shape[0], image_emb.shape[0]
+    if len(image_content) != n_image:
+        raise ValueError(f"image_content has {len(image_content)} entries for {n_image} images")
+    target = (torch.arange(n_text) if text_to_image is None
+              else torch.as_tensor(text_to_image, dtype=torch.long))
+    keys = {key: i for i, key in enumerate(dict.fromkeys(image_content))}
+    content = torch.tensor([keys[key] for key in image_content], dtype=torch.long)
+    texts, images = _unit(text_emb), _unit(image_emb)
+    hits = torch.empty(n_text, dtype=torch.bool)
+    for start in range(0, n_text, RETRIEVAL_CHUNK):
+        stop = min(start + RETRIEVAL_CHUNK, n_text)
+        scores = texts[start:stop] @ images.T
+        top = scores == scores.max(dim=1, keepdim=True).values  # every image tied at the top
+        right = content[None, :] == content[target[start:stop]][:, None]
+        hits[start:stop] = (top & ~right).sum(1) == 0
+    return _mean(hits)
 
 
 def scaled_negation_score(accuracy: float) -> float:

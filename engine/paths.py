@@ -13,6 +13,9 @@ ASSETS_DIR = PROJECT_ROOT / "assets"
 MODEL_CONFIG_DIR = ASSETS_DIR / "model_configs"
 
 SIDECAR_SUFFIX = ".json"
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")  # a model spec naming weights
+# image files a folder gallery, a zero-shot class folder and the app's file dialogs take
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 APP_NAME = "semclip"
 CACHE_ENV = "SEMCLIP_CACHE"

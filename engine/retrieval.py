@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generator, Optional, Sequence, Union
+from typing import Any, Generator, Optional, Union
 
 import torch
 
@@ -26,9 +26,9 @@ from .encoding import embed_texts
 from .events import Progress, StopFlag
 from .losses import SemClipLoss
 from .models import LoadedModel, parse_spec
+from .paths import IMAGE_SUFFIXES
 from .shapes import ShapesWorld
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,14 +97,6 @@ def projection_for(loaded: LoadedModel, default_n: int = 2) -> torch.Tensor:
     return SemClipLoss(loaded.embed_dim, n_projections=default_n).projection.detach().float().clone()
 
 
-def project_texts(loaded: LoadedModel, texts: Sequence[str],
-                  projection: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """p(t) = V t of the L2-normalised text embeddings (len(texts), n)."""
-    projection = projection if projection is not None else projection_for(loaded)
-    emb = embed_texts(loaded.model, loaded.tokenizer, list(texts))
-    return emb @ projection.T
-
-
 # ---------------------------------------------------------------------------------------------
 # galleries
 # ---------------------------------------------------------------------------------------------
@@ -146,9 +138,9 @@ def folder_gallery(folder: Union[str, Path], limit: int = 100_000) -> Gallery:
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"gallery folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
     files = files[:limit]
     return Gallery(sources=list(files), names=[str(p.relative_to(root)) for p in files],
                    description=f"{root} ({len(files)} images)")

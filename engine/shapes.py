@@ -122,10 +122,13 @@ class ShapesWorld:
 
     def __init__(self, seed: int = 0, image_size: int = 64, heldout_fraction: float = 0.15,
                  true_negation_prob: float = 0.0, max_objects: int = 3,
-                 varied_wording_prob: float = 0.0):
+                 varied_wording_prob: float = 0.0, rich_language_prob: float = 0.0,
+                 held_out_sentences: frozenset[str] = frozenset()):
         self.seed, self.image_size = seed, image_size
         self.true_negation_prob, self.max_objects = true_negation_prob, max_objects
         self.varied_wording_prob = varied_wording_prob
+        self.rich_language_prob = rich_language_prob
+        self.held_out_sentences = held_out_sentences  # the rich language never says these
         self.heldout_combos = self._choose_heldout(heldout_fraction)
         combos = [(c, s) for c in COLOURS for s in SHAPES]
         self.train_combos = [c for c in combos if c not in self.heldout_combos]
@@ -263,6 +266,14 @@ class ShapesWorld:
             # the caption itself uses negation; its negation is then the false affirmative
             caption, paraphrase, negation = true_neg, true_neg_paraphrase, true_neg_negated
             denied = None  # the false affirmative denies nothing
+        # draw only when enabled, so a world without the rich language keeps its captions
+        if self.rich_language_prob and rng.random() < self.rich_language_prob:
+            from .scene_language import statement_triple  # it imports this module
+
+            _kind, statements = statement_triple(scene.objects, rng,
+                                                 held_out=self.held_out_sentences)
+            caption, paraphrase, negation = (s.text for s in statements)
+            denied = None  # the false statement may deny nothing ("two shapes" for three)
         return {"image": self.render(scene) if render else None, "caption": caption,
                 "paraphrase": paraphrase, "negation": negation, "denied": denied, "true_negation": true_neg,
                 "objects": [asdict(o) for o in scene.objects]}

@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -151,17 +151,23 @@ def build_datasets(cfg: TrainConfig, transform, tokenizer) -> tuple[Dataset, Opt
     """Training set, held-out set (or None) and log lines about skipped input."""
     notes: list[str] = []
     if cfg.dataset == "shapes":
+        from .scene_language import load_held_out
         from .shapes import ShapesDataset, ShapesWorld
         size = _image_size(transform)
+        held_out = (load_held_out(cfg.shapes_held_out_queries) if cfg.shapes_held_out_queries
+                    else frozenset())
         train_world = ShapesWorld(seed=cfg.shapes_seed, image_size=size,
                                   true_negation_prob=cfg.shapes_true_negation_prob,
-                                  varied_wording_prob=cfg.shapes_varied_wording_prob)
+                                  varied_wording_prob=cfg.shapes_varied_wording_prob,
+                                  rich_language_prob=cfg.shapes_rich_language_prob,
+                                  held_out_sentences=held_out)
         val_world = ShapesWorld(seed=cfg.shapes_seed, image_size=size)  # affirmative originals
         train_set = ShapesDataset(train_world, "train", cfg.shapes_train_size, transform=transform)
         val_set = ShapesDataset(val_world, "val", cfg.shapes_eval_size, transform=transform)
         return train_set, val_set, notes
-    from .data import TriplesDataset, overlong_captions, read_triples
-    triples = read_triples(cfg.dataset, root=cfg.data_root)
+    from .data import TriplesDataset, overlong_captions
+    from .triples_io import open_triples, split_rows
+    triples, images = open_triples(cfg.dataset, root=cfg.data_root, columns=cfg.columns)
     texts = [s for t in triples for s in (t.caption, t.paraphrase, t.negation)]
     too_long = overlong_captions(texts, tokenizer, tokenizer.context_length)
     if too_long:
@@ -169,14 +175,25 @@ def build_datasets(cfg: TrainConfig, transform, tokenizer) -> tuple[Dataset, Opt
         notes.append(f"{cfg.dataset}: {len(too_long)} caption(s) longer than the "
                      f"{tokenizer.context_length}-token context are truncated (lines {rows[:10]}"
                      f"{' ...' if len(rows) > 10 else ''})")
-    train_set = TriplesDataset(triples, transform=transform)
+    val_triples = None
+    if cfg.split:
+        triples, val_triples, test = split_rows(triples, cfg.split, cfg.split_seed)
+        notes.append(f"{cfg.dataset}: split {cfg.split} (seed {cfg.split_seed}): "
+                     f"{len(triples)} train, {len(val_triples)} val, {len(test)} test rows "
+                     f"(the test rows are held out)")
+    train_set = TriplesDataset(triples, transform=transform, images=images)
     notes += [p.report(cfg.dataset) for p in train_set.missing]
     if train_set.missing:
         notes.append(f"{cfg.dataset}: {len(train_set.missing)} of {len(triples)} rows skipped "
                      f"(image missing or refused)")
     val_set = None
     if cfg.val_dataset:
-        val_set = TriplesDataset(read_triples(cfg.val_dataset, root=cfg.data_root), transform=transform)
+        val_triples, images = open_triples(cfg.val_dataset, root=cfg.data_root,
+                                           columns=cfg.columns)
+    if val_triples:
+        val_set = TriplesDataset(val_triples, transform=transform, images=images)
+    elif cfg.split:
+        notes.append(f"{cfg.dataset}: the split's val part is empty: no evaluation")
     if len(train_set) == 0:
         raise TrainingError("data", f"{cfg.dataset}: no usable rows (every image missing?)")
     return train_set, val_set, notes
@@ -209,8 +226,9 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
 
 @torch.no_grad()
 def evaluate_triples(model: torch.nn.Module, tokenizer, dataset: Dataset, device: torch.device,
-                     batch_size: int = 256) -> dict[str, float]:
-    """Original-over-negation accuracy and text-to-image top-1/top-5 for captions and paraphrases."""
+                     batch_size: int = 256, retrieval_k: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Original-over-negation accuracy and text-to-image top-k (each of ``retrieval_k``) for
+    captions and paraphrases."""
     from .metrics import original_over_negation_accuracy, topk_text_to_image_accuracy
     was_training = model.training
     model.eval()
@@ -224,13 +242,9 @@ def evaluate_triples(model: torch.nn.Module, tokenizer, dataset: Dataset, device
             store.append(encode_text(model, tokenizer(batch[key]).to(device)).float().cpu())
     model.train(was_training)
     img, cap, para, neg = (torch.cat(x) for x in (imgs, caps, paras, negs))
-    return {
-        "ono_accuracy": float(original_over_negation_accuracy(img, cap, neg)),
-        "caption_top1": float(topk_text_to_image_accuracy(cap, img, 1)),
-        "caption_top5": float(topk_text_to_image_accuracy(cap, img, 5)),
-        "paraphrase_top1": float(topk_text_to_image_accuracy(para, img, 1)),
-        "paraphrase_top5": float(topk_text_to_image_accuracy(para, img, 5)),
-    }
+    return {"ono_accuracy": float(original_over_negation_accuracy(img, cap, neg)),
+            **{f"{role}_top{k}": float(topk_text_to_image_accuracy(texts, img, k))
+               for role, texts in (("caption", cap), ("paraphrase", para)) for k in retrieval_k}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,7 +254,8 @@ def evaluate_triples(model: torch.nn.Module, tokenizer, dataset: Dataset, device
 RUN_FILES = ("checkpoint.pt", "metrics.jsonl", "config.json")  # what makes a folder "used"
 # Fields a resumed run must share with its checkpoint: they fix V, the data and its order.
 RESUME_FIXED = ("n_projections", "learnable_projections", "projection_seed", "batch_size",
-                "accum_steps", "dataset", "shapes_train_size", "shapes_seed", "seed")
+                "accum_steps", "dataset", "shapes_train_size", "shapes_seed", "seed", "split",
+                "split_seed", "columns")
 
 
 def _capture_rng() -> dict[str, Any]:
@@ -569,7 +584,10 @@ def _precision(cfg: TrainConfig, device: torch.device):
 
 def _build_task(cfg: TrainConfig, device: torch.device, dist_info: DistInfo
                 ) -> tuple[LoadedModel, SemClipTask]:
-    loaded = load_model(cfg.model, device=device, seed=cfg.seed)
+    # the run owns the process's RNG: the initialisation draws from it, seeded, and dropout
+    # goes on from where it left off (as before load_model stopped touching the global RNG)
+    torch.manual_seed(cfg.seed)
+    loaded = load_model(cfg.model, device=device, seed=None)
     lock_towers(loaded.model, lock_image=cfg.lock_image,
                 image_unlocked_groups=cfg.image_unlocked_groups,
                 lock_text=cfg.text_unlocked_layers >= 0,
@@ -790,7 +808,8 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
                         f"the weights became non-finite (NaN or inf) by step {step}. "
                         f"{checkpointer.describe_last_good()} Try a lower lr or precision=fp32."))
                 if val_set is not None:
-                    last_eval = evaluate_triples(task.clip, loaded.tokenizer, val_set, device)
+                    last_eval = evaluate_triples(task.clip, loaded.tokenizer, val_set, device,
+                                                 retrieval_k=cfg.retrieval_k)
                     history.append({"step": step, "epoch": epoch + 1, "metrics": last_eval})
                     epoch_metrics.update(_log_epoch_record(metrics_log, "eval", step, epoch + 1,
                                                            last_eval))

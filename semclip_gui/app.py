@@ -12,18 +12,21 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from PySide6.QtCore import QSize, QTimer
+from PySide6.QtCore import QSettings, QSize, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QHBoxLayout, QLabel,
                                QLineEdit, QMainWindow, QMessageBox, QPushButton, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from engine.models import project_config_names
+from engine.retrieval import folder_gallery, shapes_gallery
 
+from . import worlds
 from .state import SIDES, AppState
 from .workers import wait_for_background_jobs
 
 APP_NAME = "SemCLIP Studio"
+PHOTO_FOLDER_KEY = "photos/folder"  # the photo folder, remembered between sessions
 TABS = ("playground", "compare", "train")  # in the order of the tab bar
 
 
@@ -93,6 +96,11 @@ class ModelPicker(QWidget):
             QMessageBox.warning(self, f"Could not load the {side} model", message)
 
 
+def settings() -> QSettings:
+    """The app's remembered choices (an INI file in the user's config folder)."""
+    return QSettings(QSettings.IniFormat, QSettings.UserScope, "semclip", "studio")
+
+
 def _available_size() -> QSize:
     """The primary screen's room for windows (a projector may offer only 1024×700)."""
     screen = QGuiApplication.primaryScreen()
@@ -120,13 +128,31 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.playground, "Playground")
         self.tabs.addTab(self.compare, "Compare")
         self.tabs.addTab(self.train_panel, "Train")
+        self.world_combo = QComboBox()
+        self.world_combo.addItems(worlds.WORLDS)
+        self.world_combo.setToolTip("Shapes: the shapes-world models over shapes scenes. Photos: "
+                                    "the photo models over a folder of your photos.")
+        corner = QWidget()
+        corner_row = QHBoxLayout(corner)
+        corner_row.setContentsMargins(0, 0, 4, 0)
+        corner_row.addWidget(QLabel("World:"))
+        corner_row.addWidget(self.world_combo)
+        self.tabs.setCornerWidget(corner)
+        self.world_combo.activated.connect(lambda i: self.set_world(worlds.WORLDS[i]))
+        self.mismatch_label = QLabel()
+        self.mismatch_label.setWordWrap(True)
+        self.mismatch_label.setStyleSheet("color: #b71c1c; font-weight: bold;")
+        self.mismatch_label.hide()
         central = QWidget()
         layout = QVBoxLayout(central)
         top = QHBoxLayout()
         for side in SIDES:
             top.addWidget(self.pickers[side], 1)
         layout.addLayout(top)
+        layout.addWidget(self.mismatch_label)
         layout.addWidget(self.tabs, 1)
+        self.state.model_changed.connect(self._check_world_mismatch)
+        self.state.gallery_changed.connect(self._check_world_mismatch)
         self.setCentralWidget(central)
         self.state.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.state.model_failed.connect(lambda side, msg: self.statusBar().showMessage(msg, 15000))
@@ -137,6 +163,59 @@ class MainWindow(QMainWindow):
         for side, spec in zip(SIDES, (left, right)):
             self.pickers[side].set_spec(spec)
             self.state.load_model_async(side, spec)
+
+    @property
+    def world(self) -> str:
+        return self.world_combo.currentText()
+
+    def set_world(self, world: str, folder: Optional[str] = None) -> bool:
+        """Load ``world``'s demo pair and gallery in every tab. Photos need a folder: ``folder``,
+        else the one chosen last time, else the user is asked (and it is remembered). Returns
+        False, with the world unchanged, when the models or the folder are not there."""
+        if world == worlds.PHOTOS:
+            found = worlds.photo_demo_models()
+            if found.specs is None:
+                return self._refuse_world(found.missing)
+            folder = folder or self._photo_folder()
+            if not folder:
+                return self._refuse_world("")
+            try:
+                gallery = folder_gallery(folder)
+            except (OSError, ValueError) as exc:
+                return self._refuse_world(f"{folder}: {exc}")
+            settings().setValue(PHOTO_FOLDER_KEY, str(folder))
+            specs = found.specs
+        else:
+            from .demo import cached_demo_specs, shipped_demo_specs
+            specs = shipped_demo_specs() or cached_demo_specs()
+            if specs is None:
+                return self._refuse_world("the shapes demo models are not there yet")
+            gallery = shapes_gallery(n=200, split="test")
+        self.world_combo.setCurrentText(world)
+        self.state.set_gallery(gallery)
+        self.load_models(*specs)
+        return True
+
+    def _photo_folder(self) -> str:
+        remembered = str(settings().value(PHOTO_FOLDER_KEY, "") or "")
+        if remembered and Path(remembered).is_dir():
+            return remembered
+        return QFileDialog.getExistingDirectory(
+            self, "A folder of everyday photos (e.g. the Flickr8k test images)")
+
+    def _refuse_world(self, message: str) -> bool:
+        previous = worlds.SHAPES if self.state.gallery.has_scene_labels else worlds.PHOTOS
+        self.world_combo.setCurrentText(previous)
+        if message:
+            QMessageBox.information(self, "World", message)
+            self.statusBar().showMessage(message, 15000)
+        return False
+
+    def _check_world_mismatch(self, *_args) -> None:
+        sidecars = [m.sidecar for m in (self.state.model(s) for s in SIDES) if m is not None]
+        note = worlds.world_mismatch(sidecars, self.state.gallery)
+        self.mismatch_label.setText(note)
+        self.mismatch_label.setVisible(bool(note))
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         self.train_panel.shutdown()
@@ -150,6 +229,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--right", help="model spec for the right side (default: demo SemCLIP)")
     parser.add_argument("--tab", choices=TABS, default="playground")
     parser.add_argument("--caption", help="caption to put in the Playground at start")
+    parser.add_argument("--world", choices=[w.lower() for w in worlds.WORLDS], default="shapes",
+                        help="shapes (default) or photos: the photo models over a photo folder")
+    parser.add_argument("--photos", metavar="DIR", help="the photo folder (default: the one "
+                                                         "chosen last time, else the app asks)")
     parser.add_argument("--size", metavar="WxH", type=_window_size,
                         help="window size, e.g. 1024x700 (default: 1280x820 or the screen)")
     parser.add_argument("--screenshot", metavar="PNG",
@@ -175,6 +258,11 @@ def launch(args: argparse.Namespace) -> MainWindow:
         window.resize(args.size)
     window.show()
     left, right = args.left, args.right
+    if args.world == "photos" and not (left or right):
+        if window.set_world(worlds.PHOTOS, args.photos):
+            _after_launch(window, args)
+            return window
+        window.statusBar().showMessage("the Photos world is not available: shapes instead")
     if not (left and right):
         from .demo import DemoModelsCancelled, demo_model_specs
         try:
@@ -188,11 +276,15 @@ def launch(args: argparse.Namespace) -> MainWindow:
         left, right = left or demo_left, right or demo_right
     if left and right:
         window.load_models(left, right)
+    _after_launch(window, args)
+    return window
+
+
+def _after_launch(window: MainWindow, args: argparse.Namespace) -> None:
     if args.caption:
         window.playground.set_caption(args.caption)
     if args.screenshot:
         _screenshot_when_ready(window, Path(args.screenshot), args.screenshot_delay)
-    return window
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

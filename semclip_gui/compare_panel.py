@@ -24,103 +24,34 @@ from typing import Callable, Optional, Union
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QFontMetrics, QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFrame, QGridLayout, QHBoxLayout, QHeaderView,
-                               QLabel, QLineEdit, QProgressBar, QPushButton, QScrollArea,
-                               QSlider, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem,
-                               QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QLineEdit,
+                               QProgressBar, QPushButton, QScrollArea, QSlider, QSpinBox,
+                               QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
-from engine.evaluate import load_results
 from engine.events import Error, Progress
 from engine.minus_terms import denied_terms, split_minus_terms
 from engine.retrieval import Gallery, folder_gallery, shapes_gallery
 
-from .compare_logic import (BarData, BlendResult, Hit, SideEmbedding, blend_job,
-                            blend_unavailable_reason, count_violations, embed_side, rank_models,
-                            results_bars, violated_terms)
-from .images import THUMB, load_thumbnail
+from .compare_logic import (BlendResult, Hit, SideEmbedding, blend_job, blend_unavailable_reason,
+                            count_violations, embed_side, rank_models, violated_terms)
+from .images import load_thumbnail
+from .result_cards import CAPTION_VS_NEGATION, METRICS_TIP, ResultCard, ResultColumn, header_metrics
+from .results_view import EvalResultsView
 from .state import SIDES, AppState
+from .views import MODEL_COLOURS, VIOLATION_RED, set_stale, span, titled_plot
 from .workers import EventWorker, LatestOnly
 
-CARD_WIDTH = THUMB + 16
-CARDS_PER_ROW = 2
 BLEND = "blend"
 COLUMNS = (*SIDES, BLEND)
 QUERY_DEBOUNCE_MS = 250
 BLEND_DEBOUNCE_MS = 200
-DEFAULT_QUERY = "a red circle and no blue square"
-MODEL_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
-VIOLATION_RED = "#d62728"
-
-
-class ResultCard(QFrame):
-    """One retrieved image: thumbnail (red border when it shows a negated term), rank and score."""
-
-    def __init__(self, rank: int, hit: Hit, name: str, image: Optional[QImage],
-                 violations: list[str], tooltip: str, parent: Optional[QWidget] = None):
-        super().__init__(parent)
-        self.hit = hit
-        self.setFixedWidth(CARD_WIDTH)
-        self.thumb = QLabel()
-        self.thumb.setFixedSize(THUMB + 8, THUMB + 8)
-        self.thumb.setAlignment(Qt.AlignCenter)
-        border = f"3px solid {VIOLATION_RED}" if hit.violates else "1px solid #bbb"
-        self.thumb.setStyleSheet(f"border: {border}; background: #222;")
-        if image is not None:
-            self.thumb.setPixmap(QPixmap.fromImage(image))
-        shown = QFontMetrics(self.font()).elidedText(name, Qt.ElideMiddle, CARD_WIDTH - 4)
-        notes = "".join(f"<br>{_span(f'✗ has {term}', VIOLATION_RED)}" for term in violations)
-        self.caption = QLabel(f"<b>#{rank}</b> &nbsp;{hit.score:.3f}"
-                              f"<br>{_span(html.escape(shown))}{notes}")
-        self.caption.setWordWrap(True)
-        self.caption.setTextFormat(Qt.RichText)
-        self.setToolTip(tooltip)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.setSpacing(2)
-        layout.addWidget(self.thumb, 0, Qt.AlignHCenter)
-        layout.addWidget(self.caption)
-
-
-class ResultColumn(QWidget):
-    """A model's top-k: a header (its label), a summary line (negation count), a grid of cards."""
-
-    def __init__(self, colour: str, parent: Optional[QWidget] = None):
-        super().__init__(parent)
-        self.header = QLabel()
-        self.header.setStyleSheet(f"font-weight: bold; font-size: 13px; color: {colour};")
-        self.summary = QLabel()
-        self.summary.setWordWrap(True)
-        self.summary.setTextFormat(Qt.RichText)
-        self.cards: list[ResultCard] = []
-        self._grid = QGridLayout()
-        self._grid.setSpacing(6)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.header)
-        layout.addWidget(self.summary)
-        layout.addLayout(self._grid)
-        layout.addStretch(1)
-        self.setFixedWidth(CARDS_PER_ROW * (CARD_WIDTH + 6) + 8)
-
-    def set_cards(self, cards: list[ResultCard], summary: str) -> None:
-        for card in self.cards:
-            self._grid.removeWidget(card)
-            card.hide()  # deleteLater waits for the event loop; the new cards show at once
-            card.deleteLater()
-        self.cards = cards
-        for i, card in enumerate(cards):
-            self._grid.addWidget(card, i // CARDS_PER_ROW, i % CARDS_PER_ROW, Qt.AlignTop)
-        self.summary.setText(summary)
-
-
-def _plot(title: str) -> pg.PlotWidget:
-    plot = pg.PlotWidget(background="w")
-    plot.setTitle(title, color="#333", size="10pt")
-    plot.setMouseEnabled(x=False, y=False)
-    plot.showGrid(y=True, alpha=0.2)
-    plot.addLegend(offset=(-8, 8), labelTextColor="#333")
-    return plot
+# The opening query: on the shipped demo pair and the default gallery, 7 of CLIP's top 8 show
+# orange and 1 of SemCLIP's (tests/test_demo_models.py keeps that true). The examples, one click
+# away, show both what SemCLIP fixes and where both still fail (the last one).
+DEFAULT_QUERY = "no orange shapes"
+EXAMPLE_QUERIES = ("no orange shapes", "a square and no green", "a picture without orange",
+                   "nothing blue", "a red circle and no blue square")
 
 
 class ComparePanel(QWidget):
@@ -149,20 +80,18 @@ class ComparePanel(QWidget):
         self._blend_pending = False
         self._blend_requested = False  # the user has moved the slider: keep the blend current
         self._curve: dict[float, dict[str, float]] = {}
-        self.result_bars: list[pg.BarGraphItem] = []
 
         self._build()
         self._query_timer = self._timer(QUERY_DEBOUNCE_MS, self.run_query)
         self._blend_timer = self._timer(BLEND_DEBOUNCE_MS, self._request_blend)
-        self.query_edit.textChanged.connect(lambda _: self._query_timer.start())
+        self.query_edit.textChanged.connect(self._on_query_edited)
         self.query_edit.returnPressed.connect(self.run_query)
-        self.k_spin.valueChanged.connect(lambda _: self._query_timer.start())
+        self.k_spin.valueChanged.connect(self._on_query_edited)
         self.subtract_check.toggled.connect(self._on_scoring_changed)
         self.blend_slider.valueChanged.connect(self._on_slider)
         self.folder_button.clicked.connect(self._choose_folder)
         self.shapes_button.clicked.connect(
             lambda: self.state.set_gallery(shapes_gallery(n=200, split="test")))
-        self.results_button.clicked.connect(self._choose_results)
         state.model_changed.connect(self._on_model_changed)
         state.gallery_changed.connect(self._on_gallery_changed)
         self._on_gallery_changed()
@@ -205,9 +134,20 @@ class ComparePanel(QWidget):
         query_row = QHBoxLayout()
         query_row.addWidget(QLabel("<b>Query:</b>"))
         query_row.addWidget(self.query_edit, 1)
+        self.computing_label = QLabel("computing…")
+        self.computing_label.setStyleSheet("color: #888; font-style: italic;")
+        self.computing_label.setToolTip("the columns below (greyed) still show the previous query")
+        self.computing_label.hide()
+        query_row.addWidget(self.computing_label)
         query_row.addWidget(QLabel("top k"))
         query_row.addWidget(self.k_spin)
         self.subtract_check = QCheckBox("subtract “-term” words")
+        self.examples = QLabel("try: " + " · ".join(
+            f"<a href='{html.escape(q)}' style='text-decoration: none'>{html.escape(q)}</a>"
+            for q in EXAMPLE_QUERIES))
+        self.examples.setTextFormat(Qt.RichText)
+        self.examples.setToolTip("click an example to search for it")
+        self.examples.linkActivated.connect(self.set_query)
         self.subtract_check.setToolTip(
             "Score “dog -cat” as rclip does: the embedding of “dog” minus that of “cat”. "
             "The program parses the negation; the model never reads it. Off: the model "
@@ -235,8 +175,9 @@ class ComparePanel(QWidget):
         scroll.setMinimumWidth(strip.sizeHint().width() + bar + 4)
 
         self.side_tabs = QTabWidget()
-        self.side_tabs.addTab(self._build_blend(), "Blend the models")
-        self.side_tabs.addTab(self._build_results(), "Evaluation results")
+        self.side_tabs.addTab(self._build_blend(), "Blend")
+        self.results_view = EvalResultsView()
+        self.side_tabs.addTab(self.results_view, "Eval results")
         splitter = QSplitter(Qt.Horizontal)
         splitter.addWidget(scroll)
         splitter.addWidget(self.side_tabs)
@@ -248,6 +189,7 @@ class ComparePanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.status_label)
         layout.addLayout(query_row)
+        layout.addWidget(self.examples)
         layout.addWidget(splitter, 1)
 
     def _build_blend(self) -> QWidget:
@@ -263,18 +205,19 @@ class ComparePanel(QWidget):
         self.blend_progress = QProgressBar()
         self.blend_progress.setTextVisible(False)
         self.blend_progress.setMaximumHeight(8)
-        self.blend_plot = _plot("gallery metrics of θ(λ)")
+        self.blend_plot = titled_plot("gallery metrics of θ(λ)")
         self.blend_plot.setLabel("bottom", "λ")
         self.blend_plot.setXRange(0, 1, padding=0.04)
         self.blend_plot.setYRange(0, 1, padding=0.04)
         self.blend_curves = {
             metric: self.blend_plot.plot([], [], name=name, pen=pg.mkPen(colour, width=2),
                                          symbol=symbol, symbolSize=6, symbolBrush=colour)
-            for metric, name, colour, symbol in (("ono_accuracy", "ONO accuracy", MODEL_COLOURS[0], "o"),
+            for metric, name, colour, symbol in (("ono_accuracy", CAPTION_VS_NEGATION, MODEL_COLOURS[0], "o"),
                                                  ("caption_top1", "caption top-1", MODEL_COLOURS[1], "s"))}
         self.lambda_line = pg.InfiniteLine(0, angle=90,
                                            pen=pg.mkPen(MODEL_COLOURS[2], style=Qt.DashLine))
         self.blend_plot.addItem(self.lambda_line)
+        self.blend_plot.setToolTip(METRICS_TIP)
 
         slider_row = QHBoxLayout()
         slider_row.addWidget(self.blend_ends[0])
@@ -293,38 +236,17 @@ class ComparePanel(QWidget):
         layout.addWidget(self.blend_plot, 1)
         return box
 
-    def _build_results(self) -> QWidget:
-        self.results_button = QPushButton("Open results…")
-        self.results_button.setToolTip("a results file written by `semclip eval --json`")
-        self.results_file_label = QLabel("no results file opened")
-        self.results_file_label.setWordWrap(True)
-        self.results_error = QLabel()
-        self.results_error.setWordWrap(True)
-        self.results_error.setTextFormat(Qt.PlainText)
-        self.results_error.setStyleSheet(f"color: {VIOLATION_RED}; font-weight: bold;")
-        self.results_error.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.results_error.hide()
-        self.results_plot = _plot("metrics per model")
-        self.results_plot.getAxis("bottom").setStyle(tickTextOffset=6)
-        self.results_table = QTableWidget()
-        header = self.results_table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.Stretch)
-        header.setTextElideMode(Qt.ElideRight)
-        box = QWidget()
-        layout = QVBoxLayout(box)
-        row = QHBoxLayout()
-        row.addWidget(self.results_button)
-        row.addWidget(self.results_file_label, 1)
-        layout.addLayout(row)
-        layout.addWidget(self.results_error)
-        split = QSplitter(Qt.Vertical)
-        split.addWidget(self.results_plot)
-        split.addWidget(self.results_table)
-        split.setSizes([320, 200])
-        layout.addWidget(split, 1)
-        return box
-
     # -- public API --------------------------------------------------------------------------------
+
+    @property
+    def results_stale(self) -> bool:
+        """Whether the columns show results of an earlier query (greyed, "computing…")."""
+        return self.computing_label.isVisibleTo(self)
+
+    def set_query(self, query: str) -> None:
+        """Put ``query`` in the box and rank at once (no debounce)."""
+        self.query_edit.setText(query)
+        self.run_query()
 
     def results(self, side: str) -> list[Hit]:
         """The ranked hits (index, score, violates) shown in a column: "left", "right" or "blend"."""
@@ -353,26 +275,9 @@ class ComparePanel(QWidget):
         return True
 
     def open_results(self, path: Union[str, Path]) -> bool:
-        """Plot and tabulate an evaluation results file; a bad file shows an error, returns False."""
+        """Show an evaluation results file (the results tab comes to the front)."""
         self.side_tabs.setCurrentIndex(1)
-        try:
-            results = load_results(path)
-            bars = results_bars(results)
-        except Exception as exc:  # noqa: BLE001 - any file the user picks must end in a message
-            self._show_results_error(f"Could not read {path}: {exc}")
-            return False
-        if not bars.metrics:
-            self._show_results_error(f"{path}: the file has no metrics to show")
-            return False
-        self.results_error.hide()
-        settings = results.get("settings") or {}
-        n = f", n={settings['n']}" if isinstance(settings, dict) and settings.get("n") else ""
-        self.results_file_label.setText(f"<b>{html.escape(str(results['benchmark']))}</b>{n} · "
-                                        f"{html.escape(str(results['date']))}"
-                                        f"<br>{_span(html.escape(str(path)))}")
-        self._plot_bars(bars)
-        self._fill_table(bars)
-        return True
+        return self.results_view.open_results(path)
 
     def shutdown(self) -> None:
         """Cancel the background jobs and wait for their threads (the window is closing)."""
@@ -461,7 +366,7 @@ class ComparePanel(QWidget):
             return
         message = error.message.split("\n\n")[0]
         if side == BLEND:
-            self.blend_metrics.setText(_span(html.escape(f"blend failed: {message}"), VIOLATION_RED))
+            self.blend_metrics.setText(span(html.escape(f"blend failed: {message}"), VIOLATION_RED))
         else:
             self._show_status(f"{self.state.label(side)}: embedding failed: {message}", error=True)
         self._set_column_message(side, "failed")
@@ -484,10 +389,11 @@ class ComparePanel(QWidget):
 
     def _update_header(self, side: str) -> None:
         metrics = self._embedded[side].metrics if side in self._embedded else None
-        head = f"{self.state.label(side)}  ({side})"
+        head = html.escape(f"{self.state.label(side)}  ({side})")
         if metrics:
-            head += "\n" + _header_metrics(metrics)
+            head += "<br>" + header_metrics(metrics)
         self.columns[side].header.setText(head)
+        self.columns[side].header.setToolTip(METRICS_TIP if metrics else "")
 
     # -- query -------------------------------------------------------------------------------------
 
@@ -523,11 +429,22 @@ class ComparePanel(QWidget):
             return  # closed, or a newer gallery whose own query is on the way
         ranked, thumbs = out
         self._thumbs.update(thumbs)
+        if query == self.query_edit.text():
+            self._set_results_stale(False)  # else a newer query is on its way: stay greyed
         for column in COLUMNS:
             if column in ranked:
                 self._results[column] = ranked[column]
                 self._show_hits(column, query)
         self.results_updated.emit(query)
+
+    def _on_query_edited(self, *_args) -> None:
+        self._set_results_stale(True)
+        self._query_timer.start()
+
+    def _set_results_stale(self, stale: bool) -> None:
+        self.computing_label.setVisible(stale)
+        for column in self.columns.values():
+            set_stale(column, stale and bool(column.cards))
 
     def _on_query_failed(self, exc: BaseException) -> None:
         if not self._closed:
@@ -547,28 +464,28 @@ class ComparePanel(QWidget):
         if hits and self.subtract_check.isChecked() and split_minus_terms(query)[1]:
             positive, minus = split_minus_terms(query)
             arithmetic = " − ".join(f"“{t}”" for t in [positive or "∅", *minus])
-            summary += "<br>" + _span(f"scored as {html.escape(arithmetic)}")
+            summary += "<br>" + span(f"scored as {html.escape(arithmetic)}")
         self.columns[column].set_cards(cards, summary)
 
     @staticmethod
     def _summary(hits: list[Hit], terms: list[str], gallery: Gallery) -> str:
         if not hits:
-            return _span("type a query")
+            return span("type a query")
         if not terms:
-            return _span("no negation in the query")
+            return span("no negation in the query")
         quoted = html.escape(", ".join(f"“{t}”" for t in terms))
         if not gallery.has_scene_labels:
-            return _span(f"negates {quoted}: this gallery has no scene labels to check")
+            return span(f"negates {quoted}: this gallery has no scene labels to check")
         bad = count_violations(hits)
         colour = VIOLATION_RED if bad else "#2ca02c"
-        return _span(f"<b>{bad} of {len(hits)}</b> show what the query negates ({quoted})", colour)
+        return span(f"<b>{bad} of {len(hits)}</b> show what the query negates ({quoted})", colour)
 
     def _on_scoring_changed(self) -> None:
-        self._query_timer.start()  # every column, the blend included, ranks again
+        self._on_query_edited()  # every column, the blend included, ranks again
 
     def _set_column_message(self, column: str, message: str) -> None:
         self._results[column] = []
-        self.columns[column].set_cards([], _span(message))
+        self.columns[column].set_cards([], span(message))
 
     # -- blend -------------------------------------------------------------------------------------
 
@@ -594,12 +511,12 @@ class ComparePanel(QWidget):
         self._draw_curve()
         self.columns[BLEND].header.setText("Blend")
         if reason:
-            self.blend_metrics.setText(_span(reason))
+            self.blend_metrics.setText(span(reason))
             self._set_column_message(BLEND, reason)
         elif self._blend_requested:
             self._request_blend()
         else:
-            self.blend_metrics.setText(_span("move the slider to blend"))
+            self.blend_metrics.setText(span("move the slider to blend"))
             self._set_column_message(BLEND, "move the blend slider →")
 
     def _request_blend(self) -> None:
@@ -622,7 +539,7 @@ class ComparePanel(QWidget):
         worker.failed.connect(lambda e: self._on_job_failed(BLEND, ticket, e))
         worker.done.connect(self._on_blend_done)
         self._blend_worker = worker
-        self.blend_metrics.setText(_span(f"blending at λ = {lam:.2f}…"))
+        self.blend_metrics.setText(span(f"blending at λ = {lam:.2f}…"))
         self.columns[BLEND].header.setText(f"Blend λ = {lam:.2f}")
         self._start(worker)
 
@@ -648,12 +565,13 @@ class ComparePanel(QWidget):
             self._curve[result.lam] = metrics
             self._draw_curve()
             self.blend_metrics.setText(
-                f"<b>θ({result.lam:.2f})</b> on this gallery: ONO accuracy "
+                f"<b>θ({result.lam:.2f})</b> on this gallery: {CAPTION_VS_NEGATION} "
                 f"<b>{metrics['ono_accuracy']:.3f}</b> · caption top-1 <b>{metrics['caption_top1']:.3f}</b>")
             self.columns[BLEND].header.setText(
-                f"Blend λ = {result.lam:.2f}\n{_header_metrics(metrics)}")
+                f"Blend λ = {result.lam:.2f}<br>{header_metrics(metrics)}")
+            self.columns[BLEND].header.setToolTip(METRICS_TIP)
         else:
-            self.blend_metrics.setText(_span("gallery metrics need a labelled shapes gallery"))
+            self.blend_metrics.setText(span("gallery metrics need a labelled shapes gallery"))
         self._results[BLEND] = result.hits
         self._show_hits(BLEND, result.query)
         self.blend_updated.emit(result.as_dict())
@@ -682,90 +600,3 @@ class ComparePanel(QWidget):
         if folder:
             self.open_folder(folder)
 
-    def _choose_results(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Evaluation results", "",
-                                              "Results (*.json);;All files (*)")
-        if path:
-            self.open_results(path)
-
-    def _show_results_error(self, message: str) -> None:
-        self.results_error.setText(message)
-        self.results_error.show()
-
-    def _plot_bars(self, bars: BarData) -> None:
-        plot = self.results_plot
-        plot.clear()
-        plot.getPlotItem().legend.clear()
-        self.result_bars = []
-        for m, label in enumerate(bars.models):
-            xs, heights, width = bars.bars(m)
-            colour = MODEL_COLOURS[m % len(MODEL_COLOURS)]
-            item = pg.BarGraphItem(x=xs, height=heights, width=width, brush=colour, pen=pg.mkPen(None),
-                                   name=_short(label))
-            plot.addItem(item)
-            self.result_bars.append(item)
-        # metric names wrap at underscores, in a small font, so neighbours do not overlap
-        axis = plot.getAxis("bottom")
-        font = QFont(self.font())
-        font.setPointSizeF(max(6.0, font.pointSizeF() - 1.5))
-        axis.setStyle(tickFont=font)
-        labels = [_tick_label(name) for name in bars.metrics]
-        axis.setTicks([list(enumerate(labels))])
-        lines = max(label.count("\n") + 1 for label in labels)
-        axis.setHeight(QFontMetrics(font).height() * lines + 12)
-        shown = [v for values in bars.values for v in values if v is not None] or [1.0]
-        plot.setXRange(-0.6, len(bars.metrics) - 0.4, padding=0)
-        plot.setYRange(min(0.0, *shown), max(1e-6, *shown) * 1.3, padding=0)  # room for the legend
-
-    def _fill_table(self, bars: BarData) -> None:
-        delta = len(bars.models) == 2
-        table = self.results_table
-        table.clear()
-        table.setRowCount(len(bars.metrics))
-        table.setColumnCount(len(bars.models) + delta)
-        table.setHorizontalHeaderLabels([_short(m) for m in bars.models] + (["Δ"] if delta else []))
-        table.setVerticalHeaderLabels(bars.metrics)
-        for j in range(len(bars.metrics)):
-            row = [bars.values[m][j] for m in range(len(bars.models))]
-            if delta:
-                row.append(row[1] - row[0] if None not in row else None)
-            for c, value in enumerate(row):
-                text = "—" if value is None else (f"{value:+.4f}" if delta and c == 2 else f"{value:.4f}")
-                item = QTableWidgetItem(text)
-                item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                table.setItem(j, c, item)
-        for c, model in enumerate(bars.models):
-            table.horizontalHeaderItem(c).setToolTip(model)
-
-
-def _header_metrics(metrics: dict) -> str:
-    """The line under a column's title: its gallery's negation accuracy and retrieval."""
-    return f"ONO {metrics['ono_accuracy']:.2f} · top-1 {metrics['caption_top1']:.2f}"
-
-
-def _span(text: str, colour: str = "#666") -> str:
-    """Rich text in a colour (grey: a hint rather than a result)."""
-    return f"<span style='color:{colour}'>{text}</span>"
-
-
-def _short(label: str, limit: int = 28) -> str:
-    """A model label cut for legends and headers: a checkpoint path keeps its last folder and name."""
-    head, bracket, tail = label.partition(" [")
-    if "/" in head or "\\" in head:
-        path = Path(head.replace("\\", "/"))
-        head = f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
-    label = head + bracket + tail
-    return label if len(label) <= limit else label[:limit - 1] + "…"
-
-
-_HYPHENATED = {"paraphrase": "para-\nphrase", "affirmative": "affirm-\native",
-               "affirmation": "affirm-\nation"}  # the long words of engine.evaluate.METRIC_ORDER
-
-
-def _tick_label(metric: str, width: int = 9) -> str:
-    """A metric name on lines, one word each; a word longer than ``width`` is hyphenated."""
-    def split(word: str) -> str:
-        if len(word) <= width:
-            return word
-        return _HYPHENATED.get(word) or f"{word[:len(word) // 2]}-\n{word[len(word) // 2:]}"
-    return "\n".join(split(word) for word in metric.split("_"))

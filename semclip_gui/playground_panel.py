@@ -19,86 +19,26 @@ import pyqtgraph as pg
 from PIL import Image
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QPixmap
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
-                               QPushButton, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSplitter,
+                               QVBoxLayout, QWidget)
 from shiboken6 import isValid
 
 from engine.explain import Explanation, explain
+from engine.paths import IMAGE_SUFFIXES
 from engine.retrieval import projection_for
 
 from .aio import spawn
+from .editable_list import EditableList
 from .images import load_thumbnail
+from .projection_view import PLOT_TITLE_SIZE, ProjectionPlot, frame_plots, text_tags
 from .state import SIDES, AppState
+from .views import set_stale
 from .workers import LatestOnly
 
 DEBOUNCE_MS = 300
-ROLE_COLOURS = {"caption": (20, 20, 20), "paraphrase": (30, 150, 60), "negation": (210, 40, 40)}
 SIDE_COLOURS = {"left": (110, 110, 110), "right": (40, 110, 220)}
-PLOT_TITLE_SIZE = "9pt"  # pyqtgraph's default (~11pt) clips the titles at 1024 px
 DEFAULT_CAPTION = "a large red circle and a small blue square"
-
-
-class EditableList(QGroupBox):
-    """A titled list whose items the user can edit in place, add and remove."""
-
-    changed = Signal()
-
-    def __init__(self, title: str, placeholder: str, parent: Optional[QWidget] = None):
-        super().__init__(title, parent)
-        self.list = QListWidget()
-        self.list.setAlternatingRowColors(True)
-        self.new_edit = QLineEdit()
-        self.new_edit.setPlaceholderText(placeholder)
-        self.add_button = QPushButton("Add")
-        self.remove_button = QPushButton("Remove")
-        row = QHBoxLayout()
-        row.addWidget(self.new_edit, 1)
-        row.addWidget(self.add_button)
-        row.addWidget(self.remove_button)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.list, 1)
-        layout.addLayout(row)
-        self.add_button.clicked.connect(self._add_typed)
-        self.new_edit.returnPressed.connect(self._add_typed)
-        self.remove_button.clicked.connect(self.remove_selected)
-        self.list.itemChanged.connect(lambda _item: self.changed.emit())
-
-    def texts(self) -> list[str]:
-        return [t for t in (self.list.item(i).text().strip() for i in range(self.list.count())) if t]
-
-    def set_items(self, items: list[tuple[str, str]]) -> None:
-        """Replace the list with (text, kind) pairs; the kind shows as a tooltip."""
-        self.list.blockSignals(True)
-        self.list.clear()
-        for text, kind in items:
-            self._append(text, kind)
-        self.list.blockSignals(False)
-        self.changed.emit()
-
-    def add(self, text: str, kind: str = "typed by you") -> None:
-        if text.strip():
-            self._append(text.strip(), kind)
-            self.changed.emit()
-
-    def remove_selected(self) -> None:
-        rows = sorted({i.row() for i in self.list.selectedIndexes()}, reverse=True)
-        if not rows and self.list.currentRow() >= 0:
-            rows = [self.list.currentRow()]
-        for row in rows:
-            self.list.takeItem(row)
-        if rows:
-            self.changed.emit()
-
-    def _append(self, text: str, kind: str) -> None:
-        item = QListWidgetItem(text)
-        item.setFlags(item.flags() | Qt.ItemIsEditable)
-        item.setToolTip(kind)
-        self.list.addItem(item)
-
-    def _add_typed(self) -> None:
-        self.add(self.new_edit.text())
-        self.new_edit.clear()
 
 
 class PlaygroundPanel(QWidget):
@@ -120,16 +60,20 @@ class PlaygroundPanel(QWidget):
         self._backend = None
         self._backend_key: Optional[tuple] = None
         self._image: Optional[Image.Image] = None
+        self._stale = False
         self._build()
         self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._debounce.timeout.connect(self.regenerate)
         self._rescore_timer = QTimer(self, singleShot=True, interval=60)
         self._rescore_timer.timeout.connect(self.rescore)
-        self.caption_edit.textChanged.connect(lambda _t: self._debounce.start())
+        self.caption_edit.textChanged.connect(self._on_caption_edited)
         self.caption_edit.returnPressed.connect(self.regenerate)
-        self.paraphrases.changed.connect(self._rescore_timer.start)
-        self.negations.changed.connect(self._rescore_timer.start)
+        self.paraphrases.changed.connect(self._on_texts_edited)
+        self.negations.changed.connect(self._on_texts_edited)
         self.backend_combo.currentIndexChanged.connect(self._on_backend_changed)
+        self.same_scale_check.toggled.connect(self._frame_projections)
+        for plot in self.projection_plots.values():  # labels are placed in pixels: re-place them
+            plot.getViewBox().sigResized.connect(self._frame_projections)
         self.image_combo.currentIndexChanged.connect(self._on_gallery_image)
         self.open_image_button.clicked.connect(self._open_image)
         state.model_changed.connect(self._on_model_changed)
@@ -167,6 +111,12 @@ class PlaygroundPanel(QWidget):
         top.addWidget(self.caption_edit, 1)
         top.addWidget(QLabel("generator"))
         top.addWidget(self.backend_combo)
+        self.same_scale_check = QCheckBox("same scale")
+        self.same_scale_check.setChecked(True)
+        self.same_scale_check.setToolTip(
+            "Both subspace plots span the same distance, so how far the negations sit from the "
+            "caption compares across the two models. Off: each plot zooms to its own points.")
+        top.addWidget(self.same_scale_check)
 
         self.paraphrases = EditableList("Paraphrases (c+)", "add your own paraphrase…")
         self.negations = EditableList("Negations (c−)", "add your own negation…")
@@ -199,7 +149,7 @@ class PlaygroundPanel(QWidget):
         self.bars = pg.PlotWidget(background="w")
         self.bars.setMouseEnabled(x=False, y=False)
         self.bars.getAxis("bottom").enableAutoSIPrefix(False)
-        self.projection_plots = {side: self._projection_plot() for side in SIDES}
+        self.projection_plots = {side: ProjectionPlot() for side in SIDES}
 
         plots = QGridLayout()
         plots.addWidget(self.bars, 0, 0)
@@ -207,7 +157,7 @@ class PlaygroundPanel(QWidget):
         plots.addWidget(self.projection_plots["right"], 0, 2)
         for col, stretch in enumerate((7, 4, 4)):
             plots.setColumnStretch(col, stretch)
-        plots_widget = QWidget()
+        self.plots_widget = plots_widget = QWidget()
         plots_widget.setLayout(plots)
         lists_widget = QWidget()
         lists_layout = QVBoxLayout(lists_widget)
@@ -223,17 +173,6 @@ class PlaygroundPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.status_label)
         layout.addWidget(splitter, 1)
-
-    @staticmethod
-    def _projection_plot() -> pg.PlotWidget:
-        plot = pg.PlotWidget(background="w")
-        plot.setAspectLocked(True)
-        plot.showGrid(x=True, y=True, alpha=0.2)
-        plot.setLabel("bottom", "p₁(t)")
-        plot.setLabel("left", "p₂(t)")
-        for axis in ("bottom", "left"):
-            plot.getAxis(axis).enableAutoSIPrefix(False)  # cosines read better as 0.12 than 120 (x0.001)
-        return plot
 
     # -- captions --------------------------------------------------------------------------------
 
@@ -270,6 +209,23 @@ class PlaygroundPanel(QWidget):
                                              validator_model=key[3])
             self._backend_key = key
         return self._backend
+
+    @property
+    def results_stale(self) -> bool:
+        """Whether the bars and plots show texts other than the current ones (greyed out)."""
+        return self._stale
+
+    def _set_results_stale(self, stale: bool) -> None:
+        self._stale = stale
+        set_stale(self.plots_widget, stale)
+
+    def _on_caption_edited(self, _text: str) -> None:
+        self._set_results_stale(True)  # from the keystroke: the bars describe the old caption
+        self._debounce.start()
+
+    def _on_texts_edited(self) -> None:
+        self._set_results_stale(True)
+        self._rescore_timer.start()
 
     def regenerate(self) -> None:
         """Ask the backend for generations of the current caption (newest request wins)."""
@@ -359,7 +315,7 @@ class PlaygroundPanel(QWidget):
 
     def _open_image(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Image", "",
-                                              "Images (*.png *.jpg *.jpeg *.bmp *.webp)")
+                                              f"Images ({' '.join('*' + x for x in IMAGE_SUFFIXES)})")
         if not path:
             return
         try:
@@ -406,11 +362,18 @@ class PlaygroundPanel(QWidget):
         self._scorer.submit(work, self._show_scores,
                             lambda exc: self._show_status(f"scoring failed: {exc}", error=True))
 
+    def _frame_projections(self, *_args) -> None:
+        frame_plots(self.projection_plots, self.same_scale_check.isChecked())
+
     def _show_scores(self, explanations: dict[str, Explanation]) -> None:
+        caption, paraphrases, negations = self.texts()
+        current = [caption, *paraphrases, *negations]
+        self._set_results_stale(explanations[SIDES[0]].texts != current)  # else: newer on the way
         self.explanations = explanations
         self._draw_bars(explanations)
         for side in SIDES:
-            self._draw_projection(side, explanations[side])
+            self.projection_plots[side].draw(self.state.label(side), explanations[side])
+        self._frame_projections()
         self.scores_updated.emit()
 
     def _draw_bars(self, explanations: dict[str, Explanation]) -> None:
@@ -427,7 +390,7 @@ class PlaygroundPanel(QWidget):
                                    brush=pg.mkBrush(*SIDE_COLOURS[side]), pen=pg.mkPen(None),
                                    name=self.state.label(side))
             plot.addItem(item)
-        tags = _tags(first.roles)
+        tags = text_tags(first.roles)
         axis = plot.getAxis("left")
         axis.setTicks([[(row, f"{tag}  {_short(text, 24)}")
                         for row, tag, text in zip(rows, tags, first.texts)]])
@@ -440,48 +403,6 @@ class PlaygroundPanel(QWidget):
             f"<span style='color: rgb{SIDE_COLOURS[side]}'>■ {self.state.label(side)}</span>"
             for side in SIDES), size=PLOT_TITLE_SIZE)
 
-    def _draw_projection(self, side: str, expl: Explanation) -> None:
-        plot = self.projection_plots[side]
-        plot.clear()
-        n = expl.n_projections
-        points = expl.projected.numpy()
-        if n == 1:
-            # A 1-D strip: every text on the line, rows apart by role so labels do not collide.
-            lanes = {"caption": 0.0, "paraphrase": 0.5, "negation": -0.5}
-            xy = np.stack([points[:, 0], [lanes[r] for r in expl.roles]], axis=1)
-            plot.setLabel("left", "role")
-            plot.setAspectLocked(False)
-        else:
-            xy = points[:, :2]
-            plot.setLabel("left", "p₂(t)")
-            plot.setAspectLocked(True)
-        label = self.state.label(side)
-        extra = f", first 2 of {n}" if n > 2 else f", n = {n}"
-        plot.setTitle(f"{label}: subspace p(t){extra}", size=PLOT_TITLE_SIZE)
-        for i in range(1, len(xy)):  # arrows from the caption to each generation
-            colour = ROLE_COLOURS[expl.roles[i]]
-            plot.plot([xy[0, 0], xy[i, 0]], [xy[0, 1], xy[i, 1]],
-                      pen=pg.mkPen(*colour, width=1.5, style=Qt.DashLine))
-            angle = np.degrees(np.arctan2(-(xy[i, 1] - xy[0, 1]), xy[i, 0] - xy[0, 0]))
-            arrow = pg.ArrowItem(pos=(xy[i, 0], xy[i, 1]), angle=180 + angle, headLen=12,
-                                 brush=pg.mkBrush(*colour), pen=pg.mkPen(None))
-            plot.addItem(arrow)
-        tags = _tags(expl.roles)
-        for role in ("caption", "paraphrase", "negation"):
-            idx = [i for i, r in enumerate(expl.roles) if r == role]
-            if not idx:
-                continue
-            plot.plot(xy[idx, 0], xy[idx, 1], pen=None, symbol="o", symbolSize=11,
-                      symbolBrush=pg.mkBrush(*ROLE_COLOURS[role]), symbolPen=pg.mkPen("w"),
-                      name=role)
-            for i in idx:  # numbered like the bars: "+1" is the first paraphrase
-                label = _short(expl.texts[i], 24) if role == "caption" else tags[i]
-                text = pg.TextItem(label, color=ROLE_COLOURS[role], anchor=(0, 1))
-                text.setPos(xy[i, 0], xy[i, 1])
-                plot.addItem(text)
-        plot.autoRange(padding=0.25)
-
-
 def _describe(generation) -> str:
     """Tooltip of a generated text: how it was made and whether a validator accepted it."""
     parts = [f"{generation.kind} ({generation.backend})"]
@@ -489,19 +410,6 @@ def _describe(generation) -> str:
     if accepted is not None:
         parts.append("validated" if accepted else "rejected by the validator")
     return ", ".join(parts)
-
-
-def _tags(roles: list[str]) -> list[str]:
-    """Short names of the texts: "c" for the caption, "+1", "+2" for paraphrases, "−1" ... ."""
-    counts = {"paraphrase": 0, "negation": 0}
-    tags = []
-    for role in roles:
-        if role == "caption":
-            tags.append("c")
-            continue
-        counts[role] += 1
-        tags.append(f"{'+' if role == 'paraphrase' else '−'}{counts[role]}")
-    return tags
 
 
 def _short(text: str, limit: int = 40) -> str:

@@ -22,35 +22,32 @@ from __future__ import annotations
 import html
 import logging
 import math
-import os
 import sys
 import time
-from collections import deque
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Optional, Union
 
-import numpy as np
-import pyqtgraph as pg
-import torch
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QCheckBox, QComboBox,
-                               QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QMessageBox, QPlainTextEdit,
-                               QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter,
-                               QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMessageBox,
+                               QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSplitter,
+                               QVBoxLayout, QWidget)
 
 from engine.config import TrainConfig
 from engine.events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
-from engine.models import ModelLoadError, project_config_names, read_sidecar
-from engine.presets import preset
+from engine.models import ModelLoadError, read_sidecar
 from engine.runs import LAST_CHECKPOINT, read_metrics
-from engine.train import RUN_FILES, TrainingError, check_out_dir, train
+from engine.train import TrainingError, check_out_dir, train
 
+from .form_widgets import form_row
+from .latency import LatencyProbe
+from .run_views import MetricsTable, RunPlots
 from .runs_list import RunsList
 from .state import SIDES, AppState
+from .train_form import TrainForm
+from .train_state import (CURVE_KEYS, ZEROSHOT_COLOURS, curves_from_metrics, empty_curves,
+                          eta_seconds, format_duration, fresh_out_dir, panel_presets,
+                          resume_config, run_files_in, ui_threads)
 from .workers import EventWorker
 
 log = logging.getLogger(__name__)
@@ -59,279 +56,7 @@ REDRAW_MS = 100  # curves, progress and ETA refresh at most 10x per second
 # While a run is on, the GIL changes hands every 0.5 ms instead of 5: the GUI thread gives it up
 # at each Qt call, and with the default a CPU-bound trainer keeps it 5 ms every time.
 RUN_SWITCH_INTERVAL_S = 0.0005
-# curve name -> StepMetrics.losses key (or "lr")
-CURVE_KEYS = {"total": "total", "contrastive": "contrastive_loss",
-              "paraphrase": "paraphrase_loss", "negation": "negation_loss", "lr": "lr"}
-CURVE_COLOURS = {"total": (20, 20, 20), "contrastive": (40, 110, 220),
-                 "paraphrase": (30, 150, 60), "negation": (210, 40, 40), "lr": (150, 80, 190)}
-ZEROSHOT_COLOURS = {"plain": (30, 150, 60), "negated": (210, 40, 40)}  # zeroshot EvalResult keys
-METRIC_COLUMNS = {"ono_accuracy": "O>N", "caption_top1": "cap@1", "caption_top5": "cap@5",
-                  "paraphrase_top1": "para@1", "paraphrase_top5": "para@5"}  # EvalResult keys
-DEVICES = {"auto": "auto", "cuda": "CUDA", "cpu": "CPU"}
-TRIPLES_SUFFIXES = (".csv", ".jsonl", ".json")
 ERROR_RED = "#c62828"
-
-# A from-scratch tiny model on a small shapes world: about 10 s on two CPU cores.
-TINY_DEMO = TrainConfig(name="tiny-demo", model="semclip-shapes-tiny", lock_image=False,
-                        shapes_train_size=512, shapes_eval_size=64, batch_size=32, epochs=2,
-                        lr=1e-3, warmup_steps=5, out_dir="runs/tiny-demo")
-
-
-def panel_presets() -> dict[str, TrainConfig]:
-    """The preset drop-down: display name -> the config it fills the form with."""
-    clip, semclip = preset("shapes-demo")
-    return {"tiny demo (fast)": replace(TINY_DEMO), "shapes-demo: CLIP baseline": clip,
-            "shapes-demo: SemCLIP": semclip}
-
-
-def ui_threads(cpu_count: Optional[int] = None) -> int:
-    """Torch threads for a run started from the app: every core but one, which the UI keeps."""
-    return max(1, (cpu_count or os.cpu_count() or 1) - 1)
-
-
-def config_from_form(values: Mapping[str, Any], base: Optional[TrainConfig] = None,
-                     cpu_count: Optional[int] = None) -> TrainConfig:
-    """The TrainConfig for the form's ``values`` (keys: TrainConfig field names) over ``base``.
-
-    Raises ValueError with a message for the user when a value cannot work. ``threads`` is set
-    (unless ``base`` fixes it) to leave one core to the GUI: with every core busy in torch, the
-    event loop stutters.
-    """
-    base = base or TrainConfig()
-    unknown = sorted(set(values) - {f.name for f in fields(TrainConfig)})
-    if unknown:
-        raise ValueError(f"unknown training config keys: {unknown}")
-    cfg = replace(base, **values)
-    cfg.model, cfg.out_dir, cfg.dataset = cfg.model.strip(), cfg.out_dir.strip(), cfg.dataset.strip()
-    if not cfg.model:
-        raise ValueError("choose a model: a project config, ARCH:PRETRAINED_TAG or a checkpoint")
-    if not cfg.dataset:
-        raise ValueError("choose a triples file (CSV or JSONL), or the shapes world")
-    if cfg.dataset != "shapes":
-        path = Path(cfg.dataset)
-        if not path.is_file():
-            raise ValueError(f"triples file not found: {path}")
-        if path.suffix.lower() not in TRIPLES_SUFFIXES:
-            raise ValueError(f"{path.name}: a triples file must be .csv or .jsonl")
-    if min(cfg.alpha, cfg.beta, cfg.gamma) < 0 or cfg.alpha + cfg.beta + cfg.gamma <= 0:
-        raise ValueError("loss weights α, β, γ must be ≥ 0 and not all 0")
-    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
-        raise ValueError(f"learning rate must be a positive number, got {cfg.lr}")
-    if cfg.batch_size < 1 or cfg.epochs < 1 or cfg.n_projections < 1 or cfg.max_steps < 0:
-        raise ValueError("batch size, epochs and projections must be ≥ 1 (max steps ≥ 0)")
-    if not cfg.out_dir:
-        raise ValueError("choose an output folder")
-    if cfg.zeroshot_dataset and not Path(cfg.zeroshot_dataset).is_dir():
-        raise ValueError(f"zero-shot folder not found: {cfg.zeroshot_dataset}")
-    if not base.threads:
-        cfg.threads = ui_threads(cpu_count)
-    return cfg
-
-
-def resume_config(checkpoint: Union[str, Path], current: TrainConfig) -> TrainConfig:
-    """The config that continues ``checkpoint``'s run: its saved recipe, with ``resume`` set.
-
-    The device and thread count stay this machine's (``current``). A checkpoint without a
-    sidecar resumes with ``current``'s recipe.
-    """
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise ValueError(f"checkpoint to resume from not found: {path}")
-    try:
-        saved = read_sidecar(path).get("train_config")
-    except ModelLoadError as exc:
-        raise ValueError(str(exc)) from None
-    cfg = TrainConfig.from_dict(saved) if saved else current
-    return replace(cfg, resume=str(path), device=current.device, threads=current.threads)
-
-
-@dataclass
-class RunCurves:
-    """What the panel draws of a run: per-step curves, epoch evaluations, zero-shot points."""
-
-    history: dict[str, list[float]]  # "step" and each CURVE_KEYS name
-    evals: list[EvalResult]
-    zeroshot: dict[str, list[float]]  # "step", "plain", "negated"
-
-
-def empty_curves() -> RunCurves:
-    return RunCurves(history={"step": [], **{k: [] for k in CURVE_KEYS}}, evals=[],
-                     zeroshot={"step": [], **{k: [] for k in ZEROSHOT_COLOURS}})
-
-
-def curves_from_metrics(records: list[dict[str, Any]]) -> RunCurves:
-    """The curves of a finished (or interrupted) run from its ``metrics.jsonl`` records."""
-    curves = empty_curves()
-    for record in records:
-        kind, step, epoch = record.get("type"), record.get("step", 0), record.get("epoch", 0)
-        if kind == "step":
-            curves.history["step"].append(step)
-            for name, key in CURVE_KEYS.items():
-                curves.history[name].append(float(record.get(key, math.nan)))
-        elif kind == "eval":
-            metrics = {k: float(record[k]) for k in METRIC_COLUMNS if k in record}
-            curves.evals.append(EvalResult(step=step, epoch=epoch, split="val", metrics=metrics))
-        elif kind == "zeroshot":
-            curves.zeroshot["step"].append(step)
-            for name in ZEROSHOT_COLOURS:
-                curves.zeroshot[name].append(float(record.get(name, math.nan)))
-    return curves
-
-
-def run_files_in(out_dir: Union[str, Path]) -> list[str]:
-    """The files of an earlier run in ``out_dir`` (what makes the engine refuse a fresh run)."""
-    return [name for name in RUN_FILES if (Path(out_dir) / name).exists()]
-
-
-def fresh_out_dir(out_dir: Union[str, Path]) -> Path:
-    """``out_dir`` if it holds no run, else the first free ``out_dir-2``, ``out_dir-3``, ..."""
-    path = Path(out_dir)
-    candidate, n = path, 1
-    while run_files_in(candidate):
-        n += 1
-        candidate = path.with_name(f"{path.name}-{n}")
-    return candidate
-
-
-def eta_seconds(step: int, total_steps: int, first_step: int, seconds: float) -> Optional[float]:
-    """Time left, from ``seconds`` spent on steps ``first_step+1 .. step``; None before a step."""
-    done = step - first_step
-    if done <= 0 or total_steps <= 0:
-        return None
-    return seconds / done * max(0, total_steps - step)
-
-
-def format_duration(seconds: Optional[float]) -> str:
-    """``m:ss`` (``h:mm:ss`` past an hour); ``–`` when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "–"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-@dataclass
-class LatencyStats:
-    """How late the event loop handled the probe's timer, in milliseconds."""
-
-    p95_ms: float
-    max_ms: float
-    samples: int
-
-    def __str__(self) -> str:
-        return f"p95 {self.p95_ms:.0f} ms · max {self.max_ms:.0f} ms"
-
-
-class LatencyProbe(QObject):
-    """A 10 ms timer that records how late each tick fires: the GUI event loop's delay.
-
-    A tick that comes 60 ms after the previous one means the loop could not handle events
-    for 50 ms. The max covers everything since :meth:`start`; the 95th percentile the last
-    ``window`` ticks (a minute at 10 ms).
-    """
-
-    def __init__(self, interval_ms: int = 10, window: int = 6000, parent: Optional[QObject] = None):
-        super().__init__(parent)
-        self.interval_ms = interval_ms
-        self._timer = QTimer(self)
-        self._timer.setTimerType(Qt.PreciseTimer)
-        self._timer.setInterval(interval_ms)
-        self._timer.timeout.connect(self._tick)
-        self._recent: deque[float] = deque(maxlen=window)
-        self._max = 0.0
-        self._last = 0.0
-
-    @property
-    def running(self) -> bool:
-        return self._timer.isActive()
-
-    def start(self) -> None:
-        """Forget earlier samples and start measuring."""
-        self._recent.clear()
-        self._max = 0.0
-        self._last = time.perf_counter()
-        self._timer.start()
-
-    def stop(self) -> None:
-        self._timer.stop()
-
-    def stats(self) -> LatencyStats:
-        if not self._recent:
-            return LatencyStats(0.0, 0.0, 0)
-        ordered = sorted(self._recent)  # not np.percentile: its first call alone takes ~10 ms
-        return LatencyStats(ordered[int(0.95 * (len(ordered) - 1))], self._max, len(ordered))
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        late = max(0.0, (now - self._last) * 1000.0 - self.interval_ms)
-        self._last = now
-        self._recent.append(late)
-        self._max = max(self._max, late)
-
-
-class FloatBox(QDoubleSpinBox):
-    """A spin box showing floats in short form (``5e-05``, ``0.001``); its arrows ×2 and ÷2.
-
-    Learning rates span decades, so a fixed-decimals box (0.000500) is hard to read and its
-    arrows' fixed step is useless.
-    """
-
-    def __init__(self, minimum: float, maximum: float, parent: Optional[QWidget] = None):
-        super().__init__(parent)
-        self.setDecimals(12)  # what the value keeps; textFromValue decides what shows
-        self.setRange(minimum, maximum)
-
-    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt naming
-        return f"{value:.4g}"
-
-    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt naming
-        return float(text)
-
-    def validate(self, text: str, pos: int):
-        try:
-            float(text)
-        except ValueError:
-            return QValidator.Intermediate, text, pos
-        return QValidator.Acceptable, text, pos
-
-    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt naming
-        self.setValue(self.value() * 2.0 ** steps)
-
-
-def _spin(minimum: int, maximum: int, step: int = 1) -> QSpinBox:
-    box = QSpinBox()
-    box.setRange(minimum, maximum)
-    box.setSingleStep(step)
-    return box
-
-
-def _weight_box() -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setRange(0.0, 100.0)
-    box.setDecimals(2)
-    box.setSingleStep(0.1)
-    return box
-
-
-def _row(*widgets: QWidget, stretch: Optional[int] = 0) -> QWidget:
-    """Widgets side by side in one form row; ``stretch`` is the index of the one that grows."""
-    holder = QWidget()
-    layout = QHBoxLayout(holder)
-    layout.setContentsMargins(0, 0, 0, 0)
-    for i, widget in enumerate(widgets):
-        layout.addWidget(widget, 1 if i == stretch else 0)
-    return holder
-
-
-def _plot(title: str, height: int) -> pg.PlotWidget:
-    plot = pg.PlotWidget(background="w")
-    plot.setTitle(title, color="#333", size="10pt")
-    plot.setLabel("bottom", "step")
-    plot.setMinimumHeight(height)
-    # No grid: in software rendering it doubles the cost of a frame (measured: 13 -> 5 ms).
-    plot.getPlotItem().setDownsampling(auto=True, mode="peak")  # long runs stay cheap to draw
-    plot.getPlotItem().setClipToView(True)
-    return plot
 
 
 class TrainPanel(QWidget):
@@ -355,7 +80,6 @@ class TrainPanel(QWidget):
         self.zeroshot: dict[str, list[float]] = curves.zeroshot
         self.latency_probe = LatencyProbe(parent=self)
         self._presets = panel_presets()
-        self._base = next(iter(self._presets.values()))
         self._last_step: Optional[StepMetrics] = None
         self._first_step = 0
         self._t_start = self._t_first_step = 0.0
@@ -368,87 +92,21 @@ class TrainPanel(QWidget):
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setInterval(REDRAW_MS)
         self._redraw_timer.timeout.connect(self._refresh)
-        self.preset_combo.textActivated.connect(self.apply_preset)
-        self.dataset_combo.currentIndexChanged.connect(self._on_dataset_kind)
-        self.triples_button.clicked.connect(self._browse_triples)
-        self.model_button.clicked.connect(self._browse_model)
-        self.out_dir_button.clicked.connect(self._browse_out_dir)
-        self.zeroshot_button.clicked.connect(self._browse_zeroshot)
         self.runs_list.run_chosen.connect(self.open_run)
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
         self.resume_button.clicked.connect(self._browse_resume)
         for side, button in self.use_buttons.items():
             button.clicked.connect(lambda _=False, s=side: self.use_checkpoint(s))
-        self.apply_preset(self.preset_combo.currentText())
+        self.form.preset_combo.textActivated.connect(self.apply_preset)
+        self.apply_preset(self.form.preset_combo.currentText())
         self._set_running(False)
 
     # -- layout ------------------------------------------------------------------------------------
 
     def _build(self) -> None:
-        self.preset_combo = QComboBox()
-        self.preset_combo.addItems(list(self._presets))
-        self.preset_combo.setToolTip("fill the form with a recipe (settings not on the form, such "
-                                     "as tower locking and warm-up, come from it too)")
-        self.dataset_combo = QComboBox()
-        self.dataset_combo.addItems(["Shapes world", "Triples file (CSV/JSONL)"])
-        self.triples_edit = QLineEdit()
-        self.triples_edit.setPlaceholderText("image,caption,paraphrase,negation file")
-        self.triples_button = QToolButton(text="…")
-        self.scenes_spin = _spin(16, 1_000_000, 256)
-        self.scenes_spin.setToolTip("scenes per epoch from the shapes world's train split")
-        self.eval_scenes_spin = _spin(0, 100_000, 64)
-        self.eval_scenes_spin.setToolTip("held-out scenes evaluated after each epoch")
-        self.model_combo = QComboBox()
-        self.model_combo.setEditable(True)
-        self.model_combo.addItems(project_config_names())
-        self.model_combo.setToolTip("a project config, ARCH:PRETRAINED_TAG or a checkpoint path")
-        self.model_button = QToolButton(text="…")
-        self.alpha_spin, self.beta_spin, self.gamma_spin = (_weight_box() for _ in range(3))
-        self.alpha_spin.setToolTip("α: contrastive (InfoNCE) weight")
-        self.beta_spin.setToolTip("β: paraphrase weight (β = γ = 0 is plain CLIP fine-tuning)")
-        self.gamma_spin.setToolTip("γ: negation weight")
-        self.projections_spin = _spin(1, 4096)
-        self.projections_combo = QComboBox()
-        self.projections_combo.addItems(["frozen", "learnable"])
-        self.hard_negatives_check = QCheckBox("negations as extra contrastive columns")
-        self.batch_spin = _spin(1, 65_536, 8)
-        self.lr_spin = FloatBox(1e-9, 10.0)
-        self.epochs_spin = _spin(1, 100_000)
-        self.max_steps_spin = _spin(0, 10_000_000, 100)
-        self.max_steps_spin.setSpecialValueText("no limit")
-        self.device_combo = QComboBox()
-        for key, text in DEVICES.items():
-            if key == "cuda" and not torch.cuda.is_available():
-                text += " (none visible)"
-            self.device_combo.addItem(text, key)
-        self.out_dir_edit = QLineEdit()
-        self.out_dir_button = QToolButton(text="…")
-        self.zeroshot_edit = QLineEdit()
-        self.zeroshot_edit.setPlaceholderText("optional: one sub-folder of images per class")
-        self.zeroshot_edit.setToolTip("zero-shot accuracy on this folder after each epoch, with "
-                                      "plain and negated prompts: does fine-tuning cost general "
-                                      "ability?")
-        self.zeroshot_button = QToolButton(text="…")
-
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-        form.addRow("Preset", self.preset_combo)
-        form.addRow("Dataset", self.dataset_combo)
-        form.addRow("Triples file", _row(self.triples_edit, self.triples_button))
-        form.addRow("Scenes / epoch", _row(self.scenes_spin, QLabel("eval"), self.eval_scenes_spin))
-        form.addRow("Model", _row(self.model_combo, self.model_button))
-        form.addRow("α  β  γ", _row(self.alpha_spin, self.beta_spin, self.gamma_spin, stretch=None))
-        form.addRow("Projections", _row(self.projections_spin, self.projections_combo))
-        form.addRow("Hard negatives", self.hard_negatives_check)
-        form.addRow("Batch size", self.batch_spin)
-        form.addRow("Learning rate", self.lr_spin)
-        form.addRow("Epochs", _row(self.epochs_spin, QLabel("max steps"), self.max_steps_spin))
-        form.addRow("Device", self.device_combo)
-        form.addRow("Output folder", _row(self.out_dir_edit, self.out_dir_button))
-        form.addRow("Zero-shot folder", _row(self.zeroshot_edit, self.zeroshot_button))
-        self.form_box = QGroupBox("Run")
-        self.form_box.setLayout(form)
+        self.form = TrainForm(self._presets)
+        self.form_box = self.form
 
         self.start_button = QPushButton("Start")
         self.stop_button = QPushButton("Stop")
@@ -460,12 +118,12 @@ class TrainPanel(QWidget):
         left = QWidget()
         column = QVBoxLayout(left)
         column.addWidget(self.form_box)
-        column.addWidget(_row(self.start_button, self.stop_button))
+        column.addWidget(form_row(self.start_button, self.stop_button))
         column.addWidget(self.resume_button)
         ckpt_box = QGroupBox("Checkpoint")
         ckpt_layout = QVBoxLayout(ckpt_box)
         ckpt_layout.addWidget(self.checkpoint_label)
-        ckpt_layout.addWidget(_row(*self.use_buttons.values(), stretch=None))
+        ckpt_layout.addWidget(form_row(*self.use_buttons.values(), stretch=None))
         column.addWidget(ckpt_box)
         self.runs_list = RunsList()
         column.addWidget(self.runs_list)
@@ -485,41 +143,8 @@ class TrainPanel(QWidget):
         self.error_label.setStyleSheet(f"color: {ERROR_RED}; font-weight: bold")
         self.error_label.hide()
 
-        self.loss_plot = _plot("losses", 200)
-        self.loss_plot.addLegend(offset=(-8, 8), labelTextColor="#333")
-        self.lr_plot = _plot("learning rate", 120)
-        self.curves = {}
-        for name, colour in CURVE_COLOURS.items():
-            plot = self.lr_plot if name == "lr" else self.loss_plot
-            width = 2 if name == "total" else 1.5
-            self.curves[name] = plot.plot([], [], pen=pg.mkPen(colour, width=width), name=name)
-        self.zeroshot_plot = _plot("zero-shot", 120)  # "accuracy" clips at 1024 px: tooltip
-        self.zeroshot_plot.setToolTip("zero-shot accuracy on the zero-shot folder, with plain "
-                                      "and with negated prompts")
-        self.zeroshot_plot.setYRange(0.0, 1.0, padding=0.05)
-        self.zeroshot_plot.addLegend(offset=(-8, 8), labelTextColor="#333")
-        self.zeroshot_curves = {
-            name: self.zeroshot_plot.plot([], [], pen=pg.mkPen(colour, width=1.5), symbol="o",
-                                          symbolSize=6, symbolBrush=colour, name=name)
-            for name, colour in ZEROSHOT_COLOURS.items()}
-        side = QSplitter(Qt.Vertical)
-        side.addWidget(self.lr_plot)
-        side.addWidget(self.zeroshot_plot)
-        plots = QSplitter(Qt.Horizontal)
-        plots.addWidget(self.loss_plot)
-        plots.addWidget(side)
-        plots.setSizes([700, 260])
-
-        self.metrics_table = QTableWidget(0, 2 + len(METRIC_COLUMNS))
-        self.metrics_table.setHorizontalHeaderLabels(["epoch", "step", *METRIC_COLUMNS.values()])
-        tips = ["original-over-negation accuracy: the image is closer to its caption than to "
-                "the caption's negation", "caption → image top-1", "caption → image top-5",
-                "paraphrase → image top-1", "paraphrase → image top-5"]
-        for col, tip in enumerate(tips, start=2):
-            self.metrics_table.horizontalHeaderItem(col).setToolTip(tip)
-        self.metrics_table.verticalHeader().hide()
-        self.metrics_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.plots = RunPlots()
+        self.metrics_table = MetricsTable()
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(5000)
@@ -528,7 +153,7 @@ class TrainPanel(QWidget):
         bottom.addWidget(self.log_view)
         bottom.setSizes([420, 540])
         body = QSplitter(Qt.Vertical)
-        body.addWidget(plots)
+        body.addWidget(self.plots)
         body.addWidget(bottom)
         body.setSizes([420, 220])
 
@@ -545,89 +170,20 @@ class TrainPanel(QWidget):
 
     # -- the form ----------------------------------------------------------------------------------
 
-    def _spin_fields(self) -> dict[str, QAbstractSpinBox]:
-        """TrainConfig field -> the spin box that edits it."""
-        return {"shapes_train_size": self.scenes_spin, "shapes_eval_size": self.eval_scenes_spin,
-                "alpha": self.alpha_spin, "beta": self.beta_spin, "gamma": self.gamma_spin,
-                "n_projections": self.projections_spin, "batch_size": self.batch_spin,
-                "lr": self.lr_spin, "epochs": self.epochs_spin, "max_steps": self.max_steps_spin}
-
-    def form_values(self) -> dict[str, Any]:
-        """What the form says, keyed by TrainConfig field (input to :func:`config_from_form`)."""
-        shapes = self.dataset_combo.currentIndex() == 0
-        return {
-            **{name: box.value() for name, box in self._spin_fields().items()},
-            "dataset": "shapes" if shapes else self.triples_edit.text().strip(),
-            "model": self.model_combo.currentText().strip(),
-            "learnable_projections": self.projections_combo.currentIndex() == 1,
-            "hard_negatives": self.hard_negatives_check.isChecked(),
-            "device": self.device_combo.currentData(),
-            "out_dir": self.out_dir_edit.text().strip(),
-            "zeroshot_dataset": self.zeroshot_edit.text().strip() or None,
-        }
-
     def set_form(self, cfg: TrainConfig) -> None:
-        """Show ``cfg`` in the form; its other fields become the base of the next run."""
-        self._base = replace(cfg, resume=None)
-        for name, box in self._spin_fields().items():
-            box.setValue(getattr(cfg, name))
-        shapes = cfg.dataset == "shapes"
-        self.dataset_combo.setCurrentIndex(0 if shapes else 1)
-        if not shapes:
-            self.triples_edit.setText(cfg.dataset)
-        self.model_combo.setCurrentText(cfg.model)
-        self.projections_combo.setCurrentIndex(int(cfg.learnable_projections))
-        self.hard_negatives_check.setChecked(cfg.hard_negatives)
-        device = self.device_combo.findData(cfg.device.split(":")[0])
-        self.device_combo.setCurrentIndex(max(0, device))
-        self.out_dir_edit.setText(cfg.out_dir)
-        self.zeroshot_edit.setText(cfg.zeroshot_dataset or "")
-        if not self.runs_list.root_edit.text():  # the runs beside the preset's output folder
+        """Show ``cfg`` in the form (its other fields become the base of the next run) and list
+        the runs beside its output folder."""
+        self.form.set_form(cfg)
+        if not self.runs_list.root_edit.text():
             self.runs_list.set_root(str(Path(cfg.out_dir).parent) if cfg.out_dir else cfg.runs_root)
-        self._on_dataset_kind()
 
     def apply_preset(self, name: str) -> None:
         """Fill the form from a named preset (one of ``panel_presets()``)."""
-        self.preset_combo.setCurrentText(name)
+        self.form.preset_combo.setCurrentText(name)
         self.set_form(self._presets[name])
 
-    def form_config(self) -> TrainConfig:
-        """The config a click on Start would run (ValueError if the form cannot work)."""
-        return config_from_form(self.form_values(), self._base)
-
-    def _on_dataset_kind(self) -> None:
-        shapes = self.dataset_combo.currentIndex() == 0
-        for widget in (self.triples_edit, self.triples_button):
-            widget.setEnabled(not shapes)
-        for widget in (self.scenes_spin, self.eval_scenes_spin):
-            widget.setEnabled(shapes)
-
-    def _browse_triples(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Triples file", self.triples_edit.text(),
-                                              "Triples (*.csv *.jsonl *.json);;All files (*)")
-        if path:
-            self.triples_edit.setText(path)
-            self.dataset_combo.setCurrentIndex(1)
-
-    def _browse_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Start from a checkpoint", "",
-                                              "Checkpoints (*.pt *.pth *.bin *.safetensors)")
-        if path:
-            self.model_combo.setCurrentText(path)
-
-    def _browse_out_dir(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Output folder", self.out_dir_edit.text())
-        if path:
-            self.out_dir_edit.setText(path)
-
-    def _browse_zeroshot(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Zero-shot folder (one sub-folder per class)",
-                                                self.zeroshot_edit.text())
-        if path:
-            self.zeroshot_edit.setText(path)
-
     def _browse_resume(self) -> None:
-        start = self.checkpoint_path or self.out_dir_edit.text()
+        start = self.checkpoint_path or self.form.out_dir_edit.text()
         path, _ = QFileDialog.getOpenFileName(self, "Resume from checkpoint", start,
                                               "Checkpoints (*.pt *.pth)")
         if path:
@@ -644,7 +200,7 @@ class TrainPanel(QWidget):
         An output folder that holds another run is not overwritten without asking.
         """
         try:
-            cfg = self.form_config()
+            cfg = self.form.form_config()
         except ValueError as exc:
             self._show_error(str(exc))
             return False
@@ -678,7 +234,7 @@ class TrainPanel(QWidget):
         box.setDefaultButton(new_button)
         box.exec()
         if box.clickedButton() is new_button:
-            self.out_dir_edit.setText(str(fresh))
+            self.form.out_dir_edit.setText(str(fresh))
             return replace(cfg, out_dir=str(fresh))
         if box.clickedButton() is overwrite_button:
             self._log(f"overwriting the run in {cfg.out_dir}", "warning")
@@ -689,8 +245,8 @@ class TrainPanel(QWidget):
         """Continue the run saved in ``checkpoint`` (its recipe fills the form)."""
         # Unvalidated on purpose: the sidecar's recipe wins, only the device and threads are
         # taken from here, so a half-edited form does not block a resume.
-        current = replace(self._base, **self.form_values(),
-                          threads=self._base.threads or ui_threads())
+        base = self.form.base
+        current = replace(base, **self.form.form_values(), threads=base.threads or ui_threads())
         try:
             cfg = resume_config(checkpoint, current)
         except ValueError as exc:
@@ -769,7 +325,7 @@ class TrainPanel(QWidget):
             del values[kept_points:]
         self.metrics_table.setRowCount(0)
         for result in self.evals:
-            self._add_metrics_row(result)
+            self.metrics_table.add_row(result)
         if keep_until is None:
             self.checkpoint_path, self.checkpoint_step = None, 0
             self.checkpoint_label.setText("no checkpoint yet")
@@ -801,20 +357,9 @@ class TrainPanel(QWidget):
                       f"{event.metrics.get('negated', math.nan):.3f}")
             return
         self.evals.append(event)
-        self._add_metrics_row(event)
+        self.metrics_table.add_row(event)
         summary = ", ".join(f"{k} {v:.3f}" for k, v in event.metrics.items())
         self._log(f"epoch {event.epoch} (step {event.step}) {event.split}: {summary}")
-
-    def _add_metrics_row(self, event: EvalResult) -> None:
-        row = self.metrics_table.rowCount()
-        self.metrics_table.insertRow(row)
-        cells = [str(event.epoch), str(event.step)]
-        cells += [f"{event.metrics[k]:.3f}" if k in event.metrics else "–" for k in METRIC_COLUMNS]
-        for col, text in enumerate(cells):
-            item = QTableWidgetItem(text)
-            item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-            self.metrics_table.setItem(row, col, item)
-        self.metrics_table.scrollToBottom()
 
     def _on_checkpoint(self, event: CheckpointSaved) -> None:
         self.checkpoint_path, self.checkpoint_step = event.path, event.step
@@ -875,20 +420,14 @@ class TrainPanel(QWidget):
             if span != self._x_span:
                 self._x_span = span
                 self._set_x_span(span)
-        steps = np.asarray(self.history["step"], dtype=float)
-        for name, curve in self.curves.items():
-            curve.setData(steps, np.asarray(self.history[name], dtype=float))
-        for name, curve in self.zeroshot_curves.items():
-            curve.setData(np.asarray(self.zeroshot["step"], dtype=float),
-                          np.asarray(self.zeroshot[name], dtype=float))
+        self.plots.draw(self.history, self.zeroshot)
         if self._last_step is not None:
             self.progress_bar.setRange(0, max(1, self._last_step.total_steps))
             self.progress_bar.setValue(self._last_step.step)
 
     def _set_x_span(self, span: tuple[int, int]) -> None:
         self._x_span = span
-        for plot in (self.loss_plot, self.lr_plot, self.zeroshot_plot):
-            plot.setXRange(*span, padding=0.01)
+        self.plots.set_x_span(span)
 
     def open_run(self, run_dir: Union[str, Path]) -> None:
         """Draw a past run's curves, metrics and zero-shot points from its ``metrics.jsonl``;
@@ -904,7 +443,7 @@ class TrainPanel(QWidget):
                 mine[key][:] = values
         for result in curves.evals:
             self.evals.append(result)
-            self._add_metrics_row(result)
+            self.metrics_table.add_row(result)
         if self.history["step"]:
             self._set_x_span((self.history["step"][0] - 1, self.history["step"][-1]))
         checkpoint = run_dir / LAST_CHECKPOINT
@@ -951,7 +490,7 @@ class TrainPanel(QWidget):
         """Load the latest checkpoint on ``side`` of the app (in the background)."""
         if not self.checkpoint_path:
             return
-        cfg = self.config or self._base
+        cfg = self.config or self.form.base
         label = f"{cfg.name or Path(cfg.out_dir).name}@{self.checkpoint_step}"
         self._log(f"loading {self.checkpoint_path} as the {side} model ({label})")
         self.state.load_model_async(side, self.checkpoint_path, label=label)

@@ -50,3 +50,26 @@ def test_demo_semclip_projection_is_the_trained_one(demo_pair):
     clip, semclip = demo_pair
     V = projection_for(semclip)
     assert V.shape == (semclip.sidecar["loss_config"]["n_projections"], semclip.embed_dim)
+
+
+def test_compare_opens_on_a_query_where_the_demo_columns_differ_visibly(demo_pair):
+    """The Compare tab's opening query, ranked as the tab ranks it (the default gallery, top 8):
+    CLIP's column shows the denied colour in most cards, SemCLIP's in at most two."""
+    from engine.retrieval import embed_gallery, shapes_gallery
+    from semclip_gui.compare_logic import count_violations, rank_models
+    from semclip_gui.compare_panel import DEFAULT_QUERY, EXAMPLE_QUERIES
+
+    def result(generator):
+        while True:
+            try:
+                next(generator)
+            except StopIteration as done:
+                return done.value
+
+    gallery = shapes_gallery(n=200, split="test")
+    models = dict(zip(("left", "right"), demo_pair))
+    embeddings = {side: result(embed_gallery(m, gallery)) for side, m in models.items()}
+    ranked = rank_models(models, embeddings, gallery, DEFAULT_QUERY, 8)
+    clip, semclip = count_violations(ranked["left"]), count_violations(ranked["right"])
+    assert clip >= 5 and semclip <= 2, (DEFAULT_QUERY, clip, semclip)
+    assert DEFAULT_QUERY in EXAMPLE_QUERIES

@@ -260,7 +260,8 @@ def test_run_eval_compares_two_models_in_one_table(tmp_path, capsys):
     assert run_eval(args) == 0
     printed = capsys.readouterr().out
     header = next(line for line in printed.splitlines() if line.startswith("metric"))
-    assert header.split() == ["metric", "semclip-tiny", f"semclip-tiny:{weights}", "diff"]
+    # columns named by label: a config name as it is, a weights file by its name
+    assert header.split() == ["metric", "semclip-tiny", weights.stem, "diff"]
 
     results = load_results(out)
     assert results["benchmark"] == "negbench_mcq" and results["date"]
@@ -307,7 +308,7 @@ def test_shapes_and_triples_plumbing_with_stand_in_modules(tiny, tmp_path, monke
         line: int
         refused: str = ""
 
-    def read_triples(path, root=None):
+    def read_triples(path, root=None, columns=None):
         return [Triple(Path(root) / "img0.png", "a", "b", "c", 2),
                 Triple(Path(root) / "img0.png", "d", "e", "f", 3),  # two captions, one image
                 Triple(Path(root) / "gone.png", "g", "h", "i", 4)]
@@ -332,3 +333,30 @@ def test_shapes_and_triples_plumbing_with_stand_in_modules(tiny, tmp_path, monke
                                "unreadable_images": 0}
     assert entry["metrics"]["caption_top1"] == 1.0  # a one-image gallery: every caption finds it
     assert entry["cache"]["encoded"] == 1  # the shared image is encoded once
+
+
+def test_model_label_names_a_model_by_its_run_then_its_file_then_its_spec():
+    from engine.evaluate import model_label
+
+    assert model_label("runs/x/best.pt", {"train_config": {"name": "semclip"}}) == "semclip"
+    assert model_label("runs/x/best.pt", {"name": " clip-baseline "}) == "clip-baseline"
+    assert model_label("runs/x/best.pt", {"train_config": {"name": ""}}) == "best"
+    assert model_label("ViT-B-32:laion2b_s34b_b79k", {}) == "ViT-B-32:laion2b_s34b_b79k"
+    assert model_label("semclip-tiny", {}) == "semclip-tiny"
+
+
+def test_model_labels_stay_distinct_when_labels_or_specs_repeat():
+    from engine.evaluate import model_labels
+
+    def results(*models):
+        return {"models": [dict(zip(("label", "spec", "identity"), m)) for m in models]}
+
+    assert model_labels(results(("clip", "a.pt", "1"), ("semclip", "b.pt", "2"))) == [
+        "clip", "semclip"]
+    assert model_labels(results(("semclip", "a/best.pt", "1"), ("semclip", "b/best.pt", "2"),
+                                ("clip", "c.pt", "3"))) == [
+        "semclip [a/best.pt]", "semclip [b/best.pt]", "clip"]
+    assert model_labels(results(("m", "x.pt", "1"), ("m", "x.pt", "2"))) == [
+        "m [x.pt] [1]", "m [x.pt] [2]"]
+    assert model_labels({"models": [{"spec": "old.pt"}, {"spec": "old.pt", "identity": "b"}]}) == [
+        "old.pt [0]", "old.pt [b]"]  # a results file from before labels

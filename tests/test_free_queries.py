@@ -14,6 +14,7 @@ import pytest
 
 from engine.retrieval import Gallery
 from engine.scene_query import PredicateError, parse_desc, parse_predicate
+from engine.scene_language import load_held_out
 from engine.shapes import ShapesWorld
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -263,7 +264,10 @@ def test_no_query_is_a_sentence_the_training_caption_generator_produces():
     generated: set[str] = set()
     for seed in (0, 1, 2):
         for world in (ShapesWorld(seed=seed), ShapesWorld(seed=seed, true_negation_prob=0.5,
-                                                          varied_wording_prob=0.5)):
+                                                          varied_wording_prob=0.5),
+                      # the rich language, told to keep this file's queries out (as training is)
+                      ShapesWorld(seed=seed, rich_language_prob=0.7,
+                                  held_out_sentences=load_held_out(fq.QUERY_FILE))):
             for split in ("train", "val", "test"):
                 for index in range(1500):
                     item = world.item(split, index, render=False)

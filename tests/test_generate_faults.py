@@ -73,7 +73,7 @@ def test_a_partly_failed_run_replaces_only_a_smaller_output_and_keeps_its_rows_a
     assert main(args) == 1
     assert out.read_text() == GOOD_OUT
     aside = tmp_path / "t.partial.csv"
-    assert len(aside.read_text().splitlines()) == 3 and f"aside to {aside}" in capsys.readouterr().out
+    assert len(aside.read_text().splitlines()) == 3 and f"aside to {aside}" in capsys.readouterr().err
     out.write_text(GOOD_OUT.splitlines()[0] + "\na.png,a dog,a pup,no dog\n")  # 1 good row
     assert main(args) == 1
     assert len(out.read_text().splitlines()) == 3 and not aside.exists()

@@ -92,3 +92,70 @@ def test_the_window_opens_no_larger_than_the_screen(qtbot, app_state, monkeypatc
     assert app.parse_args(["--size", "800x600"]).size == QSize(800, 600)
     with pytest.raises(SystemExit):
         app.parse_args(["--size", "big"])
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    for i, colour in enumerate(["red", "green", "blue"]):
+        Image.new("RGB", (40, 30), colour).save(folder / ("sub" if i else "") / f"p{i}.jpg")
+    return folder
+
+
+def test_the_world_switch_loads_the_photo_pair_and_folder_and_remembers_it(
+        qtbot, monkeypatch, tmp_path, photo_folder):
+    from PySide6.QtCore import QSettings
+
+    from semclip_gui import app as app_module
+    from semclip_gui import worlds
+
+    ini = str(tmp_path / "studio.ini")
+    monkeypatch.setattr(app_module, "settings", lambda: QSettings(ini, QSettings.IniFormat))
+    asked = []
+    monkeypatch.setattr(app_module.QFileDialog, "getExistingDirectory",
+                        lambda *a, **k: asked.append(a) or str(photo_folder))
+    # the photo pair: any two specs stand in for the shipped ones
+    monkeypatch.setattr(worlds, "photo_demo_models",
+                        lambda: worlds.WorldModels(("semclip-tiny", "semclip-tiny")))
+    window = app_module.MainWindow()
+    qtbot.addWidget(window)
+    assert window.world == worlds.SHAPES
+    with qtbot.waitSignal(window.state.model_changed, timeout=30_000):
+        window.world_combo.activated.emit(worlds.WORLDS.index(worlds.PHOTOS))  # the user's pick
+    qtbot.waitUntil(lambda: window.state.models_ready() and
+                    window.state.model("right").spec == "semclip-tiny", timeout=30_000)
+    assert window.world == worlds.PHOTOS and len(asked) == 1
+    assert window.state.gallery.names == ["p0.jpg", "sub/p1.jpg", "sub/p2.jpg"]
+    assert [window.playground.image_combo.itemText(i) for i in range(3)] == window.state.gallery.names
+    assert QSettings(ini, QSettings.IniFormat).value(app_module.PHOTO_FOLDER_KEY) == str(photo_folder)
+    assert window.mismatch_label.isHidden()
+
+    assert window.set_world(worlds.SHAPES)  # back: the shipped shapes pair over shapes scenes
+    qtbot.waitUntil(lambda: window.state.model("right").spec == shipped_demo_specs()[1],
+                    timeout=30_000)
+    assert window.state.gallery.has_scene_labels
+    assert window.set_world(worlds.PHOTOS) and len(asked) == 1  # the folder is remembered
+
+
+def test_shapes_models_over_photos_say_so_and_a_missing_photo_pair_is_explained(
+        qtbot, monkeypatch, photo_folder):
+    from engine.retrieval import folder_gallery
+    from semclip_gui import app as app_module
+    from semclip_gui import worlds
+
+    told = []
+    monkeypatch.setattr(app_module.QMessageBox, "information",
+                        lambda parent, title, text: told.append(text))
+    monkeypatch.setattr(worlds, "DEMO_DIR", photo_folder)  # no photo models there
+    window = launch(parse_args([]))
+    qtbot.addWidget(window)
+    qtbot.waitUntil(window.state.models_ready, timeout=60_000)
+    assert not window.set_world(worlds.PHOTOS)
+    assert window.world == worlds.SHAPES and "photo-demo" in told[0]
+    assert window.mismatch_label.isHidden()
+    window.state.set_gallery(folder_gallery(photo_folder))  # as Compare's "Open folder…" does
+    assert window.mismatch_label.isVisibleTo(window)
+    assert "only know the shapes world" in window.mismatch_label.text()

@@ -13,7 +13,8 @@ from engine.evaluate import save_results
 from engine.retrieval import gallery_metrics, negated_terms, objects_match
 from engine.shapes import ShapesWorld
 from semclip_gui.compare_logic import Hit, count_violations, rank_gallery, results_bars
-from semclip_gui.compare_panel import THUMB, ComparePanel
+from semclip_gui.compare_panel import ComparePanel
+from semclip_gui.images import THUMB
 from semclip_gui.state import SIDES
 
 EMBED_TIMEOUT = 20_000
@@ -119,8 +120,10 @@ def test_blend_slider_ends_are_the_two_models(qtbot, panel, app_state, tiny_mode
         assert update["query"] == query and update["hits"] == panel.results("blend")
         assert_top_k(update["hits"], direct_scores(loaded, gallery, query), 8)
         assert f"{value / 100:.2f}" in panel.columns["blend"].header.text()
-        assert (f"ONO {direct['ono_accuracy']:.2f} · top-1 {direct['caption_top1']:.2f}"
-                in panel.columns["blend"].header.text())
+        header = panel.columns["blend"].header
+        assert (f"caption vs negation <b>{direct['ono_accuracy']:.2f}</b> · top-1 "
+                f"<b>{direct['caption_top1']:.2f}</b>" in header.text())
+        assert "original-over-negation" in header.toolTip()  # the plain words, explained
     lams, _ = panel.blend_curves["ono_accuracy"].getData()
     assert list(lams) == [0.0, 1.0]
 
@@ -141,25 +144,35 @@ def test_results_file_plots_grouped_bars(qtbot, panel, tmp_path):
                            "metrics": {"ono_accuracy": 0.9, "caption_top1": None}}]}
     path = save_results(tmp_path / "results.json", results)
     assert panel.open_results(path)
-    assert panel.results_error.isHidden()
-    first, second = panel.result_bars
+    assert panel.results_view.results_error.isHidden()
+    first, second = panel.results_view.result_bars
     assert list(first.opts["height"]) == [0.5, 0.25]
     assert list(second.opts["height"]) == [0.9]  # a missing value draws no bar
     assert first.opts["x"][0] < 0 < second.opts["x"][0]  # side by side around metric 0
-    ticks = panel.results_plot.getAxis("bottom")._tickLevels[0]
+    ticks = panel.results_view.results_plot.getAxis("bottom")._tickLevels[0]
     assert [label.replace("\n", "_") for _, label in ticks] == ["ono_accuracy", "caption_top1"]
-    assert panel.results_table.item(0, 2).text() == "+0.4000"  # Δ of two models
-    assert panel.results_table.item(1, 1).text() == "—"
+    assert panel.results_view.results_table.item(0, 2).text() == "+0.4000"  # Δ of two models
+    assert panel.results_view.results_table.item(1, 1).text() == "—"
+    # columns are named by each model's label (here: files written before labels, the spec)
+    headers = [panel.results_view.results_table.horizontalHeaderItem(c).text() for c in range(3)]
+    assert headers == ["clip.pt", "semclip.pt", "Δ"]
+    results["models"][0]["label"] = "clip-baseline-trained-on-negation-rich-captions"
+    results["models"][1].update(label="semclip", spec="/long/path/to/runs/semclip/best.pt")
+    assert panel.open_results(save_results(tmp_path / "labelled.json", results))
+    header = panel.results_view.results_table.horizontalHeaderItem
+    assert [header(c).text() for c in range(2)] == [
+        "clip-baseline-trained-on-negation-rich-captions", "semclip"]  # whole, not cut
+    assert header(1).toolTip() == "semclip\n/long/path/to/runs/semclip/best.pt"
 
     bad = tmp_path / "broken.json"
     bad.write_text("{not json")
     assert not panel.open_results(bad)
-    assert panel.results_error.isVisible() and "broken.json" in panel.results_error.text()
+    assert panel.results_view.results_error.isVisible() and "broken.json" in panel.results_view.results_error.text()
     results["models"][0]["metrics"]["ono_accuracy"] = "high"
     assert not panel.open_results(save_results(tmp_path / "odd.json", results))
-    assert "not a number" in panel.results_error.text()
+    assert "not a number" in panel.results_view.results_error.text()
     assert not panel.open_results(tmp_path / "missing.json")
-    assert panel.open_results(path) and panel.results_error.isHidden()
+    assert panel.open_results(path) and panel.results_view.results_error.isHidden()
 
 
 def test_folder_gallery_reports_a_corrupt_image(qtbot, panel, tmp_path):
@@ -199,3 +212,30 @@ def test_rank_gallery_and_results_bars_without_qt(app_state, tiny_models):
     bars = results_bars({"models": [{"spec": "a", "metrics": {"x_y": 1, "z": float("nan")}}]})
     assert bars.metrics == ["x_y", "z"] and bars.values == [[1.0, None]]
     assert bars.bars(0) == ([0.0], [1.0], 0.8)
+
+
+def test_an_example_query_is_one_click_away(qtbot, panel):
+    from semclip_gui.compare_panel import EXAMPLE_QUERIES
+
+    qtbot.waitUntil(panel.is_ready, timeout=EMBED_TIMEOUT)
+    example = EXAMPLE_QUERIES[1]
+    assert f">{example}<" in panel.examples.text()
+    with qtbot.waitSignal(panel.results_updated, timeout=EMBED_TIMEOUT,
+                          check_params_cb=lambda query: query == example):
+        panel.examples.linkActivated.emit(example)  # what a click on the link sends
+    assert panel.query_edit.text() == example and panel.results("right")
+
+
+def test_results_grey_out_from_the_keystroke_until_the_new_ranking_lands(qtbot, panel):
+    from semclip_gui.views import is_stale
+
+    qtbot.waitUntil(panel.is_ready, timeout=EMBED_TIMEOUT)
+    qtbot.waitUntil(lambda: bool(panel.results("left")) and bool(panel.results("right"))
+                    and not panel.results_stale, timeout=EMBED_TIMEOUT)
+    assert not is_stale(panel.columns["left"])
+    with qtbot.waitSignal(panel.results_updated, timeout=EMBED_TIMEOUT,
+                          check_params_cb=lambda query: query == "a blue square"):
+        panel.query_edit.setText("a blue square")  # as typing does: debounced
+        assert panel.results_stale and panel.computing_label.isVisibleTo(panel)
+        assert is_stale(panel.columns["left"]) and is_stale(panel.columns["right"])
+    assert not panel.results_stale and not is_stale(panel.columns["left"])

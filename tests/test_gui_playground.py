@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -195,3 +197,68 @@ def test_scores_that_land_after_the_panel_closed_are_dropped(qtbot, app_state):
     qtbot.waitUntil(lambda: not isValid(bars))
     assert wait_for_background_jobs(30_000)
     qtbot.wait(100)  # deliver the finished job's result: it must not touch the deleted plots
+
+
+def test_bars_and_plots_grey_out_from_the_keystroke_until_the_new_scores_land(qtbot, panel):
+    from semclip_gui.views import is_stale
+
+    wait_scored(qtbot, panel)
+    assert not panel.results_stale and not is_stale(panel.plots_widget)
+    qtbot.keyClicks(panel.caption_edit, " and a green star")
+    assert panel.results_stale and is_stale(panel.plots_widget)  # at once, before the debounce
+    wait_scored(qtbot, panel)
+    qtbot.waitUntil(lambda: not panel.results_stale, timeout=10_000)
+    assert not is_stale(panel.plots_widget)
+    panel.negations.add("a cat")  # an edit of the lists: stale until rescored
+    assert panel.results_stale
+    wait_scored(qtbot, panel)
+    qtbot.waitUntil(lambda: not panel.results_stale, timeout=10_000)
+
+
+def test_after_a_failed_generation_the_old_scores_stay_greyed_out(qtbot, panel):
+    import socket
+
+    wait_scored(qtbot, panel)
+    with socket.socket() as s:  # a loopback port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    panel.llm_url.setText(f"http://127.0.0.1:{port}/v1")
+    with qtbot.waitSignal(panel.generation_failed, timeout=30_000):
+        panel.backend_combo.setCurrentIndex(1)
+    with qtbot.waitSignal(panel.generation_failed, timeout=30_000):
+        qtbot.keyClicks(panel.caption_edit, " on the left")
+    assert panel.results_stale  # the bars still describe the caption before the edit
+    assert "failed" in panel.status_label.text()
+
+
+def _label_boxes(plot):
+    import pyqtgraph as pg
+
+    return [item.mapRectToScene(item.boundingRect())
+            for item in plot.getPlotItem().items if isinstance(item, pg.TextItem)]
+
+
+def test_both_subspace_plots_share_one_scale_unless_told_otherwise(qtbot, panel, app_state):
+    panel.resize(1024, 700)
+    panel.show()
+    qtbot.waitExposed(panel)
+    wait_scored(qtbot, panel)
+    qtbot.waitUntil(lambda: not panel.results_stale, timeout=10_000)
+    assert panel.same_scale_check.isChecked()  # on by default
+
+    def scales():  # data units per pixel, x and y
+        return {side: plot.getViewBox().viewPixelSize()
+                for side, plot in panel.projection_plots.items()}
+
+    shared = scales()
+    assert shared["left"] == pytest.approx(shared["right"], rel=1e-6)
+    for plot in panel.projection_plots.values():  # no label covers another
+        labels = _label_boxes(plot)
+        assert len(labels) == len(panel.explanations["left"].texts)
+        for a, b in itertools.combinations(labels, 2):
+            assert not a.intersects(b), (a, b)
+    panel.same_scale_check.setChecked(False)  # each plot zooms to its own points
+    own = {side: scale[0] for side, scale in scales().items()}
+    # the model whose texts spread wider keeps the shared scale; the other zooms in on its own
+    assert max(own.values()) == pytest.approx(shared["left"][0], rel=1e-6)
+    assert min(own.values()) < 0.99 * shared["left"][0]

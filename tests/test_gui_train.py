@@ -16,8 +16,10 @@ from engine.events import Done, Error
 from engine.models import load_model
 from engine.runs import read_metrics
 from engine.train import train
-from semclip_gui.train_panel import (LatencyProbe, TrainPanel, config_from_form, eta_seconds,
-                                     format_duration, fresh_out_dir, panel_presets, ui_threads)
+from semclip_gui.latency import LatencyProbe
+from semclip_gui.train_panel import TrainPanel
+from semclip_gui.train_state import (config_from_form, eta_seconds, format_duration,
+                                     fresh_out_dir, panel_presets, ui_threads)
 
 LOSS_CURVES = ("total", "contrastive", "paraphrase", "negation")
 
@@ -59,15 +61,15 @@ def answer_dialogs(monkeypatch, answer: str) -> list[str]:
 def fill(panel: TrainPanel, out_dir: Path, scenes: int = 64, epochs: int = 1, batch: int = 16) -> None:
     """Type a tiny shapes run into the form, as a user would."""
     panel.apply_preset("tiny demo (fast)")
-    panel.dataset_combo.setCurrentIndex(0)
-    panel.model_combo.setCurrentText("semclip-shapes-tiny")
-    panel.scenes_spin.setValue(scenes)
-    panel.eval_scenes_spin.setValue(16)
-    panel.batch_spin.setValue(batch)
-    panel.epochs_spin.setValue(epochs)
-    panel.lr_spin.setValue(1e-3)
-    panel.device_combo.setCurrentIndex(panel.device_combo.findData("cpu"))
-    panel.out_dir_edit.setText(str(out_dir))
+    panel.form.dataset_combo.setCurrentIndex(0)
+    panel.form.model_combo.setCurrentText("semclip-shapes-tiny")
+    panel.form.scenes_spin.setValue(scenes)
+    panel.form.eval_scenes_spin.setValue(16)
+    panel.form.batch_spin.setValue(batch)
+    panel.form.epochs_spin.setValue(epochs)
+    panel.form.lr_spin.setValue(1e-3)
+    panel.form.device_combo.setCurrentIndex(panel.form.device_combo.findData("cpu"))
+    panel.form.out_dir_edit.setText(str(out_dir))
 
 
 def click_and_wait(qtbot, panel: TrainPanel, button, timeout: int = 60_000):
@@ -79,12 +81,12 @@ def click_and_wait(qtbot, panel: TrainPanel, button, timeout: int = 60_000):
 
 def test_the_form_builds_the_config_and_presets_fill_it(panel, tmp_path):
     fill(panel, tmp_path / "run", scenes=128, epochs=3)
-    panel.gamma_spin.setValue(0.5)
-    panel.projections_spin.setValue(3)
-    panel.projections_combo.setCurrentText("learnable")
-    panel.hard_negatives_check.setChecked(True)
-    panel.max_steps_spin.setValue(5)
-    cfg = config_from_form(panel.form_values(), panel._base, cpu_count=2)
+    panel.form.gamma_spin.setValue(0.5)
+    panel.form.projections_spin.setValue(3)
+    panel.form.projections_combo.setCurrentText("learnable")
+    panel.form.hard_negatives_check.setChecked(True)
+    panel.form.max_steps_spin.setValue(5)
+    cfg = config_from_form(panel.form.form_values(), panel.form.base, cpu_count=2)
     assert (cfg.model, cfg.dataset, cfg.shapes_train_size, cfg.epochs, cfg.max_steps) == \
         ("semclip-shapes-tiny", "shapes", 128, 3, 5)
     assert (cfg.gamma, cfg.n_projections, cfg.learnable_projections, cfg.hard_negatives) == \
@@ -94,12 +96,12 @@ def test_the_form_builds_the_config_and_presets_fill_it(panel, tmp_path):
     assert cfg.lock_image is False  # not on the form: from the preset
 
     panel.apply_preset("shapes-demo: CLIP baseline")
-    clip = panel.form_config()
+    clip = panel.form.form_config()
     assert (clip.model, clip.beta, clip.gamma, clip.text_unlocked_layers) == \
         ("semclip-shapes-minilm", 0.0, 0.0, 3)
     semclip = panel_presets()["shapes-demo: SemCLIP"]
     panel.set_form(semclip)
-    assert config_from_form(panel.form_values(), panel._base, cpu_count=8) == \
+    assert config_from_form(panel.form.form_values(), panel.form.base, cpu_count=8) == \
         TrainConfig(**{**semclip.to_dict(), "threads": 7})
 
     bad_values = [({"model": " "}, "choose a model"),
@@ -108,7 +110,10 @@ def test_the_form_builds_the_config_and_presets_fill_it(panel, tmp_path):
                   ({"lr": 0.0}, "learning rate")]
     for bad, message in bad_values:
         with pytest.raises(ValueError, match=message):
-            config_from_form({**panel.form_values(), **bad}, panel._base)
+            config_from_form({**panel.form.form_values(), **bad}, panel.form.base)
+    tsv = tmp_path / "t.tsv"  # the trainer reads TSV, so the form takes it
+    tsv.write_text("image\tcaption\tparaphrase\tnegation\n")
+    assert config_from_form({**panel.form.form_values(), "dataset": str(tsv)}).dataset == str(tsv)
     assert eta_seconds(step=15, total_steps=40, first_step=10, seconds=2.0) == pytest.approx(10.0)
     assert eta_seconds(10, 40, 10, 2.0) is None and format_duration(3725) == "1:02:05"
 
@@ -119,7 +124,7 @@ def test_a_tiny_run_draws_every_curve_fills_the_table_and_hands_over_its_checkpo
     outcome = click_and_wait(qtbot, panel, panel.start_button)
     assert isinstance(outcome, Done) and not outcome.stopped
     for name in (*LOSS_CURVES, "lr"):
-        x, y = panel.curves[name].getData()
+        x, y = panel.plots.curves[name].getData()
         assert list(x) == [1, 2, 3, 4, 5, 6, 7, 8] and len(y) == 8, name
     assert panel.metrics_table.rowCount() == 2
     assert [panel.metrics_table.item(1, col).text() for col in (0, 1)] == ["2", "8"]
@@ -150,11 +155,11 @@ def test_stop_midway_keeps_a_loadable_checkpoint_and_resume_continues(qtbot, pan
     checkpoint = tmp_path / "long" / "checkpoint.pt"
     assert load_model(str(checkpoint)).model is not None
 
-    panel.model_combo.setCurrentText("")  # a half-edited form: the checkpoint's recipe wins
+    panel.form.model_combo.setCurrentText("")  # a half-edited form: the checkpoint's recipe wins
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(checkpoint), ""))
     qtbot.mouseClick(panel.resume_button, Qt.LeftButton)
     assert panel.config.resume == str(checkpoint)
-    assert panel.model_combo.currentText() == "semclip-shapes-tiny"
+    assert panel.form.model_combo.currentText() == "semclip-shapes-tiny"
     qtbot.waitUntil(lambda: len(panel.history["step"]) >= stopped_at + 1, timeout=30_000)
     outcome = click_and_wait(qtbot, panel, panel.stop_button)
     assert isinstance(outcome, Done) and outcome.stopped
@@ -166,22 +171,22 @@ def test_stop_midway_keeps_a_loadable_checkpoint_and_resume_continues(qtbot, pan
 
 def test_bad_input_is_shown_in_the_panel(qtbot, panel, tmp_path):
     fill(panel, tmp_path / "run")
-    panel.dataset_combo.setCurrentIndex(1)
-    panel.triples_edit.setText(str(tmp_path / "missing.csv"))
+    panel.form.dataset_combo.setCurrentIndex(1)
+    panel.form.triples_edit.setText(str(tmp_path / "missing.csv"))
     qtbot.mouseClick(panel.start_button, Qt.LeftButton)  # refused before any thread starts
     assert not panel.is_running()
     assert panel.error_label.isVisible() and "triples file not found" in panel.error_label.text()
 
     malformed = tmp_path / "bad.csv"
     malformed.write_text("image,caption\nx.png,a cat\n")
-    panel.triples_edit.setText(str(malformed))
+    panel.form.triples_edit.setText(str(malformed))
     outcome = click_and_wait(qtbot, panel, panel.start_button)
     assert isinstance(outcome, Error) and outcome.kind == "input"
     assert "lacks column" in panel.error_label.text() and "bad.csv" in panel.error_label.text()
     assert "training failed" in panel.log_view.toPlainText()
 
-    panel.dataset_combo.setCurrentIndex(0)
-    panel.model_combo.setCurrentText("no-such-architecture")  # raises inside the worker
+    panel.form.dataset_combo.setCurrentIndex(0)
+    panel.form.model_combo.setCurrentText("no-such-architecture")  # raises inside the worker
     outcome = click_and_wait(qtbot, panel, panel.start_button)
     assert isinstance(outcome, Error) and "no-such-architecture" in panel.error_label.text()
     assert "Traceback" not in panel.error_label.text()
@@ -238,12 +243,12 @@ def test_a_used_output_folder_is_not_overwritten_without_asking(qtbot, panel, tm
 
     answer_dialogs(monkeypatch, "")  # the default: a new folder beside it
     assert isinstance(click_and_wait(qtbot, panel, panel.start_button), Done)
-    assert panel.out_dir_edit.text() == str(tmp_path / "run-2")
+    assert panel.form.out_dir_edit.text() == str(tmp_path / "run-2")
     assert (tmp_path / "run-2" / "checkpoint.pt").is_file()
     assert (run / "checkpoint.pt").read_bytes() == first  # the earlier run untouched
     assert fresh_out_dir(run) == tmp_path / "run-3"
 
-    panel.out_dir_edit.setText(str(run))
+    panel.form.out_dir_edit.setText(str(run))
     answer_dialogs(monkeypatch, "Overwrite")
     assert isinstance(click_and_wait(qtbot, panel, panel.start_button), Done)
     assert panel.config.out_dir == str(run) and not (tmp_path / "run-3").exists()
@@ -266,7 +271,7 @@ def test_an_output_folder_that_cannot_be_used_is_shown_before_anything_starts(qt
 # --- past runs and the zero-shot plot ---------------------------------------------------------
 
 def zeroshot_points(panel: TrainPanel, name: str) -> list[tuple[float, float]]:
-    x, y = panel.zeroshot_curves[name].getData()
+    x, y = panel.plots.zeroshot_curves[name].getData()
     return list(zip(x.tolist(), y.tolist())) if x is not None else []
 
 
@@ -284,7 +289,7 @@ def test_past_runs_are_listed_and_a_click_shows_that_runs_curves(qtbot, panel, t
     root = tmp_path / "runs"
     # run 1 from the panel, with a zero-shot folder: its points appear live
     fill(panel, root / "from-the-panel", scenes=32, epochs=2)  # 2 steps per epoch
-    panel.zeroshot_edit.setText(str(two_class_folder))
+    panel.form.zeroshot_edit.setText(str(two_class_folder))
     outcome = click_and_wait(qtbot, panel, panel.start_button)
     assert isinstance(outcome, Done) and not outcome.stopped
     first = root / "from-the-panel"
@@ -314,7 +319,7 @@ def test_past_runs_are_listed_and_a_click_shows_that_runs_curves(qtbot, panel, t
     click_row(qtbot, table, rows["second"])
     steps = logged(second, "step")
     for name, key in (("total", "total"), ("lr", "lr")):
-        x, y = panel.curves[name].getData()
+        x, y = panel.plots.curves[name].getData()
         assert list(x) == [s["step"] for s in steps]
         assert list(y) == pytest.approx([s[key] for s in steps], rel=1e-12), name
     assert panel.metrics_table.rowCount() == 3
@@ -324,4 +329,4 @@ def test_past_runs_are_listed_and_a_click_shows_that_runs_curves(qtbot, panel, t
 
     click_row(qtbot, table, rows["from-the-panel"])  # and back: the first run's points again
     assert zeroshot_points(panel, "plain") == expected
-    assert list(panel.curves["total"].getData()[0]) == [1, 2, 3, 4]
+    assert list(panel.plots.curves["total"].getData()[0]) == [1, 2, 3, 4]

@@ -194,3 +194,23 @@ def test_caption_recalls_refuse_nan_embeddings():
         topk_image_to_text_accuracy(images, texts, 1, owner)
     with pytest.raises(NonFiniteEmbeddingsError):
         topk_paraphrase_accuracy(texts, owner, 1)
+
+def test_content_top1_counts_any_image_showing_the_same_content_and_ties_pessimistically():
+    images = rows([1, 0], [0, 1], [1, 0.2], [0.6, 0.8])
+    content = ["red circle", "blue square", "red circle", "green star"]
+    texts = rows([1, 0.2], [1, 0], [0, 1], [0.6, 0.8], [1, 0])
+    target = [0, 2, 1, 1, 1]
+    # text 0 -> top image 2 (red circle, like its image 0): hit although not its own image
+    # text 1 -> top image 0 (red circle, like its image 2): hit
+    # text 2 -> top image 1: hit; text 3 -> top image 3 (green star) but its image is 1: miss
+    # text 4 -> top image 0 (red circle), its image 1 shows a blue square: miss
+    assert M.content_top1_accuracy(texts, images, content, target) == pytest.approx(3 / 5)
+    # a tie at the top between a right and a wrong content is a miss; between two right ones a hit
+    tied = rows([1, 0], [1, 0], [0, 1])
+    assert M.content_top1_accuracy(rows([1, 0]), tied, ["a", "b", "c"], [0]) == 0.0
+    assert M.content_top1_accuracy(rows([1, 0]), tied, ["a", "a", "c"], [0]) == 1.0
+    assert math.isnan(M.content_top1_accuracy(torch.ones(0, 2), tied, ["a", "a", "c"], []))
+    with pytest.raises(ValueError, match="3 images"):
+        M.content_top1_accuracy(rows([1, 0]), tied, ["a"], [0])
+    with pytest.raises(M.NonFiniteEmbeddingsError):
+        M.content_top1_accuracy(rows([float("nan"), 0]), tied, ["a", "a", "c"], [0])

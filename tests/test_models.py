@@ -40,6 +40,22 @@ def test_project_configs_are_registered_and_random_init_is_seeded():
     assert image.shape == (3, 32, 32)
 
 
+def test_a_seeded_load_leaves_the_global_rng_alone_and_an_unseeded_one_draws_from_it():
+    import torch
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    seeded = load_model("semclip-tiny", seed=7)
+    assert torch.equal(torch.rand(3), expected)  # a training run beside it keeps its stream
+    torch.manual_seed(7)
+    unseeded = load_model("semclip-tiny", seed=None)  # the old behaviour, for a run that owns it
+    after = torch.rand(3)
+    torch.manual_seed(7)
+    assert unseeded.identity == seeded.identity  # same weights either way
+    assert not torch.equal(after, torch.rand(3))  # the initialisation drew from the global RNG
+
+
 def test_offline_hub_tag_fails_fast_with_advice(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.perf_counter()

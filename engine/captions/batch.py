@@ -1,8 +1,10 @@
 """Batch generation: a captions file in, a triples file out, as a generator of engine events.
 
-Input: CSV (header row) or JSONL with a ``caption`` column and usually an ``image`` column
-(``image_path``, ``filename`` and ``file_name`` are read as ``image`` too); other columns are
-kept and written after the triples fields. Output: the triples format of :mod:`engine.data`
+Input: CSV (header row; TSV for ``.tsv``) or JSONL with a ``caption`` column and usually an
+``image`` column (``image_path``, ``filename`` and ``file_name`` are read as ``image`` too;
+``columns`` maps other names); other columns are kept and written after the triples fields.
+``paraphrase`` and ``negation`` cells already in the input (or the authors' ``paraphrased``)
+are kept: only empty cells are generated, unless ``replace_existing``. Output: the triples format of :mod:`engine.data`
 (``image, caption, paraphrase, negation``), one row per input caption with the first usable
 paraphrase and negation, written atomically (CSV, or JSONL by extension). Rows that could not be
 generated are reported (``Done.result["failures"]``) and written to ``<out>.failed.csv``. A run
@@ -28,7 +30,8 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
 from ..atomic import atomic_write_text
-from ..data import FIELDS, TriplesFormatError, _rows_jsonl
+from ..triples_io import (AUTHORS_COLUMNS, FIELDS, TriplesFormatError, _rows_jsonl, check_columns,
+                          delimiter_for)
 from ..events import Done, Error, Event, Log, NeverStop, Progress, StopFlag
 from .base import NEGATION, PARAPHRASE, CaptionBackend, CaptionBackendError, Generations
 from .cache import GenerationCache
@@ -49,6 +52,7 @@ class CaptionRow:
     caption: str
     image: str
     extra: dict[str, Any] = field(default_factory=dict)
+    existing: dict[str, str] = field(default_factory=dict)  # paraphrase / negation in the input
 
 
 @dataclass(frozen=True)
@@ -61,34 +65,55 @@ class Failure:
 
 # ---- reading ------------------------------------------------------------------------------------
 
-def read_captions(path: PathLike) -> tuple[list[CaptionRow], list[str]]:
-    """Rows of a captions CSV/JSONL file and the names of its extra columns."""
+def read_captions(path: PathLike, columns: Optional[dict[str, str]] = None
+                  ) -> tuple[list[CaptionRow], list[str]]:
+    """Rows of a captions CSV/TSV/JSONL file and the names of its extra columns; ``columns``
+    maps fields to the file's column names (``{"caption": "text"}``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"captions file not found: {path}")
+    try:
+        columns = check_columns(columns or {})
+    except ValueError as exc:
+        raise CaptionInputError(str(exc)) from None
     if path.suffix.lower() in (".jsonl", ".json"):
-        return _read_jsonl(path)
-    return _read_csv(path)
+        return _read_jsonl(path, columns)
+    return _read_csv(path, columns)
 
 
-def _split(values: dict[str, Any], line: int, image_key: Optional[str]) -> CaptionRow:
-    caption = values.get("caption") or ""
-    image = values.get(image_key) if image_key else None
-    image = "" if image is None else str(image)  # JSONL may hold numbers
-    extra = {k: v for k, v in values.items() if k not in FIELDS and k != image_key}
-    return CaptionRow(line, caption.strip(), image.strip(), extra)
+def _column_names(names: list[str], columns: dict[str, str]) -> dict[str, Optional[str]]:
+    """Which column holds each field (None: absent): the mapping, the field's own name, then
+    the usual alternatives (image_path, ..., the SemCLIP authors' paraphrased)."""
+    found: dict[str, Optional[str]] = {}
+    for name in FIELDS:
+        alternatives = IMAGE_COLUMNS if name == "image" else (name, *AUTHORS_COLUMNS.get(name, ()))
+        found[name] = columns.get(name) or next((k for k in alternatives if k in names), None)
+    return found
 
 
-def _read_csv(path: Path) -> tuple[list[CaptionRow], list[str]]:
+def _split(values: dict[str, Any], line: int, names: dict[str, Optional[str]]) -> CaptionRow:
+    def cell(name: str) -> str:
+        value = values.get(names[name]) if names[name] else None
+        return "" if value is None else str(value).strip()  # JSONL may hold numbers
+
+    used = {c for c in names.values() if c}
+    extra = {k: v for k, v in values.items() if k not in used and k not in FIELDS}
+    return CaptionRow(line, cell("caption"), cell("image"), extra,
+                      {name: cell(name) for name in ("paraphrase", "negation") if cell(name)})
+
+
+def _read_csv(path: Path, columns: dict[str, str]) -> tuple[list[CaptionRow], list[str]]:
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f, strict=True)
+        reader = csv.reader(f, strict=True, delimiter=delimiter_for(path))
         try:
             header = [h.strip() for h in next(reader, [])]
             if not header:
                 raise CaptionInputError(f"{path}: empty file (expected a header with a caption column)")
-            if "caption" not in header:
-                raise CaptionInputError(f"{path}:1: no 'caption' column (columns: {', '.join(header)})")
-            image_key = next((k for k in IMAGE_COLUMNS if k in header), None)
+            names = _column_names(header, columns)
+            absent = [f"{k} (as column {c!r})" for k, c in columns.items() if c not in header]
+            if absent or names["caption"] not in header:
+                raise CaptionInputError(f"{path}:1: no {', '.join(absent) or repr('caption')} "
+                                        f"column (columns: {', '.join(header)})")
             rows = []
             for values in reader:
                 if not any(v.strip() for v in values):
@@ -96,29 +121,31 @@ def _read_csv(path: Path) -> tuple[list[CaptionRow], list[str]]:
                 if len(values) != len(header):
                     raise CaptionInputError(f"{path}:{reader.line_num}: {len(values)} fields, "
                                             f"the header has {len(header)}")
-                rows.append(_split(dict(zip(header, values)), reader.line_num, image_key))
+                rows.append(_split(dict(zip(header, values)), reader.line_num, names))
         except csv.Error as exc:
             raise CaptionInputError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
         except UnicodeDecodeError as exc:
             raise CaptionInputError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    return rows, [h for h in header if h not in FIELDS and h != image_key]
+    used = {c for c in names.values() if c}
+    return rows, [h for h in header if h not in used and h not in FIELDS]
 
 
-def _read_jsonl(path: Path) -> tuple[list[CaptionRow], list[str]]:
+def _read_jsonl(path: Path, columns: dict[str, str]) -> tuple[list[CaptionRow], list[str]]:
     rows, extra_columns = [], {}
     try:
         objects = list(_rows_jsonl(path))
     except TriplesFormatError as exc:  # same line-level checks as the triples reader
         raise CaptionInputError(str(exc)) from None
+    keys = list(dict.fromkeys(k for _, obj in objects for k in obj))
+    names = _column_names(keys, columns)
+    caption_key = names["caption"]
     for line, obj in objects:
-        if not isinstance(obj.get("caption", ""), str):
-            raise CaptionInputError(f"{path}:{line}: 'caption' must be text")
-    if objects and not any("caption" in obj for _, obj in objects):
-        raise CaptionInputError(f"{path}: no 'caption' field in any row")
-    keys = {k for _, obj in objects for k in obj}
-    image_key = next((k for k in IMAGE_COLUMNS if k in keys), None)
+        if not isinstance(obj.get(caption_key, ""), str):
+            raise CaptionInputError(f"{path}:{line}: {caption_key!r} must be text")
+    if objects and caption_key not in keys:
+        raise CaptionInputError(f"{path}: no {caption_key!r} field in any row")
     for line, obj in objects:
-        rows.append(_split(obj, line, image_key))
+        rows.append(_split(obj, line, names))
         extra_columns.update(dict.fromkeys(rows[-1].extra))
     return rows, list(extra_columns)
 
@@ -166,8 +193,8 @@ def count_good_rows(path: Path) -> int:
 
 # ---- the job ------------------------------------------------------------------------------------
 
-def _missing_reason(g: Generations) -> Optional[str]:
-    for role in (PARAPHRASE, NEGATION):
+def _missing_reason(g: Generations, roles=(PARAPHRASE, NEGATION)) -> Optional[str]:
+    for role in roles:
         if g.first(role) is None:
             tried = g.paraphrases if role == PARAPHRASE else g.negations
             if tried:
@@ -179,8 +206,14 @@ def _missing_reason(g: Generations) -> Optional[str]:
 def generate_triples(source: PathLike, out: PathLike, backend: CaptionBackend, *, workers: int = 1,
                      cache_path: Optional[PathLike] = None, use_cache: bool = True,
                      stop: Optional[StopFlag] = None,
-                     max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES) -> Iterator[Event]:
+                     max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
+                     columns: Optional[dict[str, str]] = None,
+                     replace_existing: bool = False) -> Iterator[Event]:
     """Generate a triples file from a captions file (see the module docstring).
+
+    ``columns`` maps fields to the input's column names. Paraphrase and negation cells already
+    in the input are kept (only empty ones are generated; a warning says how many were kept)
+    unless ``replace_existing``.
 
     Yields Log, Progress (units: distinct captions), then Done (``result``: out, rows, failed,
     failures, failed_csv, kept_existing, cached, generated) or Error (bad input, unusable cache,
@@ -198,7 +231,7 @@ def generate_triples(source: PathLike, out: PathLike, backend: CaptionBackend, *
         yield Error("usage", f"max_consecutive_failures must be >= 0, got {max_consecutive_failures}")
         return
     try:
-        rows, extra_columns = read_captions(source)
+        rows, extra_columns = read_captions(source, columns)
     except (CaptionInputError, FileNotFoundError) as exc:
         yield Error("input", str(exc))
         return
@@ -209,7 +242,7 @@ def generate_triples(source: PathLike, out: PathLike, backend: CaptionBackend, *
         return
     try:
         yield from _run(rows, extra_columns, out, backend, workers, cache, stop, source,
-                        max_consecutive_failures)
+                        max_consecutive_failures, replace_existing)
     finally:
         if cache is not None:
             cache.close()
@@ -217,10 +250,16 @@ def generate_triples(source: PathLike, out: PathLike, backend: CaptionBackend, *
 
 def _run(rows: list[CaptionRow], extra_columns: list[str], out: Path, backend: CaptionBackend,
          workers: int, cache: Optional[GenerationCache], stop: StopFlag, source: PathLike,
-         max_consecutive_failures: int) -> Iterator[Event]:
+         max_consecutive_failures: int, replace_existing: bool = False) -> Iterator[Event]:
     identity = backend.identity
-    captions = list(dict.fromkeys(r.caption for r in rows if r.caption))
-    yield Log(f"{len(rows)} rows, {len(captions)} distinct captions in {source}; backend {identity}")
+    needed: dict[str, set[str]] = {}  # caption -> the roles some row of it lacks
+    for r in rows:
+        if r.caption:
+            needed.setdefault(r.caption, set()).update(_roles_to_generate(r, replace_existing))
+    yield from _say_existing(rows, replace_existing, source)
+    captions = [c for c, roles in needed.items() if roles]
+    yield Log(f"{len(rows)} rows, {len(captions)} distinct captions to generate in {source}; "
+              f"backend {identity}")
     results: dict[str, Generations] = {}
     if cache is not None:
         for caption in captions:
@@ -263,10 +302,10 @@ def _run(rows: list[CaptionRow], extra_columns: list[str], out: Path, backend: C
                     errors[caption] = f"{type(exc).__name__}: {exc}"
                 else:
                     results[caption] = generations
-                    missing = _missing_reason(generations)
+                    missing = _missing_reason(generations, sorted(needed[caption]))
                     if missing is not None:
                         errors[caption] = missing
-                    elif cache is not None:
+                    if cache is not None and _missing_reason(generations) is None:
                         cache.put(identity, caption, generations)  # failures are retried next run
                 done += 1
                 failed_in_a_row = failed_in_a_row + 1 if caption in errors else 0
@@ -285,7 +324,8 @@ def _run(rows: list[CaptionRow], extra_columns: list[str], out: Path, backend: C
         yield Log(f"stopped: {done} of {total} captions done and cached; run again to resume")
         yield Done({"out": None, "rows": 0, "cached": cached, "generated": done - cached}, stopped=True)
         return
-    yield from _write(rows, extra_columns, out, results, errors, cached, done - cached)
+    yield from _write(rows, extra_columns, out, results, errors, cached, done - cached,
+                      replace_existing)
 
 
 def _streak_message(backend: CaptionBackend, streak: int, last_reason: str, good: int,
@@ -299,19 +339,48 @@ def _streak_message(backend: CaptionBackend, streak: int, last_reason: str, good
             f"run again to resume.")
 
 
+def _roles_to_generate(row: CaptionRow, replace_existing: bool) -> list[str]:
+    return [role for role in (PARAPHRASE, NEGATION)
+            if replace_existing or not row.existing.get(role)]
+
+
+def _say_existing(rows: list[CaptionRow], replace_existing: bool, source: PathLike
+                  ) -> Iterator[Event]:
+    """A warning whenever the input already holds paraphrases or negations: kept, or replaced."""
+    counts = {role: sum(bool(r.existing.get(role)) for r in rows) for role in (PARAPHRASE, NEGATION)}
+    if not any(counts.values()):
+        return
+    held = " and ".join(f"{n} {role}" for role, n in counts.items() if n)
+    if replace_existing:
+        yield Log(f"{source} holds {held} cells: replacing them (--replace-existing)",
+                  level="warning")
+    else:
+        yield Log(f"{source} holds {held} cells: kept; only empty cells are generated "
+                  f"(--replace-existing regenerates them)", level="warning")
+
+
 def _write(rows: list[CaptionRow], extra_columns: list[str], out: Path,
-           results: dict[str, Generations], errors: dict[str, str], cached: int, generated: int
-           ) -> Iterator[Event]:
+           results: dict[str, Generations], errors: dict[str, str], cached: int, generated: int,
+           replace_existing: bool = False) -> Iterator[Event]:
     written, failures, no_image = [], [], 0
     for row in rows:
-        reason = "empty caption" if not row.caption else errors.get(row.caption)
+        roles = _roles_to_generate(row, replace_existing)
         g = results.get(row.caption)
-        if reason is not None or g is None:
-            failures.append(Failure(row.line, row.image, row.caption, reason or "not generated"))
+        if not row.caption:
+            reason = "empty caption"
+        elif not roles:
+            reason = None
+        elif g is None:
+            reason = errors.get(row.caption, "not generated")
+        else:
+            reason = _missing_reason(g, roles)
+        if reason is not None:
+            failures.append(Failure(row.line, row.image, row.caption, reason))
             continue
         no_image += not row.image
-        written.append({**row.extra, "image": row.image, "caption": row.caption,
-                        "paraphrase": g.first(PARAPHRASE).text, "negation": g.first(NEGATION).text})
+        texts = {role: g.first(role).text if role in roles else row.existing[role]
+                 for role in (PARAPHRASE, NEGATION)}
+        written.append({**row.extra, "image": row.image, "caption": row.caption, **texts})
     # an incomplete run must not replace a fuller file; a complete one is what the user asked for
     existing_rows = count_good_rows(out) if failures else 0
     kept = existing_rows > len(written)

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from ..events import Done, Error, Log, Progress
+from ..triples_io import add_columns_argument, parse_columns
 from . import BACKENDS, make_backend
 from .batch import MAX_CONSECUTIVE_FAILURES, generate_triples
 
@@ -43,6 +44,10 @@ def add_generate_parser(sub) -> None:
                                      f"errs or hangs (default {MAX_CONSECUTIVE_FAILURES}; 0 = never)")
     p.add_argument("--cache", metavar="FILE", help="SQLite cache (default: <cache dir>/captions.sqlite)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    add_columns_argument(p, "the input's")
+    p.add_argument("--replace-existing", action="store_true",
+                   help="regenerate paraphrase/negation cells the input already holds (by "
+                        "default they are kept and only empty cells are generated)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
 
@@ -61,10 +66,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        columns = parse_columns(args.columns) if args.columns else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     workers = args.workers or (4 if args.backend == "llm" else 1)
     events = generate_triples(args.source, args.out, backend, workers=workers, cache_path=args.cache,
                               use_cache=not args.no_cache,
-                              max_consecutive_failures=args.max_consecutive_failures)
+                              max_consecutive_failures=args.max_consecutive_failures,
+                              columns=columns, replace_existing=args.replace_existing)
     try:
         return _drain(events, backend.name, args.quiet)
     except KeyboardInterrupt:
@@ -86,7 +97,11 @@ def _drain(events, name: str, quiet: bool) -> int:
             bar.n = event.done
             bar.refresh()
         elif isinstance(event, Log):
-            say(event.message if event.level == "info" else f"{event.level}: {event.message}")
+            if event.level == "info":
+                say(event.message)
+            else:  # warnings go to stderr, past the progress bar
+                (bar.write if bar is not None else print)(f"{event.level}: {event.message}",
+                                                          file=sys.stderr)
         elif isinstance(event, Error):
             if bar is not None:
                 bar.close()

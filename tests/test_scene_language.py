@@ -1,0 +1,107 @@
+"""The rich scene language: every sentence is true (or, for the hard negative, false) of its
+scene, as an evaluator that shares no code with the wording says."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from engine.scene_language import (KINDS, load_held_out, normalised, statement_triple)
+from engine.scene_query import parse_predicate
+from engine.shapes import ShapesWorld
+
+FREE_QUERIES = Path(__file__).resolve().parent.parent / "bench" / "free_queries.json"
+NO_NOT = re.compile(r"\b(no|not|isn't|n't|none|nothing|never)\b")
+
+
+def draws(n_scenes: int = 1500, per_scene: int = 2, held_out=frozenset()):
+    world = ShapesWorld(seed=0)
+    for split in ("train", "test"):
+        for index in range(n_scenes):
+            scene = world.scene(split, index)
+            rng = random.Random(f"{split}/{index}")
+            for _ in range(per_scene):
+                kind, triple = statement_triple(scene.objects, rng, held_out=held_out)
+                yield scene, kind, triple
+
+
+def test_captions_and_paraphrases_are_true_and_negations_false_of_their_scene():
+    kinds = Counter()
+    for scene, kind, (true, paraphrase, false) in draws():
+        objects = [asdict(o) for o in scene.objects]
+        assert parse_predicate(true.predicate)(objects), (kind, true, objects)
+        assert parse_predicate(paraphrase.predicate)(objects), (kind, paraphrase, objects)
+        assert not parse_predicate(false.predicate)(objects), (kind, false, objects)
+        assert false.text != true.text
+        kinds[kind] += 1
+    assert set(kinds) == set(KINDS)  # every kind is said of some scenes
+    assert min(kinds.values()) >= 100, kinds
+
+
+def test_denials_come_with_and_without_no_or_not():
+    denials = [t.text for _, kind, (t, _, _) in draws(600)
+               if kind in ("pure_denial", "description_with_denial")]
+    without = [text for text in denials if not NO_NOT.search(text)]
+    assert 0.3 <= len(without) / len(denials) <= 0.7, len(without) / len(denials)
+    assert any("free of" in t for t in without) and any("absent" in t for t in without)
+    assert any("lacking" in t for t in without) and any("missing" in t for t in without)
+
+
+def test_the_false_twin_keeps_the_frame_of_the_true_statement():
+    """Hard negatives: a pure denial and its false twin differ only in what they deny."""
+    for _, kind, (true, _, false) in draws(300):
+        if kind == "pure_denial":
+            a, b = true.text.split(), false.text.split()
+            assert len(set(a) ^ set(b)) <= 6, (true.text, false.text)
+
+
+def test_held_out_sentences_are_never_produced():
+    held_out = load_held_out(FREE_QUERIES)
+    free = {normalised(t.text) for _, _, triple in draws() for t in triple}
+    assert free & held_out, "the language says some bench queries when not told otherwise"
+    kept_out = {normalised(t.text) for _, _, triple in draws(held_out=held_out) for t in triple}
+    assert not kept_out & held_out
+
+
+def test_a_world_with_the_rich_language_uses_it_and_one_without_is_unchanged():
+    plain, rich = ShapesWorld(seed=3), ShapesWorld(seed=3, rich_language_prob=1.0)
+    before = [ShapesWorld(seed=3).item("train", i, render=False) for i in range(50)]
+    assert [plain.item("train", i, render=False) for i in range(50)] == before
+    items = [rich.item("train", i, render=False) for i in range(300)]
+    assert sum(it["caption"] != b["caption"] for it, b in zip(items, before)) > 40
+    assert any(NO_NOT.search(it["caption"]) is None and "free of" in it["caption"] for it in items)
+
+
+def test_load_held_out_reads_json_and_text_and_names_a_bad_file(tmp_path):
+    (tmp_path / "q.json").write_text(json.dumps([{"query": "Only  Squares."}, "nothing red"]))
+    assert load_held_out(tmp_path / "q.json") == {"only squares", "nothing red"}
+    (tmp_path / "q.txt").write_text("A Red Circle\n\n  two shapes \n")
+    assert load_held_out(tmp_path / "q.txt") == {"a red circle", "two shapes"}
+    (tmp_path / "bad.json").write_text('[\n"ok",\n{"query": 3}\n]')
+    with pytest.raises(ValueError, match=r"bad.json: entry 2"):
+        load_held_out(tmp_path / "bad.json")
+    (tmp_path / "broken.json").write_text('[\n"ok",\n')
+    with pytest.raises(ValueError, match=r"broken.json: line 3"):
+        load_held_out(tmp_path / "broken.json")
+
+
+def test_the_lexicon_is_broad_and_shares_no_word_with_the_free_typed_bench():
+    from engine.scene_language import COLOUR_WORDS, SHAPE_WORDS, SIZE_WORDS
+
+    bench_words = {w for q in json.loads(FREE_QUERIES.read_text())
+                   for w in re.findall(r"[a-z][a-z'-]*", q["query"].lower())}
+    canonical = {*COLOUR_WORDS, *SHAPE_WORDS, *SIZE_WORDS}
+    lexicon = ({w for words in COLOUR_WORDS.values() for w in words}
+               | {w for forms in SHAPE_WORDS.values() for pair in forms for w in pair}
+               | {w for words in SIZE_WORDS.values() for w in words})
+    extra = {w for phrase in lexicon for w in phrase.split()} - canonical
+    extra -= {"shape", "shapes", "circles", "squares", "triangles", "stars", "diamonds",
+              "crosses", "rhombus", "sign", "plus", "big", "little"}  # everyone's words
+    assert len(extra) >= 50
+    assert not extra & bench_words, sorted(extra & bench_words)
