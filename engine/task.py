@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .encoding import encode_text
 from .losses import SemClipLoss
@@ -29,12 +30,13 @@ LOGIT_SCALE_MAX = math.log(100.0)  # OpenCLIP clamps the learnable temperature a
 
 @dataclass
 class Features:
-    """Embeddings of one micro-batch: images (B, d), captions, paraphrases and negations."""
+    """Embeddings of one micro-batch: images (B, d), captions, paraphrases and negations.
+    Paraphrases and negations are None when no loss term reads them (they were not encoded)."""
 
     image: torch.Tensor
     caption: torch.Tensor
-    paraphrase: torch.Tensor
-    negation: torch.Tensor
+    paraphrase: Optional[torch.Tensor]
+    negation: Optional[torch.Tensor]
     logit_scale: torch.Tensor
 
 
@@ -90,6 +92,31 @@ class SemClipTask(nn.Module):
         self.loss = loss
         self.max_buckets = max_buckets
         self.image_cache: Optional[ImageFeatureCache] = None  # not a buffer: never broadcast
+        # True when the cache holds a locked timm trunk's pooled features: the image head
+        # (trainable) then runs on them each step (engine.trunk_cache).
+        self.cache_holds_trunk = False
+
+    @property
+    def text_fields(self) -> tuple[str, ...]:
+        """The texts of a triple that some loss term reads; only these are encoded. A CLIP
+        baseline (no paraphrase or negation term, no hard negatives) encodes captions alone,
+        a third of SemCLIP's text work."""
+        fields = ["caption"]
+        if self.loss.beta:
+            fields.append("paraphrase")
+        if self.loss.gamma or (self.loss.alpha and self.loss.hard_negatives):
+            fields.append("negation")
+        return tuple(fields)
+
+    def train(self, mode: bool = True) -> "SemClipTask":
+        """Train mode, except for frozen BatchNorm layers (a locked CNN trunk): their running
+        statistics must not drift, or cached trunk features would disagree with live ones."""
+        super().train(mode)
+        for module in self.clip.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and \
+                    not any(p.requires_grad for p in module.parameters()):
+                module.eval()
+        return self
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names (relative to this module) that weight decay must not touch."""
@@ -109,12 +136,15 @@ class SemClipTask(nn.Module):
             if index is None:
                 raise ValueError("a cached image tower needs the items' indices")
             image = self.image_cache.features[index.to(self.image_cache.features.device)]
+            if self.cache_holds_trunk:
+                image = F.normalize(self.clip.visual.head(image), dim=-1)
         else:
             image = self.clip.encode_image(images, normalize=True)
         text = encode_text(self.clip, tokens, max_buckets=self.max_buckets)
-        caption, paraphrase, negation = text.float().split(text.shape[0] // 3)
-        return Features(image.float(), caption, paraphrase, negation,
-                        self.clip.logit_scale.exp().float())
+        fields = self.text_fields
+        parts = dict(zip(fields, text.float().split(text.shape[0] // len(fields))))
+        return Features(image.float(), parts["caption"], parts.get("paraphrase"),
+                        parts.get("negation"), self.clip.logit_scale.exp().float())
 
     def forward(self, images: Optional[torch.Tensor], tokens: torch.Tensor,
                 index: Optional[torch.Tensor] = None,
@@ -126,7 +156,8 @@ class SemClipTask(nn.Module):
         own = self.features(images, tokens, index)
         parts = list(context) if context is not None else [own]
         parts[slot] = own
-        joined = {key: torch.cat([getattr(p, key) for p in parts])
+        joined = {key: None if getattr(own, key) is None else
+                  torch.cat([getattr(p, key) for p in parts])
                   for key in ("image", "caption", "paraphrase", "negation")}
         # The temperature and V are shared by every micro-batch's recomputation of the whole
         # batch's loss: only the last one carries their gradient, or it would count k times.

