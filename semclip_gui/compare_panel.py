@@ -52,6 +52,11 @@ BLEND_DEBOUNCE_MS = 200
 DEFAULT_QUERY = "no orange shapes"
 EXAMPLE_QUERIES = ("no orange shapes", "a square and no green", "a picture without orange",
                    "nothing blue", "a red circle and no blue square")
+# The same for a gallery of everyday photos (the Photos world, or any folder).
+PHOTO_DEFAULT_QUERY = "a dog running on grass with no people"
+PHOTO_EXAMPLE_QUERIES = ("a dog running on grass with no people", "a dog that is not black",
+                         "children playing without a ball", "a street with no cars",
+                         "people on a beach")
 
 
 class ComparePanel(QWidget):
@@ -142,9 +147,7 @@ class ComparePanel(QWidget):
         query_row.addWidget(QLabel("top k"))
         query_row.addWidget(self.k_spin)
         self.subtract_check = QCheckBox("subtract “-term” words")
-        self.examples = QLabel("try: " + " · ".join(
-            f"<a href='{html.escape(q)}' style='text-decoration: none'>{html.escape(q)}</a>"
-            for q in EXAMPLE_QUERIES))
+        self.examples = QLabel()
         self.examples.setTextFormat(Qt.RichText)
         self.examples.setToolTip("click an example to search for it")
         self.examples.linkActivated.connect(self.set_query)
@@ -294,8 +297,21 @@ class ComparePanel(QWidget):
 
     # -- gallery embeddings ------------------------------------------------------------------------
 
+    def _show_examples(self, gallery: Gallery) -> None:
+        """The example queries of the gallery's world; the opening query follows the world."""
+        shapes = gallery.has_scene_labels
+        examples = EXAMPLE_QUERIES if shapes else PHOTO_EXAMPLE_QUERIES
+        self.examples.setText("try: " + " · ".join(
+            f"<a href='{html.escape(q)}' style='text-decoration: none'>{html.escape(q)}</a>"
+            for q in examples))
+        if self.query_edit.text() in (DEFAULT_QUERY, PHOTO_DEFAULT_QUERY):
+            self.query_edit.blockSignals(True)  # the embedding that follows runs the query
+            self.query_edit.setText(DEFAULT_QUERY if shapes else PHOTO_DEFAULT_QUERY)
+            self.query_edit.blockSignals(False)
+
     def _on_gallery_changed(self) -> None:
         gallery = self.state.gallery
+        self._show_examples(gallery)
         self._gallery_generation += 1
         self._thumbs.clear()
         self.gallery_label.setText(gallery.description or f"{len(gallery)} images")

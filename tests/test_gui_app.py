@@ -132,11 +132,16 @@ def test_the_world_switch_loads_the_photo_pair_and_folder_and_remembers_it(
     assert [window.playground.image_combo.itemText(i) for i in range(3)] == window.state.gallery.names
     assert QSettings(ini, QSettings.IniFormat).value(app_module.PHOTO_FOLDER_KEY) == str(photo_folder)
     assert window.mismatch_label.isHidden()
+    from semclip_gui.compare_panel import DEFAULT_QUERY, PHOTO_DEFAULT_QUERY, PHOTO_EXAMPLE_QUERIES
+
+    compare = window.compare  # the Compare tab opens on a photo query, with photo examples
+    assert compare.query_edit.text() == PHOTO_DEFAULT_QUERY
+    assert all(q in compare.examples.text() for q in PHOTO_EXAMPLE_QUERIES)
 
     assert window.set_world(worlds.SHAPES)  # back: the shipped shapes pair over shapes scenes
     qtbot.waitUntil(lambda: window.state.model("right").spec == shipped_demo_specs()[1],
                     timeout=30_000)
-    assert window.state.gallery.has_scene_labels
+    assert window.state.gallery.has_scene_labels and compare.query_edit.text() == DEFAULT_QUERY
     assert window.set_world(worlds.PHOTOS) and len(asked) == 1  # the folder is remembered
 
 
