@@ -334,6 +334,19 @@ def load_model(
     random stream of a training run beside it); None draws the initialisation from the global
     RNG, as a training run that owns the process does.
     """
+    with _construction_lock:
+        return _load_model(spec, device, pretrained_text, seed, pretrained_image)
+
+
+# One model is built at a time in a process. The app loads its two sides on two threads, and
+# two constructions at once deadlocked there (transformers' threaded weight loader waiting on
+# its executor while the other thread sat in a torch copy); building is I/O and memory bound, so
+# nothing is lost. Re-entrant: a delta loads its base through load_model.
+_construction_lock = threading.RLock()
+
+
+def _load_model(spec: str, device: Union[str, torch.device], pretrained_text: bool,
+                seed: Optional[int], pretrained_image: bool) -> LoadedModel:
     resolved = _resolve_spec(spec)
     if resolved.delta_path is not None:
         return _load_delta(resolved.delta_path, resolved.sidecar, spec, device)

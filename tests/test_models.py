@@ -119,3 +119,36 @@ def test_truncated_text_encoding_equals_the_full_context(spec):
         assert used_length(loaded.model, loaded.tokenizer(["a red circle"])) < 8
         torch.testing.assert_close(encode_text(loaded.model, few), full[:4], atol=1e-5, rtol=0)
     torch.testing.assert_close(short, full, atol=1e-5, rtol=0)
+
+
+def test_models_are_built_one_at_a_time_even_from_several_threads(monkeypatch):
+    """The app loads its two sides on two threads; two constructions at once deadlocked inside
+    transformers' threaded loader, so load_model builds one model at a time."""
+    import threading
+
+    import open_clip
+
+    real = open_clip.create_model_and_transforms
+    active, most = [0], [0]
+    guard = threading.Lock()
+
+    def counting(*args, **kwargs):
+        with guard:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            threading.Event().wait(0.05)  # stay inside long enough for the other thread to try
+            return real(*args, **kwargs)
+        finally:
+            with guard:
+                active[0] -= 1
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", counting)
+    loaded = []
+    threads = [threading.Thread(target=lambda s=s: loaded.append(load_model("semclip-tiny", seed=s)))
+               for s in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(loaded) == 3 and most[0] == 1
