@@ -192,9 +192,16 @@ class _Call(QRunnable):
         try:
             value = self.fn()
         except Exception as exc:  # noqa: BLE001 - delivered to the caller's error callback
-            self.dispatcher.deliver.emit(self.on_error, exc)
+            self._hand_back(self.on_error, exc)
         else:
-            self.dispatcher.deliver.emit(self.on_result, value)
+            self._hand_back(self.on_result, value)
+
+    def _hand_back(self, callback: Callable[[Any], None], value: Any) -> None:
+        try:
+            self.dispatcher.deliver.emit(callback, value)
+        except RuntimeError:  # the app closed while this ran (its dispatcher is gone): no one waits
+            if isValid(self.dispatcher):
+                raise
 
 
 def _ignore(_exc: BaseException) -> None:
