@@ -36,6 +36,7 @@ from .atomic import atomic_write_text
 from .embed_cache import ImageEmbeddingCache, embed_image_sources
 from .encoding import embed_texts
 from .events import Done, Error, EvalResult, Event, Log, NeverStop, Progress, StopFlag
+from .paths import CHECKPOINT_SUFFIXES
 from .trunk_cache import embed_via_trunk, has_trunk, trunk_cache_for
 
 BENCHMARKS = bm.BENCHMARKS
@@ -406,7 +407,7 @@ def model_label(spec: str, sidecar: dict) -> str:
     if isinstance(name, str) and name.strip():
         return name.strip()
     path = Path(spec)
-    return path.stem if path.suffix in (".pt", ".pth", ".bin", ".safetensors") else spec
+    return path.stem if path.suffix in CHECKPOINT_SUFFIXES else spec
 
 
 def model_labels(results: dict) -> list[str]:

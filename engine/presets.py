@@ -34,16 +34,19 @@ _SHAPES_BASE = TrainConfig(
     seed=0,
 )
 
+def clip_vs_semclip(base: TrainConfig, root: str) -> list[TrainConfig]:
+    """A demo pair identical but for the loss: CLIP (beta = gamma = 0), then SemCLIP. The
+    projection terms alone shape the text space only; the negations as hard negatives in the
+    image-to-text logits carry that to the images (without them an earlier shapes run reached
+    original-over-negation 0.75, CLIP's level)."""
+    return [replace(base, name="clip-baseline", alpha=1.0, beta=0.0, gamma=0.0,
+                    out_dir=f"{root}/clip-baseline"),
+            replace(base, name="semclip", alpha=1.0, beta=1.0, gamma=1.0, hard_negatives=True,
+                    out_dir=f"{root}/semclip")]
+
+
 PRESETS: dict[str, list[TrainConfig]] = {
-    "shapes-demo": [
-        replace(_SHAPES_BASE, name="clip-baseline", alpha=1.0, beta=0.0, gamma=0.0,
-                out_dir="runs/shapes-demo/clip-baseline"),
-        # The projection terms alone shape the text space only; the negations as hard negatives
-        # in the image-to-text logits carry that to the images (without them an earlier run
-        # reached original-over-negation 0.75, CLIP's level).
-        replace(_SHAPES_BASE, name="semclip", alpha=1.0, beta=1.0, gamma=1.0, hard_negatives=True,
-                out_dir="runs/shapes-demo/semclip"),
-    ],
+    "shapes-demo": clip_vs_semclip(_SHAPES_BASE, "runs/shapes-demo"),
 }
 
 
@@ -66,12 +69,7 @@ _PHOTO_BASE = TrainConfig(
     seed=0,
 )
 
-PRESETS["photo-demo"] = [
-    replace(_PHOTO_BASE, name="clip-baseline", alpha=1.0, beta=0.0, gamma=0.0,
-            out_dir="runs/photo-demo/clip-baseline"),
-    replace(_PHOTO_BASE, name="semclip", alpha=1.0, beta=1.0, gamma=1.0, hard_negatives=True,
-            out_dir="runs/photo-demo/semclip"),
-]
+PRESETS["photo-demo"] = clip_vs_semclip(_PHOTO_BASE, "runs/photo-demo")
 
 # The paper's recipe. Sources: the authors' repository (github.com/aaai26-paper12649/SemCLIP),
 # src/args.py (A), src/training_params.py (P), src/train.py (T), src/dataset.py (D) for the data

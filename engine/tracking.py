@@ -80,13 +80,18 @@ class TrackingError(RuntimeError):
     """A tracker could not start (server unreachable, not logged in, ...)."""
 
 
-def saved_tracker_run(out_dir: Path, backend: str) -> Optional[str]:
-    """The id of the ``backend`` run that ``out_dir`` logged to before, if it recorded one."""
+def _tracker_runs(out_dir: Path) -> dict[str, Any]:
+    """``<out_dir>/tracker_runs.json`` as {backend: run id}; {} when absent or unreadable."""
     try:
         ids = json.loads((out_dir / TRACKER_RUNS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    value = ids.get(backend) if isinstance(ids, dict) else None
+        return {}
+    return ids if isinstance(ids, dict) else {}
+
+
+def saved_tracker_run(out_dir: Path, backend: str) -> Optional[str]:
+    """The id of the ``backend`` run that ``out_dir`` logged to before, if it recorded one."""
+    value = _tracker_runs(out_dir).get(backend)
     return value if isinstance(value, str) and value else None
 
 
@@ -94,14 +99,8 @@ def save_tracker_run(out_dir: Path, backend: str, run_id: str) -> None:
     """Record that ``out_dir`` logs to the ``backend`` run ``run_id`` (kept across resumes)."""
     from .atomic import atomic_write_text
 
-    path = out_dir / TRACKER_RUNS_FILE
-    try:
-        ids = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        ids = {}
-    ids = ids if isinstance(ids, dict) else {}
-    ids[backend] = run_id
-    atomic_write_text(path, json.dumps(ids, indent=2) + "\n")
+    ids = {**_tracker_runs(out_dir), backend: run_id}
+    atomic_write_text(out_dir / TRACKER_RUNS_FILE, json.dumps(ids, indent=2) + "\n")
 
 
 class TensorBoardSink:

@@ -106,7 +106,6 @@ class TrainPanel(QWidget):
 
     def _build(self) -> None:
         self.form = TrainForm(self._presets)
-        self.form_box = self.form
 
         self.start_button = QPushButton("Start")
         self.stop_button = QPushButton("Stop")
@@ -117,7 +116,7 @@ class TrainPanel(QWidget):
         self.checkpoint_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         left = QWidget()
         column = QVBoxLayout(left)
-        column.addWidget(self.form_box)
+        column.addWidget(self.form)
         column.addWidget(form_row(self.start_button, self.stop_button))
         column.addWidget(self.resume_button)
         ckpt_box = QGroupBox("Checkpoint")
@@ -304,7 +303,7 @@ class TrainPanel(QWidget):
         self.run_started.emit(cfg)
 
     def _set_running(self, running: bool) -> None:
-        self.form_box.setEnabled(not running)
+        self.form.setEnabled(not running)
         self.start_button.setEnabled(not running)
         self.resume_button.setEnabled(not running)
         self.runs_list.setEnabled(not running)  # opening a run would mix its curves with this one's

@@ -146,7 +146,7 @@ def test_stop_midway_keeps_a_loadable_checkpoint_and_resume_continues(qtbot, pan
                                                                       monkeypatch):
     fill(panel, tmp_path / "long", scenes=4096, epochs=1)  # 256 steps: far more than we wait for
     qtbot.mouseClick(panel.start_button, Qt.LeftButton)
-    assert not panel.start_button.isEnabled() and not panel.form_box.isEnabled()
+    assert not panel.start_button.isEnabled() and not panel.form.isEnabled()
     qtbot.waitUntil(lambda: len(panel.history["step"]) >= 1, timeout=30_000)
     outcome = click_and_wait(qtbot, panel, panel.stop_button)
     assert isinstance(outcome, Done) and outcome.stopped
