@@ -23,7 +23,7 @@ from engine.retrieval import folder_gallery, shapes_gallery
 
 from . import worlds
 from .state import SIDES, AppState
-from .workers import wait_for_background_jobs
+from .workers import collect_garbage_on_gui_thread, wait_for_background_jobs
 
 APP_NAME = "SemCLIP Studio"
 PHOTO_FOLDER_KEY = "photos/folder"  # the photo folder, remembered between sessions
@@ -291,6 +291,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
+    collect_garbage_on_gui_thread()
     window = launch(args)  # noqa: F841 - kept alive for the event loop
     code = app.exec()
     wait_for_background_jobs(10_000)  # let model loads / scoring finish before Qt tears down

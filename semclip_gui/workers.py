@@ -12,6 +12,12 @@ Two kinds of background work, in the style of napari/superqt's thread workers:
 
 Signals are emitted from the worker thread; Qt queues them to receivers living on the GUI
 thread, so slots never run concurrently with the rest of the UI.
+
+Python's cyclic garbage collector runs in whichever thread allocates when a threshold is
+crossed. A widget kept in a reference cycle (a lambda slot capturing its owner) would then be
+destroyed on a worker thread, and PySide deadlocks there (seen: a model load on the pool
+freeing a closed window's menu, the whole app frozen). :func:`collect_garbage_on_gui_thread`
+moves collection onto the GUI thread, as pyqtgraph recommends.
 """
 
 from __future__ import annotations
@@ -256,6 +262,23 @@ class LatestOnly:
                     self.submit(*pending)
 
         run_call(fn, lambda v: finish(on_result, v), lambda e: finish(on_error, e))
+
+
+_gui_garbage_collector = None
+
+
+def collect_garbage_on_gui_thread() -> Any:
+    """Turn off automatic garbage collection and collect on a GUI-thread timer instead.
+
+    Call once, after the QApplication exists; further calls return the same collector (a
+    pyqtgraph ``GarbageCollector``, whose ``timer`` runs the collections).
+    """
+    global _gui_garbage_collector
+    if _gui_garbage_collector is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _gui_garbage_collector = GarbageCollector(interval=1.0)
+    return _gui_garbage_collector
 
 
 def wait_for_background_jobs(timeout_ms: int = 30_000) -> bool:

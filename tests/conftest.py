@@ -3,6 +3,7 @@ tiny class-folder data set for zero-shot checks."""
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -42,12 +43,26 @@ def app_state(qtbot, tiny_models):
 
 @pytest.fixture(autouse=True)
 def no_background_jobs_left(request):
-    """A Qt test's pool jobs finish inside it, never emitting into the next test's objects."""
-    yield
-    if "qtbot" in request.fixturenames:
+    """A Qt test's pool jobs finish inside it, never emitting into the next test's objects.
+
+    As in the app (``collect_garbage_on_gui_thread``), a Qt test's garbage is collected on the
+    GUI thread only: a widget freed by a collection that a worker thread's allocation triggered
+    deadlocks PySide (it froze a whole CI run inside a model load).
+    """
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
         from semclip_gui.workers import wait_for_background_jobs
 
         assert wait_for_background_jobs(30_000), "background jobs still running after 30 s"
+    finally:
+        gc.collect()
+        if was_enabled:
+            gc.enable()
 
 
 @pytest.fixture(scope="session")
