@@ -21,9 +21,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from engine.embed_cache import ImageEmbeddingCache, embed_images_cached  # noqa: E402
-from engine.models import load_model  # noqa: E402
 from file_faults import flip_bits  # noqa: E402
+
+from engine.model.embed_cache import ImageEmbeddingCache, embed_images_cached  # noqa: E402
+from engine.model.loading import load_model  # noqa: E402
 
 
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -18,10 +18,10 @@ import tempfile
 import time
 from contextlib import contextmanager
 
-from engine.config import TrainConfig
+from engine.data.shapes.world import ShapesDataset
 from engine.events import Done, Error, StepMetrics
-from engine.shapes import ShapesDataset
-from engine.train import train
+from engine.train.config import TrainConfig
+from engine.train.loop import train
 
 
 @contextmanager

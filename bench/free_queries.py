@@ -6,7 +6,7 @@ The queries (``bench/free_queries.json``) were written by hand in words the shap
 caption generator does not use: plain descriptions, denials with and without "no/not", pure
 denials, exclusives, counts, double negation, spatial relations, size comparisons and paraphrase
 pairs. Each carries an exact predicate over a scene's objects (``where``, in the language of
-:mod:`engine.scene_query`) and, for denials, what it denies (``denied``, same language: true
+:mod:`engine.data.shapes.query`) and, for denials, what it denies (``denied``, same language: true
 when a scene shows the denied thing).
 
 The gallery is the first ``--n`` scenes of the shapes test split (``shapes_gallery``, as the
@@ -30,11 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generator, Mapping, Optional, Sequence
 
+from engine.data.galleries import Gallery, shapes_gallery
+from engine.data.shapes.query import Predicate, PredicateError, parse_predicate
 from engine.events import NeverStop
-from engine.retrieval import Gallery, negated_terms, shapes_gallery
-from engine.scene_query import Predicate, PredicateError, parse_predicate
+
 # the Compare tab's own (Qt-free) ranking and red-frame check
-from semclip_gui.compare_logic import embed_side, rank_models, violated_terms
+from engine.explore.compare import embed_side, rank_models, violated_terms
+from engine.explore.denials import negated_terms
 
 QUERY_FILE = Path(__file__).with_name("free_queries.json")
 CATEGORIES = ("plain", "denial_not", "denial_other", "pure_denial", "exclusive", "count",
@@ -281,7 +283,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--json", type=Path, metavar="OUT", help="write every figure here")
     parser.add_argument("--per-query", action="store_true", help="print each query's figures")
     args = parser.parse_args(argv)
-    from engine.models import load_model
+    from engine.model.loading import load_model
 
     try:
         queries = load_queries(args.queries)

@@ -33,7 +33,7 @@ def run_fault(url: str, model: str, folder: Path, n: int, timeout_s: float) -> d
     src.write_text("image,caption\n" + "".join(f"i{k}.png,caption {model} {k}\n" for k in range(n)))
     out = folder / f"{model}-out.csv"
     out.write_text(GOOD_OUT)
-    command = [sys.executable, "-m", "engine.cli", "generate", "--in", str(src), "--out", str(out),
+    command = [sys.executable, "-m", "engine.cli.commands", "generate", "--in", str(src), "--out", str(out),
                "--backend", "llm", "--base-url", url, "--generator-model", model,
                "--validator-model", model, "--timeout", str(timeout_s), "--no-cache", "--quiet"]
     start = time.monotonic()

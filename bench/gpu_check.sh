@@ -244,10 +244,10 @@ fi
 
 # ---- (d) the photo recipe ----------------------------------------------------------------------
 
-PHOTO=$("$VPY" -c 'from engine.presets import PRESETS
+PHOTO=$("$VPY" -c 'from engine.train.presets import PRESETS
 print(next((n for n in PRESETS if "photo" in n), ""))' 2>/dev/null)
 if [ -z "$PHOTO" ]; then
-    skip "photo recipe" "no photo recipe in engine/presets.py yet"
+    skip "photo recipe" "no photo recipe in engine/train/presets.py yet"
 elif [ "$DRY_RUN" -eq 1 ]; then
     skip "photo recipe" "dry run: $PHOTO needs the GPU"
 else

@@ -22,11 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.data import read_image, read_triples  # noqa: E402
-from engine.presets import preset  # noqa: E402
-from engine.task import ImageFeatureCache, SemClipTask, build_optimizer  # noqa: E402
-from engine.train import DistInfo, _build_task, train_step  # noqa: E402
-
+from engine.data.triples import read_image, read_triples  # noqa: E402
+from engine.train.loop import DistInfo, _build_task, train_step  # noqa: E402
+from engine.train.presets import preset  # noqa: E402
+from engine.train.task import ImageFeatureCache, SemClipTask, build_optimizer  # noqa: E402
 
 ALL_TEXTS = ("caption", "paraphrase", "negation")
 

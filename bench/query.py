@@ -17,10 +17,10 @@ import time
 
 import torch
 
-from engine.encoding import embed_texts
-from engine.models import load_model
-from engine.retrieval import top_k
-from engine.shapes import ShapesWorld
+from engine.data.shapes.world import ShapesWorld
+from engine.explore.search import top_k
+from engine.model.encoding import embed_texts
+from engine.model.loading import load_model
 
 
 def main() -> None:

@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine.cli import main  # noqa: E402
-from engine.config import TrainConfig  # noqa: E402
+from engine.cli.commands import main  # noqa: E402
+from engine.train.config import TrainConfig  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "data" / "triples"
 SHARED = ROOT.parent / "shared" / "data"
@@ -208,7 +208,7 @@ def _(folder: Path) -> Verdict:
     folder.chmod(0o755)  # the unprivileged user below must reach it
     (folder / "ro").mkdir(mode=0o555)
     config = config_file(folder, tiny(folder, out_dir=str(folder / "ro" / "run")))
-    command = [sys.executable, "-m", "engine.cli", "train", "--config", str(config), "--quiet"]
+    command = [sys.executable, "-m", "engine.cli.commands", "train", "--config", str(config), "--quiet"]
     if os.geteuid() == 0:  # root writes anywhere: run as nobody, whom file modes bind
         command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
     proc = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=300,
@@ -242,7 +242,7 @@ def _resume_exact(folder: Path, lock_image: bool) -> Verdict:
     import threading
 
     from engine.events import StepMetrics
-    from engine.train import train as train_events
+    from engine.train.loop import train as train_events
 
     whole = tiny(folder, epochs=2, out_dir=str(folder / "whole"), lock_image=lock_image)
     assert train(folder, whole).code == 0
@@ -266,7 +266,7 @@ for _lock in (True, False):
 
 @scenario("full disk at a save keeps the previous checkpoint", "fault", 14)
 def _(folder: Path) -> Verdict:
-    import engine.checkpoint as checkpoint
+    import engine.model.checkpoint as checkpoint
     ckpt = trained(folder)
     before = ckpt.read_bytes()
     real = checkpoint.atomic_write_bytes
@@ -296,7 +296,7 @@ def _(folder: Path) -> Verdict:
 
 @scenario("learnable V under AdamW weight decay stays orthonormal", "fault", 1)
 def _(folder: Path) -> Verdict:
-    from engine.losses import SemClipLoss
+    from engine.model.losses import SemClipLoss
     assert train(folder, tiny(folder, learnable_projections=True, weight_decay=0.1,
                               epochs=2)).code == 0
     sidecar = json.loads((folder / "run" / "checkpoint.json").read_text())
@@ -349,7 +349,7 @@ def _(folder: Path) -> Verdict:
     cfg = tiny(folder, shapes_train_size=4000, batch_size=4, epochs=1)
     path = config_file(folder, cfg)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--config", str(path)],
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli.commands", "train", "--config", str(path)],
                             cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     metrics = folder / "run" / "metrics.jsonl"
@@ -382,7 +382,7 @@ def _(folder: Path) -> Verdict:
     cfg = tiny(folder, learnable_projections=True, weight_decay=0.1, batch_size=4, epochs=2)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                           f"--master_port={_free_port()}", "-m", "engine.cli", "train",
+                           f"--master_port={_free_port()}", "-m", "engine.cli.commands", "train",
                            "--config", str(config_file(folder, cfg)), "--quiet"],
                           cwd=folder, env=env, capture_output=True, text=True, timeout=600)
     saved = (folder / "run" / "checkpoint.pt").exists()
@@ -739,7 +739,7 @@ def _(folder: Path) -> Verdict:
 
 @scenario("loading a MiniLM model prints no weight-load alarms", "fault", 21)
 def _(folder: Path) -> Verdict:
-    ran = subprocess.run([sys.executable, "-c", "from engine.models import load_model; "
+    ran = subprocess.run([sys.executable, "-c", "from engine.model.loading import load_model; "
                           "load_model('semclip-shapes-minilm')"], cwd=ROOT, text=True,
                          capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     noise = [line for line in (ran.stdout + ran.stderr).splitlines()

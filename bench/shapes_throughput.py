@@ -15,8 +15,8 @@ import argparse
 import statistics
 import time
 
-from engine.models import load_model
-from engine.shapes import ShapesDataset, ShapesWorld
+from engine.data.shapes.world import ShapesDataset, ShapesWorld
+from engine.model.loading import load_model
 
 
 def rate(fetch, n: int, repeats: int) -> tuple[float, float, float]:

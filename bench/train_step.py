@@ -16,7 +16,7 @@ rather than a minute. The tiny config (64 px, 32-token context, width 96) stays 
 Stock step: image tower locked (``lock_image_tower``) but still run every step, one caption per
 image through ``model.encode_text`` at the full context, open_clip's ``ClipLoss``.
 SemCLIP step: three captions per image (t, t+, t-) in one text call (exact truncation, split
-into length buckets on CPU: ``engine.encoding.encode_text``; ``--max-buckets 1`` truncates to
+into length buckets on CPU: ``engine.model.encoding.encode_text``; ``--max-buckets 1`` truncates to
 the longest caption only), the locked image tower's embeddings taken from the run's cache
 (filled once, reported separately), ``SemClipLoss``.
 
@@ -54,10 +54,10 @@ import torch
 from open_clip.loss import ClipLoss
 from torch.utils.flop_counter import FlopCounterMode
 
-from engine.encoding import encode_text
-from engine.losses import SemClipLoss
-from engine.models import load_model
-from engine.shapes import ShapesWorld
+from engine.data.shapes.world import ShapesWorld
+from engine.model.encoding import encode_text
+from engine.model.loading import load_model
+from engine.model.losses import SemClipLoss
 
 # Datasheet dense (no sparsity) peaks in TFLOP/s; the first key found in the device name wins,
 # so the PCIe H100 (lower clocks, 114 SMs) comes before the SXM one. H200 = H100 SXM's chip.

@@ -16,10 +16,10 @@ import re
 
 import torch
 
-from engine.encoding import embed_images, embed_texts
-from engine.metrics import original_over_negation_accuracy, topk_text_to_image_accuracy
-from engine.models import load_model
-from engine.shapes import ShapesWorld
+from engine.data.shapes.world import ShapesWorld
+from engine.eval.metrics import original_over_negation_accuracy, topk_text_to_image_accuracy
+from engine.model.encoding import embed_images, embed_texts
+from engine.model.loading import load_model
 
 WORDS = {
     "large": ["huge", "giant"], "small": ["mini", "teeny"], "circle": ["ball", "dot"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol, Union
+from typing import Any, Callable, Iterator, Optional, Protocol, Union
 
 
 class StopFlag(Protocol):
@@ -100,3 +100,33 @@ class Error:
 
 Event = Union[Progress, StepMetrics, EvalResult, CheckpointSaved, Log, Done, Error]
 EventStream = Iterator[Event]
+
+
+class JobError(RuntimeError):
+    """A job ended with an :class:`Error` event; ``kind`` is its machine-readable tag."""
+
+    def __init__(self, message: str, kind: str = "error"):
+        super().__init__(message)
+        self.kind = kind
+
+
+def run_to_end(job: Iterator[Event], on_event: Optional[Callable[[Event], None]] = None) -> Any:
+    """Drive a job (a generator of events) to its end and return its result, for notebooks,
+    scripts and tests: the generator's return value when it has one (``embed_gallery``), else
+    the result of its last :class:`Done`. An :class:`Error` event raises :class:`JobError`;
+    ``on_event`` sees every event on the way (progress bars, logs).
+    """
+    done: Optional[Done] = None
+    while True:
+        try:
+            event = next(job)
+        except StopIteration as end:
+            if end.value is not None:
+                return end.value
+            return done.result if done is not None else None
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, Error):
+            raise JobError(event.message, kind=event.kind)
+        if isinstance(event, Done):
+            done = event

@@ -19,7 +19,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 APP_NAME = "semclip"
 CACHE_ENV = "SEMCLIP_CACHE"
-# What the project writes under the cache root (engine.embed_cache, engine.captions.cache and
+# What the project writes under the cache root (engine.model.embed_cache, engine.captions.cache and
 # its SQLite side files, semclip_gui.demo): ``semclip cache --clear`` removes these and nothing
 # else, so a cache root pointed at a shared folder never loses a file that is not ours.
 CACHE_ENTRIES = ("embeddings", "captions.sqlite", "captions.sqlite-wal", "captions.sqlite-shm",

@@ -14,12 +14,12 @@ from typing import Optional, Sequence
 
 from PySide6.QtCore import QSettings, QSize, QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QHBoxLayout, QLabel,
-                               QLineEdit, QMainWindow, QMessageBox, QPushButton, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
+                               QMainWindow, QMessageBox, QPushButton, QTabWidget, QVBoxLayout,
+                               QWidget)
 
-from engine.models import project_config_names
-from engine.retrieval import folder_gallery, shapes_gallery
+from engine.data.galleries import folder_gallery, shapes_gallery
+from engine.model.loading import project_config_names
 
 from . import worlds
 from .state import SIDES, AppState

@@ -1,18 +1,14 @@
 """The Compare tab: the same query against both models over one gallery, and a blend of the two.
 
-* Gallery: ``state.gallery`` (the shapes test split by default) or a folder of images. Each
-  side's embeddings are computed in a background :class:`EventWorker` (through the on-disk
-  cache), kept in memory, and recomputed when that side's model or the gallery changes.
-* Query: debounced as the user types (and on Enter); one text encode per model + ``top_k``,
-  newest-only on the thread pool. Images showing what the query negates get a red border and
-  a "✗ has …" note, and each column counts them — CLIP shows more of them than SemCLIP.
-* Scoring: the plain embedding of the query, or (the "subtract -terms" toggle) rclip's
-  "dog -cat" arithmetic, so a class sees parsing a negation beside understanding one.
-* Blend: θ(λ) = (1 − λ)·θ_left + λ·θ_right in a third column, with its gallery metrics and a
-  curve of ONO accuracy / caption top-1 over the λ values visited.
+* Gallery: ``state.gallery`` (the shapes test split by default) or a folder of images; each
+  side's embeddings come from a background :class:`EventWorker` (through the on-disk cache).
+* Query: debounced as the user types; one text encode per model + ``top_k``, newest-only on the
+  thread pool. Images showing what the query negates get a red border, and each column counts
+  them. The "subtract -terms" toggle scores rclip's "dog -cat" arithmetic instead.
+* Blend: θ(λ) = (1 − λ)·θ_left + λ·θ_right in a third column (:mod:`.blend_view`).
 * Evaluation results: a ``semclip eval --json`` file as grouped bars and a table.
 
-What is computed lives in :mod:`semclip_gui.compare_logic`; this module only wires widgets.
+What is computed lives in :mod:`engine.explore.compare`; this module wires the views to it.
 """
 
 from __future__ import annotations
@@ -22,43 +18,32 @@ import threading
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QLineEdit,
-                               QProgressBar, QPushButton, QScrollArea, QSlider, QSpinBox,
-                               QSplitter, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QSplitter,
+                               QTabWidget, QVBoxLayout, QWidget)
 
+from engine.data.galleries import folder_gallery, shapes_gallery
 from engine.events import Error, Progress
-from engine.minus_terms import denied_terms, split_minus_terms
-from engine.retrieval import Gallery, folder_gallery, shapes_gallery
+from engine.explore.compare import (BlendResult, Hit, SideEmbedding, blend_job,
+                                    blend_unavailable_reason, embed_side,
+                                    rank_models, violated_terms)
+from engine.explore.minus_terms import denied_terms, split_minus_terms
 
-from .compare_logic import (BlendResult, Hit, SideEmbedding, blend_job, blend_unavailable_reason,
-                            count_violations, embed_side, rank_models, violated_terms)
 from .images import load_thumbnail
-from .result_cards import CAPTION_VS_NEGATION, METRICS_TIP, ResultCard, ResultColumn, header_metrics
+from .blend_view import BlendBox
+from .result_cards import (METRICS_TIP, ResultCard, ResultColumn, columns_side_by_side,
+                           header_metrics, violation_summary)
 from .results_view import EvalResultsView
+from .compare_bars import GalleryBar, QueryBar
 from .state import SIDES, AppState
-from .views import MODEL_COLOURS, VIOLATION_RED, set_stale, span, titled_plot
+from .views import MODEL_COLOURS, VIOLATION_RED, set_stale, span
 from .workers import EventWorker, LatestOnly
 
 BLEND = "blend"
 COLUMNS = (*SIDES, BLEND)
 QUERY_DEBOUNCE_MS = 250
 BLEND_DEBOUNCE_MS = 200
-# The opening query: on the shipped demo pair and the default gallery, 7 of CLIP's top 8 show
-# orange and 1 of SemCLIP's (tests/test_demo_models.py keeps that true). The examples, one click
-# away, show both what SemCLIP fixes and where both still fail (the last one).
-DEFAULT_QUERY = "no orange shapes"
-EXAMPLE_QUERIES = ("no orange shapes", "a square and no green", "a picture without orange",
-                   "nothing blue", "a red circle and no blue square")
-# The same for a gallery of everyday photos (the Photos world, or any folder).
-PHOTO_DEFAULT_QUERY = "a dog running on grass with no people"
-PHOTO_EXAMPLE_QUERIES = ("a dog running on grass with no people", "a dog that is not black",
-                         "children playing without a ball", "a street with no cars",
-                         "people on a beach")
-
-
 class ComparePanel(QWidget):
     """Two (three, with the blend) ranked lists for one query over one gallery."""
 
@@ -84,7 +69,6 @@ class ComparePanel(QWidget):
         self._blend_worker: Optional[EventWorker] = None
         self._blend_pending = False
         self._blend_requested = False  # the user has moved the slider: keep the blend current
-        self._curve: dict[float, dict[str, float]] = {}
 
         self._build()
         self._query_timer = self._timer(QUERY_DEBOUNCE_MS, self.run_query)
@@ -93,9 +77,9 @@ class ComparePanel(QWidget):
         self.query_edit.returnPressed.connect(self.run_query)
         self.k_spin.valueChanged.connect(self._on_query_edited)
         self.subtract_check.toggled.connect(self._on_scoring_changed)
-        self.blend_slider.valueChanged.connect(self._on_slider)
-        self.folder_button.clicked.connect(self._choose_folder)
-        self.shapes_button.clicked.connect(
+        self.blend.slider.valueChanged.connect(self._on_slider)
+        self.gallery_bar.folder_button.clicked.connect(self._choose_folder)
+        self.gallery_bar.shapes_button.clicked.connect(
             lambda: self.state.set_gallery(shapes_gallery(n=200, split="test")))
         state.model_changed.connect(self._on_model_changed)
         state.gallery_changed.connect(self._on_gallery_changed)
@@ -111,74 +95,21 @@ class ComparePanel(QWidget):
         return timer
 
     def _build(self) -> None:
-        self.gallery_label = QLabel()
-        self.shapes_button = QPushButton("Shapes test split")
-        self.shapes_button.setToolTip("search the first 200 scenes of the shapes world's test split")
-        self.folder_button = QPushButton("Open folder…")
-        self.folder_button.setToolTip("search every image in a folder (recursively)")
-        self.progress = QProgressBar()
-        self.progress.setFixedWidth(240)
-        self.status_label = QLabel()
-        self.status_label.setWordWrap(True)
-        self.status_label.setTextFormat(Qt.PlainText)  # file names and error text, shown as is
-        self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        top = QHBoxLayout()
-        top.addWidget(QLabel("<b>Gallery:</b>"))
-        top.addWidget(self.gallery_label, 1)
-        top.addWidget(self.shapes_button)
-        top.addWidget(self.folder_button)
-        top.addWidget(self.progress)
+        self.gallery_bar = GalleryBar()
+        self.status_label = self.gallery_bar.status_label
 
-        self.query_edit = QLineEdit(DEFAULT_QUERY)
-        self.query_edit.setPlaceholderText("a query, e.g. “a red circle and no blue square”")
-        self.query_edit.setClearButtonEnabled(True)
-        self.k_spin = QSpinBox()
-        self.k_spin.setRange(1, 32)
-        self.k_spin.setValue(8)
-        self.k_spin.setToolTip("how many images each model returns")
-        query_row = QHBoxLayout()
-        query_row.addWidget(QLabel("<b>Query:</b>"))
-        query_row.addWidget(self.query_edit, 1)
-        self.computing_label = QLabel("computing…")
-        self.computing_label.setStyleSheet("color: #888; font-style: italic;")
-        self.computing_label.setToolTip("the columns below (greyed) still show the previous query")
-        self.computing_label.hide()
-        query_row.addWidget(self.computing_label)
-        query_row.addWidget(QLabel("top k"))
-        query_row.addWidget(self.k_spin)
-        self.subtract_check = QCheckBox("subtract “-term” words")
-        self.examples = QLabel()
-        self.examples.setTextFormat(Qt.RichText)
-        self.examples.setToolTip("click an example to search for it")
+        self.query_bar = QueryBar()
+        self.query_edit, self.k_spin = self.query_bar.query_edit, self.query_bar.k_spin
+        self.subtract_check, self.examples = self.query_bar.subtract_check, self.query_bar.examples
+        self.computing_label = self.query_bar.computing_label
         self.examples.linkActivated.connect(self.set_query)
-        self.subtract_check.setToolTip(
-            "Score “dog -cat” as rclip does: the embedding of “dog” minus that of “cat”. "
-            "The program parses the negation; the model never reads it. Off: the model "
-            "embeds the whole query, as it would “a dog and no cat”.")
-        query_row.addWidget(self.subtract_check)
 
         self.columns = {side: ResultColumn(colour) for side, colour in zip(COLUMNS, MODEL_COLOURS)}
-        strip = QWidget()
-        strip_layout = QHBoxLayout(strip)
-        strip_layout.setContentsMargins(0, 0, 0, 0)
-        for i, column in enumerate(self.columns.values()):
-            if i:
-                line = QFrame()
-                line.setFrameShape(QFrame.VLine)
-                line.setStyleSheet("color: #ccc;")
-                strip_layout.addWidget(line)
-            strip_layout.addWidget(column)
-        strip_layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(strip)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        # the three columns always fit side by side; the side tabs take what is left
-        bar = scroll.verticalScrollBar().sizeHint().width()
-        scroll.setMinimumWidth(strip.sizeHint().width() + bar + 4)
+        scroll = columns_side_by_side(list(self.columns.values()))
 
         self.side_tabs = QTabWidget()
-        self.side_tabs.addTab(self._build_blend(), "Blend")
+        self.blend = BlendBox()
+        self.side_tabs.addTab(self.blend, "Blend")
         self.results_view = EvalResultsView()
         self.side_tabs.addTab(self.results_view, "Eval results")
         splitter = QSplitter(Qt.Horizontal)
@@ -189,55 +120,9 @@ class ComparePanel(QWidget):
         splitter.setSizes([800, 460])
 
         layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(self.status_label)
-        layout.addLayout(query_row)
-        layout.addWidget(self.examples)
+        layout.addWidget(self.gallery_bar)
+        layout.addWidget(self.query_bar)
         layout.addWidget(splitter, 1)
-
-    def _build_blend(self) -> QWidget:
-        self.blend_slider = QSlider(Qt.Horizontal)
-        self.blend_slider.setRange(0, 100)
-        self.blend_slider.setTickInterval(10)
-        self.blend_slider.setTickPosition(QSlider.TicksBelow)
-        self.blend_ends = (QLabel(), QLabel())
-        self.lambda_label = QLabel()
-        self.blend_metrics = QLabel()
-        self.blend_metrics.setWordWrap(True)
-        self.blend_metrics.setTextFormat(Qt.RichText)
-        self.blend_progress = QProgressBar()
-        self.blend_progress.setTextVisible(False)
-        self.blend_progress.setMaximumHeight(8)
-        self.blend_plot = titled_plot("gallery metrics of θ(λ)")
-        self.blend_plot.setLabel("bottom", "λ")
-        self.blend_plot.setXRange(0, 1, padding=0.04)
-        self.blend_plot.setYRange(0, 1, padding=0.04)
-        self.blend_curves = {
-            metric: self.blend_plot.plot([], [], name=name, pen=pg.mkPen(colour, width=2),
-                                         symbol=symbol, symbolSize=6, symbolBrush=colour)
-            for metric, name, colour, symbol in (("ono_accuracy", CAPTION_VS_NEGATION, MODEL_COLOURS[0], "o"),
-                                                 ("caption_top1", "caption top-1", MODEL_COLOURS[1], "s"))}
-        self.lambda_line = pg.InfiniteLine(0, angle=90,
-                                           pen=pg.mkPen(MODEL_COLOURS[2], style=Qt.DashLine))
-        self.blend_plot.addItem(self.lambda_line)
-        self.blend_plot.setToolTip(METRICS_TIP)
-
-        slider_row = QHBoxLayout()
-        slider_row.addWidget(self.blend_ends[0])
-        slider_row.addWidget(self.blend_slider, 1)
-        slider_row.addWidget(self.blend_ends[1])
-        explain = QLabel("θ(λ) = (1 − λ)·θ<sub>left</sub> + λ·θ<sub>right</sub>: "
-                         "the blended model's top-k is the third column.")
-        explain.setWordWrap(True)
-        box = QWidget()
-        layout = QVBoxLayout(box)
-        layout.addWidget(explain)
-        layout.addLayout(slider_row)
-        layout.addWidget(self.lambda_label)
-        layout.addWidget(self.blend_progress)
-        layout.addWidget(self.blend_metrics)
-        layout.addWidget(self.blend_plot, 1)
-        return box
 
     # -- public API --------------------------------------------------------------------------------
 
@@ -265,7 +150,7 @@ class ComparePanel(QWidget):
         return bool(sides) and all(s in self._embedded for s in sides)
 
     def blend_lambda(self) -> float:
-        return self.blend_slider.value() / 100.0
+        return self.blend.lam()
 
     def open_folder(self, folder: Union[str, Path]) -> bool:
         """Make every image under ``folder`` the gallery; False (and a status line) if impossible."""
@@ -297,24 +182,12 @@ class ComparePanel(QWidget):
 
     # -- gallery embeddings ------------------------------------------------------------------------
 
-    def _show_examples(self, gallery: Gallery) -> None:
-        """The example queries of the gallery's world; the opening query follows the world."""
-        shapes = gallery.has_scene_labels
-        examples = EXAMPLE_QUERIES if shapes else PHOTO_EXAMPLE_QUERIES
-        self.examples.setText("try: " + " · ".join(
-            f"<a href='{html.escape(q)}' style='text-decoration: none'>{html.escape(q)}</a>"
-            for q in examples))
-        if self.query_edit.text() in (DEFAULT_QUERY, PHOTO_DEFAULT_QUERY):
-            self.query_edit.blockSignals(True)  # the embedding that follows runs the query
-            self.query_edit.setText(DEFAULT_QUERY if shapes else PHOTO_DEFAULT_QUERY)
-            self.query_edit.blockSignals(False)
-
     def _on_gallery_changed(self) -> None:
         gallery = self.state.gallery
-        self._show_examples(gallery)
+        self.query_bar.show_examples(photos=not gallery.has_scene_labels)
         self._gallery_generation += 1
         self._thumbs.clear()
-        self.gallery_label.setText(gallery.description or f"{len(gallery)} images")
+        self.gallery_bar.gallery_label.setText(gallery.description or f"{len(gallery)} images")
         self._show_status("")
         for side in SIDES:
             self._embed(side)
@@ -357,12 +230,9 @@ class ComparePanel(QWidget):
             self._show_progress()
 
     def _show_progress(self) -> None:
-        done = sum(d for d, _ in self._progress.values())
-        total = sum(t for _, t in self._progress.values())
-        self.progress.setRange(0, max(1, total))
-        self.progress.setValue(done)
         busy = [s for s in SIDES if s in self._embed_workers and s not in self._embedded]
-        self.progress.setFormat(f"embedding ({', '.join(busy)}) %v/%m" if busy else "gallery ready")
+        self.gallery_bar.show_progress(sum(d for d, _ in self._progress.values()),
+                                       sum(t for _, t in self._progress.values()), busy)
 
     def _on_embedded(self, side: str, ticket: int, result: SideEmbedding) -> None:
         if self._closed or ticket != self._ticket[side]:
@@ -382,7 +252,7 @@ class ComparePanel(QWidget):
             return
         message = error.message.split("\n\n")[0]
         if side == BLEND:
-            self.blend_metrics.setText(span(html.escape(f"blend failed: {message}"), VIOLATION_RED))
+            self.blend.say(html.escape(f"blend failed: {message}"), VIOLATION_RED)
         else:
             self._show_status(f"{self.state.label(side)}: embedding failed: {message}", error=True)
         self._set_column_message(side, "failed")
@@ -399,9 +269,7 @@ class ComparePanel(QWidget):
                           f"left out: {listed}{more}", error=True)
 
     def _show_status(self, text: str, error: bool = False) -> None:
-        self.status_label.setText(text)
-        self.status_label.setStyleSheet(f"color: {VIOLATION_RED};" if error else "")
-        self.status_label.setVisible(bool(text))
+        self.gallery_bar.show_status(text, error)
 
     def _update_header(self, side: str) -> None:
         metrics = self._embedded[side].metrics if side in self._embedded else None
@@ -476,25 +344,12 @@ class ComparePanel(QWidget):
                 tip += f"\n{gallery.captions[hit.index]}"
             cards.append(ResultCard(rank, hit, gallery.names[hit.index], self._thumbs.get(hit.index),
                                     violated_terms(gallery, hit.index, terms), tip))
-        summary = self._summary(hits, terms, gallery)
+        summary = violation_summary(hits, terms, gallery)
         if hits and self.subtract_check.isChecked() and split_minus_terms(query)[1]:
             positive, minus = split_minus_terms(query)
             arithmetic = " − ".join(f"“{t}”" for t in [positive or "∅", *minus])
             summary += "<br>" + span(f"scored as {html.escape(arithmetic)}")
         self.columns[column].set_cards(cards, summary)
-
-    @staticmethod
-    def _summary(hits: list[Hit], terms: list[str], gallery: Gallery) -> str:
-        if not hits:
-            return span("type a query")
-        if not terms:
-            return span("no negation in the query")
-        quoted = html.escape(", ".join(f"“{t}”" for t in terms))
-        if not gallery.has_scene_labels:
-            return span(f"negates {quoted}: this gallery has no scene labels to check")
-        bad = count_violations(hits)
-        colour = VIOLATION_RED if bad else "#2ca02c"
-        return span(f"<b>{bad} of {len(hits)}</b> show what the query negates ({quoted})", colour)
 
     def _on_scoring_changed(self) -> None:
         self._on_query_edited()  # every column, the blend included, ranks again
@@ -505,34 +360,25 @@ class ComparePanel(QWidget):
 
     # -- blend -------------------------------------------------------------------------------------
 
-    def _on_slider(self, value: int) -> None:
-        lam = value / 100.0
-        self.lambda_label.setText(f"λ = {lam:.2f}")
-        self.lambda_line.setValue(lam)
+    def _on_slider(self, _value: int) -> None:
+        self.blend.show_lambda()
         self._blend_requested = True
         self._blend_timer.start()
 
     def _reset_blend(self) -> None:
         """Models or gallery changed: the blended model and its curve are stale."""
-        left, right = self.state.model("left"), self.state.model("right")
-        reason = blend_unavailable_reason(left, right)
-        self.blend_slider.setEnabled(not reason)
-        self.blend_slider.setToolTip(reason or "drag to blend the two models' weights")
-        for i, side in enumerate(SIDES):
-            self.blend_ends[i].setText(self.state.label(side))
-        self.lambda_label.setText(f"λ = {self.blend_lambda():.2f}")
+        reason = blend_unavailable_reason(self.state.model("left"), self.state.model("right"))
+        self.blend.reset(self.state.label("left"), self.state.label("right"), reason)
         self._ticket[BLEND] += 1
         self._blend = None
-        self._curve.clear()
-        self._draw_curve()
         self.columns[BLEND].header.setText("Blend")
         if reason:
-            self.blend_metrics.setText(span(reason))
+            self.blend.say(reason)
             self._set_column_message(BLEND, reason)
         elif self._blend_requested:
             self._request_blend()
         else:
-            self.blend_metrics.setText(span("move the slider to blend"))
+            self.blend.say("move the slider to blend")
             self._set_column_message(BLEND, "move the blend slider →")
 
     def _request_blend(self) -> None:
@@ -555,14 +401,13 @@ class ComparePanel(QWidget):
         worker.failed.connect(lambda e: self._on_job_failed(BLEND, ticket, e))
         worker.done.connect(self._on_blend_done)
         self._blend_worker = worker
-        self.blend_metrics.setText(span(f"blending at λ = {lam:.2f}…"))
+        self.blend.say(f"blending at λ = {lam:.2f}…")
         self.columns[BLEND].header.setText(f"Blend λ = {lam:.2f}")
         self._start(worker)
 
     def _on_blend_progress(self, ticket: int, event: Progress) -> None:
         if not self._closed and ticket == self._ticket[BLEND]:
-            self.blend_progress.setRange(0, max(1, event.total))
-            self.blend_progress.setValue(event.done)
+            self.blend.show_progress(event.done, event.total)
 
     def _on_blend_done(self) -> None:
         self._blend_worker = None
@@ -574,20 +419,11 @@ class ComparePanel(QWidget):
         if self._closed or ticket != self._ticket[BLEND] or self._blend_pending:
             return  # superseded: a newer λ (or model, or gallery) is being computed
         self._blend = result
-        self.blend_progress.setValue(self.blend_progress.maximum())
-        self.columns[BLEND].header.setText(f"Blend λ = {result.lam:.2f}")
         metrics = result.side.metrics
-        if metrics:
-            self._curve[result.lam] = metrics
-            self._draw_curve()
-            self.blend_metrics.setText(
-                f"<b>θ({result.lam:.2f})</b> on this gallery: {CAPTION_VS_NEGATION} "
-                f"<b>{metrics['ono_accuracy']:.3f}</b> · caption top-1 <b>{metrics['caption_top1']:.3f}</b>")
-            self.columns[BLEND].header.setText(
-                f"Blend λ = {result.lam:.2f}<br>{header_metrics(metrics)}")
-            self.columns[BLEND].header.setToolTip(METRICS_TIP)
-        else:
-            self.blend_metrics.setText(span("gallery metrics need a labelled shapes gallery"))
+        self.blend.show_result(result.lam, metrics)
+        head = f"Blend λ = {result.lam:.2f}"
+        self.columns[BLEND].header.setText(f"{head}<br>{header_metrics(metrics)}" if metrics else head)
+        self.columns[BLEND].header.setToolTip(METRICS_TIP if metrics else "")
         self._results[BLEND] = result.hits
         self._show_hits(BLEND, result.query)
         self.blend_updated.emit(result.as_dict())
@@ -601,13 +437,7 @@ class ComparePanel(QWidget):
             return
         for lam, side in ((0.0, "left"), (1.0, "right")):
             if self._embedded[side].metrics:
-                self._curve.setdefault(lam, self._embedded[side].metrics)
-        self._draw_curve()
-
-    def _draw_curve(self) -> None:
-        lams = sorted(self._curve)
-        for name, curve in self.blend_curves.items():
-            curve.setData(lams, [self._curve[lam][name] for lam in lams])
+                self.blend.add_known_point(lam, self._embedded[side].metrics)
 
     # -- evaluation results ------------------------------------------------------------------------
 

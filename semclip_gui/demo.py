@@ -14,10 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, Optional
 
-from engine.config import TrainConfig
 from engine.events import Done, Error, Event, Log, Progress, StepMetrics
 from engine.paths import ASSETS_DIR, cache_dir, sidecar_path
-from engine.train import train
+from engine.train.config import TrainConfig
+from engine.train.loop import train
 
 SHIPPED_DIR = ASSETS_DIR / "demo_models"
 DEMO_NAMES = ("clip-baseline", "semclip")

@@ -10,7 +10,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
-from engine.embed_cache import ImageSource
+from engine.model.embed_cache import ImageSource
 
 THUMB = 96  # shapes scenes are 64 px: shown larger so small shapes stay readable
 

@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QVBoxLayout, QWidget)
 from shiboken6 import isValid
 
-from engine.explain import Explanation, explain
+from engine.explore.explain import Explanation, explain
+from engine.explore.projection import projection_for
 from engine.paths import IMAGE_SUFFIXES
-from engine.retrieval import projection_for
 
 from .aio import spawn
 from .editable_list import EditableList

@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from engine.explain import Explanation
+from engine.explore.explain import Explanation
 
 from .label_layout import MARKER_RADIUS, place_labels
 

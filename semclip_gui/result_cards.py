@@ -4,13 +4,16 @@ the query denies), a column per model with its header and summary."""
 from __future__ import annotations
 
 import html
-from typing import Optional
+from typing import Optional, Sequence
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics, QImage, QPixmap
-from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QFrame, QGridLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout,
+                               QWidget)
 
-from .compare_logic import Hit
+from engine.data.galleries import Gallery
+from engine.explore.compare import Hit, count_violations
+
 from .images import THUMB
 from .views import VIOLATION_RED, span
 
@@ -92,3 +95,40 @@ def header_metrics(metrics: dict) -> str:
     gallery's negation accuracy and retrieval."""
     return (f"<span style='font-size: 11px; font-weight: normal'>{CAPTION_VS_NEGATION} "
             f"<b>{metrics['ono_accuracy']:.2f}</b> · top-1 <b>{metrics['caption_top1']:.2f}</b></span>")
+
+
+def columns_side_by_side(columns: Sequence[ResultColumn]) -> QScrollArea:
+    """The columns in a row, thin rules between them, scrolling vertically; the row always
+    fits side by side (the scroll area is never narrower than it)."""
+    strip = QWidget()
+    layout = QHBoxLayout(strip)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for i, column in enumerate(columns):
+        if i:
+            line = QFrame()
+            line.setFrameShape(QFrame.VLine)
+            line.setStyleSheet("color: #ccc;")
+            layout.addWidget(line)
+        layout.addWidget(column)
+    layout.addStretch(1)
+    scroll = QScrollArea()
+    scroll.setWidget(strip)
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    bar = scroll.verticalScrollBar().sizeHint().width()
+    scroll.setMinimumWidth(strip.sizeHint().width() + bar + 4)
+    return scroll
+
+
+def violation_summary(hits: Sequence[Hit], terms: Sequence[str], gallery: Gallery) -> str:
+    """A column's summary line: how many of its hits show what the query negates."""
+    if not hits:
+        return span("type a query")
+    if not terms:
+        return span("no negation in the query")
+    quoted = html.escape(", ".join(f"“{t}”" for t in terms))
+    if not gallery.has_scene_labels:
+        return span(f"negates {quoted}: this gallery has no scene labels to check")
+    bad = count_violations(hits)
+    colour = VIOLATION_RED if bad else "#2ca02c"
+    return span(f"<b>{bad} of {len(hits)}</b> show what the query negates ({quoted})", colour)

@@ -13,9 +13,9 @@ from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from engine.evaluate import load_results
+from engine.eval.run import load_results
+from engine.explore.compare import BarData, results_bars
 
-from .compare_logic import BarData, results_bars
 from .views import MODEL_COLOURS, VIOLATION_RED, span, titled_plot
 
 
@@ -145,7 +145,7 @@ def _short(label: str, limit: int = 28) -> str:
 
 
 _HYPHENATED = {"paraphrase": "para-\nphrase", "affirmative": "affirm-\native",
-               "affirmation": "affirm-\nation"}  # the long words of engine.evaluate.METRIC_ORDER
+               "affirmation": "affirm-\nation"}  # the long words of engine.eval.run.METRIC_ORDER
 
 
 def _tick_label(metric: str, width: int = 9) -> str:

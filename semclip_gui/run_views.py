@@ -3,16 +3,22 @@ table of the epoch evaluations."""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import html
+import time
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QSplitter, QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit,
+                               QProgressBar, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
 
 from engine.events import EvalResult
 
 from .train_state import CURVE_COLOURS, METRIC_COLUMNS, ZEROSHOT_COLOURS
+
+ERROR_RED = "#c62828"
 
 METRIC_TIPS = ("original-over-negation accuracy: the image is closer to its caption than to the "
                "caption's negation", "caption → image top-1", "caption → image top-5",
@@ -97,3 +103,53 @@ class MetricsTable(QTableWidget):
             item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
             self.setItem(row, col, item)
         self.scrollToBottom()
+
+
+class RunMonitor(QWidget):
+    """A run as it goes: ``progress_bar`` and ``eta_label``, an ``error_label`` that names what
+    stopped it, the curves (``plots``), the ``metrics_table`` and the ``log_view``."""
+
+    def __init__(self, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setFormat("%v / %m steps")
+        self.eta_label = QLabel("idle")
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.error_label.setStyleSheet(f"color: {ERROR_RED}; font-weight: bold")
+        self.error_label.hide()
+        self.plots = RunPlots()
+        self.metrics_table = MetricsTable()
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(5000)
+
+        bottom = QSplitter(Qt.Horizontal)
+        bottom.addWidget(self.metrics_table)
+        bottom.addWidget(self.log_view)
+        bottom.setSizes([420, 540])
+        body = QSplitter(Qt.Vertical)
+        body.addWidget(self.plots)
+        body.addWidget(bottom)
+        body.setSizes([420, 220])
+        status = QHBoxLayout()
+        status.addWidget(self.progress_bar, 1)
+        status.addWidget(self.eta_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(status)
+        layout.addWidget(self.error_label)
+        layout.addWidget(body, 1)
+
+    def show_error(self, message: str) -> None:
+        """The first paragraph above the curves; all of it (a traceback too) in the log."""
+        self.error_label.setText(message.split("\n\n")[0])
+        self.error_label.show()
+        self.log(message, "error")
+
+    def log(self, message: str, level: str = "info") -> None:
+        stamp = time.strftime("%H:%M:%S")
+        text = html.escape(f"{stamp}  {message}").replace("\n", "<br>")
+        colour = {"error": ERROR_RED, "warning": "#b26a00"}.get(level)
+        self.log_view.appendHtml(f"<span style='color:{colour}'>{text}</span>" if colour else text)

@@ -1,6 +1,6 @@
 """The Train tab's list of past runs: the run folders under a chosen root, newest first.
 
-One row per run (name, date, steps, best metric) from :func:`engine.runs.list_runs`; a click
+One row per run (name, date, steps, best metric) from :func:`engine.train.runs.list_runs`; a click
 emits ``run_chosen`` with the run's folder, and the panel draws its curves from its
 ``metrics.jsonl``.
 """
@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QGroupBox, QHBoxLayout,
-                               QHeaderView, QLineEdit, QPushButton, QTableWidget,
-                               QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView,
+                               QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QToolButton,
+                               QVBoxLayout, QWidget)
 
-from engine.runs import RunSummary, list_runs
+from engine.train.runs import RunSummary, list_runs
 
 COLUMNS = ("run", "date", "steps", "best")
 

@@ -1,7 +1,7 @@
 """What every panel shares: the two models side by side and the image gallery.
 
 The app compares two models, "left" (default: the CLIP baseline) and "right" (default:
-SemCLIP). :class:`AppState` holds them as :class:`engine.models.LoadedModel` objects and says
+SemCLIP). :class:`AppState` holds them as :class:`engine.model.loading.LoadedModel` objects and says
 when either changes; loading runs off the GUI thread. Panels never load models themselves: they
 read ``state.model(side)`` and listen to ``model_changed``.
 """
@@ -13,8 +13,8 @@ from typing import Optional
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.models import LoadedModel, load_model
-from engine.retrieval import Gallery, shapes_gallery
+from engine.data.galleries import Gallery, shapes_gallery
+from engine.model.loading import LoadedModel, load_model
 
 from .workers import run_call
 
@@ -63,7 +63,7 @@ class AppState(QObject):
         self.status.emit(f"{self._labels[side]} ({side}): {loaded.spec}")
 
     def load_model_async(self, side: str, spec: str, label: Optional[str] = None) -> None:
-        """Load ``spec`` (any model spec ``engine.models.load_model`` takes) in the background.
+        """Load ``spec`` (any model spec ``engine.model.loading.load_model`` takes) in the background.
 
         Emits ``model_loading`` now, then ``model_changed`` or ``model_failed``. A newer request
         for the same side wins over an older one still loading.

@@ -1,4 +1,4 @@
-"""The Train tab's form: one widget per :class:`engine.config.TrainConfig` field it shows; the
+"""The Train tab's form: one widget per :class:`engine.train.config.TrainConfig` field it shows; the
 fields it does not show come from the preset it was filled from (``base``)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import torch
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QFileDialog, QFormLayout,
                                QGroupBox, QLabel, QLineEdit, QToolButton)
 
-from engine.config import TrainConfig
-from engine.models import project_config_names
+from engine.model.loading import project_config_names
+from engine.train.config import TrainConfig
 
 from .form_widgets import FloatBox, form_row, spin_box, weight_box
 from .train_state import config_from_form

@@ -1,9 +1,9 @@
 """Train: fill a form, watch SemCLIP fine-tune live, then put the checkpoint on either side.
 
-* The form maps one-to-one onto :class:`engine.config.TrainConfig` fields;
+* The form maps one-to-one onto :class:`engine.train.config.TrainConfig` fields;
   :func:`config_from_form` turns its values into a config (a plain function, testable without
   Qt). Fields the form does not show (tower locking, warm-up...) come from the chosen preset.
-* Training runs in an :class:`EventWorker` over :func:`engine.train.train`. Step events only
+* Training runs in an :class:`EventWorker` over :func:`engine.train.loop.train`. Step events only
   append to lists; a 10 Hz timer redraws the curves, so a fast run cannot flood the GUI thread.
 * A :class:`LatencyProbe` measures how late the GUI event loop handles a 10 ms timer while a run
   is going on; the figure goes to the log when the run ends (``bench/ui_latency.py`` measures it
@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 import math
 import sys
@@ -28,26 +27,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Union
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMessageBox,
-                               QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSplitter,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QMessageBox,
+                               QWidget)
 
-from engine.config import TrainConfig
 from engine.events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
-from engine.models import ModelLoadError, read_sidecar
-from engine.runs import LAST_CHECKPOINT, read_metrics
-from engine.train import TrainingError, check_out_dir, train
+from engine.model.loading import ModelLoadError, read_sidecar
+from engine.train.config import TrainConfig
+from engine.train.loop import TrainingError, check_out_dir, train
+from engine.train.runs import LAST_CHECKPOINT, read_metrics
 
-from .form_widgets import form_row
 from .latency import LatencyProbe
-from .run_views import MetricsTable, RunPlots
-from .runs_list import RunsList
-from .state import SIDES, AppState
-from .train_form import TrainForm
+from .run_views import RunMonitor
+from .state import AppState
+from .train_controls import TrainControls
 from .train_state import (CURVE_KEYS, ZEROSHOT_COLOURS, curves_from_metrics, empty_curves,
-                          eta_seconds, format_duration, fresh_out_dir, panel_presets,
-                          resume_config, run_files_in, ui_threads)
+                          eta_seconds, format_duration, fresh_out_dir, panel_presets, resume_config,
+                          run_files_in, ui_threads)
 from .workers import EventWorker
 
 log = logging.getLogger(__name__)
@@ -56,7 +52,6 @@ REDRAW_MS = 100  # curves, progress and ETA refresh at most 10x per second
 # While a run is on, the GIL changes hands every 0.5 ms instead of 5: the GUI thread gives it up
 # at each Qt call, and with the default a CPU-bound trainer keeps it 5 ms every time.
 RUN_SWITCH_INTERVAL_S = 0.0005
-ERROR_RED = "#c62828"
 
 
 class TrainPanel(QWidget):
@@ -105,67 +100,19 @@ class TrainPanel(QWidget):
     # -- layout ------------------------------------------------------------------------------------
 
     def _build(self) -> None:
-        self.form = TrainForm(self._presets)
+        self.controls = TrainControls(self._presets)
+        c = self.controls
+        self.form, self.runs_list, self.use_buttons = c.form, c.runs_list, c.use_buttons
+        self.start_button, self.stop_button = c.start_button, c.stop_button
+        self.resume_button, self.checkpoint_label = c.resume_button, c.checkpoint_label
 
-        self.start_button = QPushButton("Start")
-        self.stop_button = QPushButton("Stop")
-        self.resume_button = QPushButton("Resume from checkpoint…")
-        self.use_buttons = {side: QPushButton(f"Use as {side} model") for side in SIDES}
-        self.checkpoint_label = QLabel("no checkpoint yet")
-        self.checkpoint_label.setWordWrap(True)
-        self.checkpoint_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        left = QWidget()
-        column = QVBoxLayout(left)
-        column.addWidget(self.form)
-        column.addWidget(form_row(self.start_button, self.stop_button))
-        column.addWidget(self.resume_button)
-        ckpt_box = QGroupBox("Checkpoint")
-        ckpt_layout = QVBoxLayout(ckpt_box)
-        ckpt_layout.addWidget(self.checkpoint_label)
-        ckpt_layout.addWidget(form_row(*self.use_buttons.values(), stretch=None))
-        column.addWidget(ckpt_box)
-        self.runs_list = RunsList()
-        column.addWidget(self.runs_list)
-        column.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(left)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(left.sizeHint().width() + 24)
-
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setFormat("%v / %m steps")
-        self.eta_label = QLabel("idle")
-        self.error_label = QLabel()
-        self.error_label.setWordWrap(True)
-        self.error_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.error_label.setStyleSheet(f"color: {ERROR_RED}; font-weight: bold")
-        self.error_label.hide()
-
-        self.plots = RunPlots()
-        self.metrics_table = MetricsTable()
-        self.log_view = QPlainTextEdit()
-        self.log_view.setReadOnly(True)
-        self.log_view.setMaximumBlockCount(5000)
-        bottom = QSplitter(Qt.Horizontal)
-        bottom.addWidget(self.metrics_table)
-        bottom.addWidget(self.log_view)
-        bottom.setSizes([420, 540])
-        body = QSplitter(Qt.Vertical)
-        body.addWidget(self.plots)
-        body.addWidget(bottom)
-        body.setSizes([420, 220])
-
-        right = QVBoxLayout()
-        status = QHBoxLayout()
-        status.addWidget(self.progress_bar, 1)
-        status.addWidget(self.eta_label)
-        right.addLayout(status)
-        right.addWidget(self.error_label)
-        right.addWidget(body, 1)
+        self.monitor = RunMonitor()
+        m = self.monitor
+        self.progress_bar, self.eta_label, self.error_label = m.progress_bar, m.eta_label, m.error_label
+        self.plots, self.metrics_table, self.log_view = m.plots, m.metrics_table, m.log_view
         outer = QHBoxLayout(self)
-        outer.addWidget(scroll)
-        outer.addLayout(right, 1)
+        outer.addWidget(self.controls)
+        outer.addWidget(self.monitor, 1)
 
     # -- the form ----------------------------------------------------------------------------------
 
@@ -472,16 +419,10 @@ class TrainPanel(QWidget):
                 f" · ETA {format_duration(eta)}")
 
     def _show_error(self, message: str) -> None:
-        first = message.split("\n\n")[0]  # a crash's traceback goes to the log only
-        self.error_label.setText(first)
-        self.error_label.show()
-        self._log(message, "error")
+        self.monitor.show_error(message)
 
     def _log(self, message: str, level: str = "info") -> None:
-        stamp = time.strftime("%H:%M:%S")
-        text = html.escape(f"{stamp}  {message}").replace("\n", "<br>")
-        colour = {"error": ERROR_RED, "warning": "#b26a00"}.get(level)
-        self.log_view.appendHtml(f"<span style='color:{colour}'>{text}</span>" if colour else text)
+        self.monitor.log(message, level)
 
     # -- hand-off --------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """What the Train tab knows, as plain functions and data (no Qt): the form's values as a
-:class:`engine.config.TrainConfig`, the config that resumes a checkpoint, a run's curves from its
+:class:`engine.train.config.TrainConfig`, the config that resumes a checkpoint, a run's curves from its
 ``metrics.jsonl``, free output folders, and the ETA."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-from engine.config import TrainConfig
 from engine.events import EvalResult
-from engine.models import ModelLoadError, read_sidecar
-from engine.presets import preset
-from engine.train import RUN_FILES
+from engine.model.loading import ModelLoadError, read_sidecar
+from engine.train.config import TrainConfig
+from engine.train.loop import RUN_FILES
+from engine.train.presets import preset
 
 # curve name -> StepMetrics.losses key (or "lr")
 CURVE_KEYS = {"total": "total", "contrastive": "contrastive_loss",

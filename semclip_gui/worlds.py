@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from engine.data.galleries import Gallery
 from engine.paths import ASSETS_DIR, sidecar_path
-from engine.retrieval import Gallery
 
 SHAPES, PHOTOS = "Shapes", "Photos"
 WORLDS = (SHAPES, PHOTOS)

@@ -23,7 +23,7 @@ def isolated_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_models():
     """Two small randomly initialised models of one architecture (seeds 0 and 1), loaded once."""
-    from engine.models import load_model
+    from engine.model.loading import load_model
 
     return load_model("semclip-shapes-tiny", seed=0), load_model("semclip-shapes-tiny", seed=1)
 
@@ -31,7 +31,7 @@ def tiny_models():
 @pytest.fixture
 def app_state(qtbot, tiny_models):
     """An AppState with the tiny pair on the left and right and a 16-scene shapes gallery."""
-    from engine.retrieval import shapes_gallery
+    from engine.data.galleries import shapes_gallery
     from semclip_gui.state import AppState
 
     state = AppState()

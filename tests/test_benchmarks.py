@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from engine import benchmarks as bm
+from engine.eval import benchmarks as bm
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 COCO = SHARED / "coco_val2017_sample"
@@ -233,7 +233,7 @@ def test_zeroshot_folder_classes_and_labels(tmp_path):
 
 
 def test_shapes_test_split():
-    pytest.importorskip("engine.shapes", reason="engine/shapes.py not written yet")
+    pytest.importorskip("engine.data.shapes.world", reason="engine/data/shapes/world.py not written yet")
     data = bm.load_shapes(n=4, seed=0, image_size=32)
     assert len(data.rows) == 4 and not data.missing
     assert all(isinstance(r.image, Image.Image) for r in data.rows)
@@ -241,21 +241,21 @@ def test_shapes_test_split():
 
 
 def test_triples_file_counts_missing_images(tmp_path):
-    data_module = pytest.importorskip("engine.data", reason="engine/data.py not written yet")
+    data_module = pytest.importorskip("engine.data.triples", reason="engine/data/triples.py not written yet")
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     csv_path = tmp_path / "triples.csv"
     csv_path.write_text("image,caption,paraphrase,negation\n"
                         "a.png,a red circle,a circle that is red,no red circle\n"
                         "b.png,a blue square,a square that is blue,no blue square\n")
     if len(data_module.read_triples(csv_path, root=tmp_path)) != 2:
-        pytest.skip("engine.data.read_triples reads another CSV layout")
+        pytest.skip("engine.data.triples.read_triples reads another CSV layout")
     data = bm.load_triples_file(csv_path, tmp_path)
     assert data.total_rows == 2 and len(data.rows) == 1 and len(data.missing) == 1
     assert data.rows[0].texts["negation"] == "no red circle"
 
 
 def test_triples_eval_never_opens_a_path_leaving_the_data_folder(tmp_path):
-    from engine.data import write_triples
+    from engine.data.triples import write_triples
 
     (tmp_path / "secret.png").write_bytes(b"outside the data folder")
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")

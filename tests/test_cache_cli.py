@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from engine.captions.cache import GenerationCache
-from engine.cli import main
+from engine.cli.commands import main
 from engine.paths import cache_dir
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -32,7 +31,7 @@ def test_cache_folder_follows_xdg_cache_home(tmp_path, monkeypatch):
 def test_semclip_cache_prints_the_xdg_location(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "SEMCLIP_CACHE"}
     env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
-    done = subprocess.run([sys.executable, "-m", "engine.cli", "cache"], env=env,
+    done = subprocess.run([sys.executable, "-m", "engine.cli.commands", "cache"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[:2] == [
@@ -66,7 +65,7 @@ def test_cache_shows_size_and_clear_keeps_files_that_are_not_ours(isolated_cache
 
 
 def test_human_sizes():
-    from engine.cache_cli import human_size
+    from engine.cli.cache import human_size
 
     assert [human_size(n) for n in (0, 1023, 1536, 5 * 1024 ** 2, 3 * 1024 ** 3)] == [
         "0 B", "1023 B", "1.5 KiB", "5.0 MiB", "3.0 GiB"]

@@ -6,14 +6,13 @@ import json
 import threading
 from pathlib import Path
 
-import pytest
-
 import fake_llm_server
+
 from engine.captions import make_backend
 from engine.captions.batch import generate_triples, read_captions
 from engine.captions.rules import RulesBackend
-from engine.cli import main
-from engine.data import read_triples
+from engine.cli.commands import main
+from engine.data.triples import read_triples
 from engine.events import Done, Error, Log, Progress, new_stop_flag
 
 CAPTIONS = ["a large red circle and a small blue square", "A zebra is standing in an open field.",

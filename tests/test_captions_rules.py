@@ -14,7 +14,7 @@ from engine.captions import NEGATION, PARAPHRASE, make_backend
 from engine.captions.lexicon import load_lexicon
 from engine.captions.quality import keeps_content, missing_content, negates
 from engine.captions.rules import RulesBackend, fix_articles
-from engine.shapes import ShapesWorld
+from engine.data.shapes.world import ShapesWorld
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

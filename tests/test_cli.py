@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.cli import main
-from engine.config import TrainConfig
-from engine.presets import preset
+from engine.cli.commands import main
+from engine.train.config import TrainConfig
+from engine.train.presets import preset
 
 FIXTURE = Path(__file__).parent / "data" / "triples" / "triples.csv"
 

@@ -10,14 +10,14 @@ from dataclasses import fields
 
 import pytest
 
-from engine.cli import main
-from engine.config import TrainConfig
+from engine.cli.commands import main
+from engine.train.config import TrainConfig
 
 HEAVY = ("torch", "open_clip", "torchvision", "transformers", "numpy", "PIL")
 
 IMPORTS_AFTER_HELP = """
 import json, sys
-from engine.cli import main
+from engine.cli.commands import main
 try:
     main(sys.argv[1:])
 except SystemExit as exc:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from engine.cli import main
-from engine.clip_benchmark_output import OutputTemplateError, model_names, output_paths
-from engine.models import load_model
 from test_negbench_retrieval import FIXTURE, coco_folder
+
+from engine.cli.commands import main
+from engine.eval.clip_benchmark_output import OutputTemplateError, model_names, output_paths
+from engine.model.loading import load_model
 
 
 def eval_args(folder: Path, *extra: str) -> list[str]:

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.cli import main
-from engine.config import TrainConfig
-from engine.encoding import embed_images, embed_texts, encode_text, token_lengths
-from engine.models import load_model
-from engine.shapes import ShapesWorld
+from engine.cli.commands import main
+from engine.data.shapes.world import ShapesWorld
+from engine.model.encoding import embed_images, embed_texts, encode_text, token_lengths
+from engine.model.loading import load_model
+from engine.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = os.environ.get("SEMCLIP_TEST_DEVICE", "cuda")
@@ -91,9 +91,9 @@ def test_mixed_precision_training_on_the_gpu_makes_the_loss_fall(tmp_path, recor
 
 CPU_SIDE = """
 import sys, torch
-from engine.encoding import embed_images, embed_texts
-from engine.models import load_model
-from engine.retrieval import projection_for
+from engine.model.encoding import embed_images, embed_texts
+from engine.model.loading import load_model
+from engine.explore.projection import projection_for
 checkpoint, inputs, out = sys.argv[1:4]
 assert not torch.cuda.is_available(), "this side must run without CUDA"
 loaded = load_model(checkpoint, device="cpu")
@@ -129,7 +129,7 @@ def test_a_checkpoint_trained_on_the_gpu_gives_the_same_outputs_on_a_cpu_only_ma
                     str(tmp_path / "cpu.pt")], env=env, check=True, timeout=300)
     cpu = torch.load(tmp_path / "cpu.pt")
 
-    from engine.retrieval import projection_for
+    from engine.explore.projection import projection_for
     gpu_text = embed_texts(on_gpu.model, on_gpu.tokenizer, captions)
     gpu_image = embed_images(on_gpu.model, images)
     text_diff = float((gpu_text - cpu["text"]).abs().max())

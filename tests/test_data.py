@@ -11,10 +11,10 @@ import pytest
 from torch.utils.data import DataLoader
 from torchvision.transforms.functional import pil_to_tensor
 
-from engine.cli import main
-from engine.data import (Problem, TriplesDataset, TriplesFormatError, collate, overlong_captions,
-                         read_triples, write_triples)
-from engine.models import load_model
+from engine.cli.commands import main
+from engine.data.triples import (Problem, TriplesDataset, TriplesFormatError, collate,
+                                 overlong_captions, read_triples, write_triples)
+from engine.model.loading import load_model
 
 FIXTURE = Path(__file__).parent / "data" / "triples"
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.cli import main
-from engine.config import ConfigError, TrainConfig
-from engine.data import TriplesFormatError, read_triples
-from engine.shards import read_shards, shard_pattern, write_shards
-from engine.triples_io import parse_columns, split_indices
+from engine.cli.commands import main
+from engine.data.shards import read_shards, shard_pattern, write_shards
+from engine.data.triples import TriplesFormatError, read_triples
+from engine.data.triples_io import parse_columns, split_indices
+from engine.train.config import ConfigError, TrainConfig
 
 DATA = Path(__file__).parent / "data"
 TRIPLES = DATA / "triples" / "triples.csv"
@@ -233,7 +233,7 @@ def test_eval_reads_a_mapped_tsv_and_reports_the_asked_retrieval_depths(tmp_path
 
 
 def test_eval_scores_the_rows_a_split_held_out(tmp_path, capsys):
-    from engine.triples_io import SplitPart
+    from engine.data.triples_io import SplitPart
 
     rows = "".join(f"img{i % 3}.png,caption {i},paraphrase {i},negation {i}\n" for i in range(10))
     data = write(tmp_path / "t.csv", "image,caption,paraphrase,negation\n" + rows)

@@ -10,9 +10,9 @@ from dataclasses import replace
 import pytest
 import torch.multiprocessing as mp
 
-from engine.config import TrainConfig
 from engine.events import StepMetrics
-from engine.train import train
+from engine.train.config import TrainConfig
+from engine.train.loop import train
 
 
 def _free_port() -> int:
@@ -63,7 +63,7 @@ def test_two_gloo_processes_give_the_loss_of_one_process(tmp_path):
 
 def _projection_worker(rank: int, world: int, port: int, cfg_json: str, out_dir: str) -> None:
     """Train under DDP, recording V as every forward pass of this rank sees it."""
-    from engine.losses import SemClipLoss
+    from engine.model.losses import SemClipLoss
 
     seen: list[list] = []
     real_forward = SemClipLoss.forward
@@ -106,11 +106,10 @@ def test_a_learnable_projection_stays_identical_on_every_rank(tmp_path):
 @pytest.mark.slow
 def test_torchrun_trains_the_shapes_world_through_the_cli(tmp_path):
     """Two processes under torchrun: training, the checkpoint and one final table, exit 0."""
+    import importlib.util
     import subprocess
     import sys
     from pathlib import Path
-
-    import importlib.util
     tensorboard = importlib.util.find_spec("tensorboard") is not None
     cfg = TrainConfig(model="semclip-tiny", lock_image=False, shapes_train_size=32,
                       shapes_eval_size=8, batch_size=4, epochs=1, warmup_steps=1, threads=1,
@@ -120,7 +119,7 @@ def test_torchrun_trains_the_shapes_world_through_the_cli(tmp_path):
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                           f"--master_port={_free_port()}", "-m", "engine.cli", "train",
+                           f"--master_port={_free_port()}", "-m", "engine.cli.commands", "train",
                            "--config", str(tmp_path / "cfg.json"), "--test-size", "16",
                            "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=600)

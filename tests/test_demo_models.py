@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from engine.evaluate import run_evaluation
-from engine.models import load_model
+from engine.eval.run import run_evaluation
+from engine.model.loading import load_model
 from engine.paths import ASSETS_DIR
 from semclip_gui.demo import DEMO_NAMES, SHIPPED_DIR, shipped_demo_specs
 
@@ -45,7 +45,7 @@ def test_semclip_demo_prefers_captions_over_their_negations_where_clip_does_less
 
 
 def test_demo_semclip_projection_is_the_trained_one(demo_pair):
-    from engine.retrieval import projection_for
+    from engine.explore.projection import projection_for
 
     clip, semclip = demo_pair
     V = projection_for(semclip)
@@ -55,9 +55,10 @@ def test_demo_semclip_projection_is_the_trained_one(demo_pair):
 def test_compare_opens_on_a_query_where_the_demo_columns_differ_visibly(demo_pair):
     """The Compare tab's opening query, ranked as the tab ranks it (the default gallery, top 8):
     CLIP's column shows the denied colour in most cards, SemCLIP's in at most two."""
-    from engine.retrieval import embed_gallery, shapes_gallery
-    from semclip_gui.compare_logic import count_violations, rank_models
-    from semclip_gui.compare_panel import DEFAULT_QUERY, EXAMPLE_QUERIES
+    from engine.data.galleries import shapes_gallery
+    from engine.explore.compare import count_violations, rank_models
+    from engine.explore.search import embed_gallery
+    from semclip_gui.compare_bars import DEFAULT_QUERY, EXAMPLE_QUERIES
 
     def result(generator):
         while True:

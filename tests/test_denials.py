@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.denials import Denial, parse_denials
-from engine.embed_cache import ImageEmbeddings
-from engine.retrieval import Gallery, negated_terms, objects_match, shapes_gallery
-from engine.shapes import ShapesWorld
-from semclip_gui.compare_logic import rank_gallery, violated_terms
+from engine.data.galleries import Gallery, shapes_gallery
+from engine.data.shapes.world import ShapesWorld
+from engine.explore.compare import rank_gallery, violated_terms
+from engine.explore.denials import Denial, negated_terms, objects_match, parse_denials
+from engine.model.embed_cache import ImageEmbeddings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import free_queries as fq  # noqa: E402

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from file_faults import flip_bits
 from PIL import Image
 
-import engine.embed_cache as ec
-from engine.embed_cache import CacheWarning, ImageEmbeddingCache, embed_images_cached
-from engine.models import load_model
-from file_faults import flip_bits
+import engine.model.embed_cache as ec
+from engine.model.embed_cache import CacheWarning, ImageEmbeddingCache, embed_images_cached
+from engine.model.loading import load_model
 
 IDENTITY, PREPROCESS = "test-model", "test-preprocess"
 DIM = 16

@@ -8,8 +8,8 @@ import random
 import pytest
 import torch
 
-from engine.encoding import encode_text, plan_buckets, token_lengths, used_length
-from engine.models import load_model
+from engine.model.encoding import encode_text, plan_buckets, token_lengths, used_length
+from engine.model.loading import load_model
 
 WORDS = "a the red blue large small circle square triangle star on left of and no not without".split()
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoint import save_checkpoint
-from engine.cli import main
-from engine.models import load_model
-from engine.shapes import ShapesDataset, ShapesWorld
-from engine.train import evaluate_triples
+from engine.cli.commands import main
+from engine.data.shapes.world import ShapesDataset, ShapesWorld
+from engine.model.checkpoint import save_checkpoint
+from engine.model.loading import load_model
+from engine.train.loop import evaluate_triples
 
 
 @pytest.fixture(autouse=True)

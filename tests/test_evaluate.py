@@ -9,15 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from engine import benchmarks as bm
-from engine import metrics as M
-from engine.embed_cache import ImageEmbeddingCache, embed_images_cached
-from engine.encoding import embed_images, embed_texts
-from engine.eval_cli import add_eval_parser, format_table, run_eval
-from engine.evaluate import (EvaluationError, evaluate, load_results, metric_table,
-                             run_evaluation, save_results, score_rows)
+from engine.cli.eval import add_eval_parser, format_table, run_eval
+from engine.eval import benchmarks as bm
+from engine.eval import metrics as M
+from engine.eval.run import (EvaluationError, evaluate, load_results, metric_table, run_evaluation,
+                             save_results, score_rows)
 from engine.events import Done, Error, EvalResult, Log, Progress
-from engine.models import load_model
+from engine.model.embed_cache import ImageEmbeddingCache, embed_images_cached
+from engine.model.encoding import embed_images, embed_texts
+from engine.model.loading import load_model
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 COCO = SHARED / "coco_val2017_sample"
@@ -87,7 +87,7 @@ def test_second_run_never_touches_the_image_tower(tiny, tmp_path, monkeypatch):
 
 
 def test_many_shards_are_merged_on_open(tiny, tmp_path, monkeypatch):
-    import engine.embed_cache as ec
+    import engine.model.embed_cache as ec
 
     paths = write_images(tmp_path / "imgs", 5)
     embed_images_cached(tiny, paths, batch_size=2, cache=ImageEmbeddingCache.for_model(tiny, tmp_path))
@@ -206,7 +206,7 @@ def test_ccneg_and_zeroshot_run_end_to_end(tiny, tmp_path):
 
 
 def test_shapes_benchmark_reports_composite(tiny):
-    pytest.importorskip("engine.shapes", reason="engine/shapes.py not written yet")
+    pytest.importorskip("engine.data.shapes.world", reason="engine/data/shapes/world.py not written yet")
     results = run_evaluation("shapes", None, None, [tiny], n=12)
     metrics = results["models"][0]["metrics"]
     assert results["models"][0]["counts"]["evaluated"] == 12
@@ -283,7 +283,7 @@ def test_run_eval_reports_a_bad_model_spec(tmp_path, capsys):
 
 
 def test_shapes_and_triples_plumbing_with_stand_in_modules(tiny, tmp_path, monkeypatch):
-    """The loaders' use of engine.shapes / engine.data, with stand-ins of their documented API."""
+    """The loaders' use of engine.data.shapes.world / engine.data.triples, with stand-ins of their documented API."""
     import sys
     import types
     from dataclasses import dataclass
@@ -313,8 +313,8 @@ def test_shapes_and_triples_plumbing_with_stand_in_modules(tiny, tmp_path, monke
                 Triple(Path(root) / "img0.png", "d", "e", "f", 3),  # two captions, one image
                 Triple(Path(root) / "gone.png", "g", "h", "i", 4)]
 
-    monkeypatch.setitem(sys.modules, "engine.shapes", types.SimpleNamespace(ShapesWorld=FakeWorld))
-    monkeypatch.setitem(sys.modules, "engine.data", types.SimpleNamespace(read_triples=read_triples))
+    monkeypatch.setitem(sys.modules, "engine.data.shapes.world", types.SimpleNamespace(ShapesWorld=FakeWorld))
+    monkeypatch.setitem(sys.modules, "engine.data.triples", types.SimpleNamespace(read_triples=read_triples))
 
     shapes = run_evaluation("shapes", "3", None, [tiny], n=6)
     assert shapes["models"][0]["counts"]["evaluated"] == 6
@@ -336,7 +336,7 @@ def test_shapes_and_triples_plumbing_with_stand_in_modules(tiny, tmp_path, monke
 
 
 def test_model_label_names_a_model_by_its_run_then_its_file_then_its_spec():
-    from engine.evaluate import model_label
+    from engine.eval.run import model_label
 
     assert model_label("runs/x/best.pt", {"train_config": {"name": "semclip"}}) == "semclip"
     assert model_label("runs/x/best.pt", {"name": " clip-baseline "}) == "clip-baseline"
@@ -346,7 +346,7 @@ def test_model_label_names_a_model_by_its_run_then_its_file_then_its_spec():
 
 
 def test_model_labels_stay_distinct_when_labels_or_specs_repeat():
-    from engine.evaluate import model_labels
+    from engine.eval.run import model_labels
 
     def results(*models):
         return {"models": [dict(zip(("label", "spec", "identity"), m)) for m in models]}

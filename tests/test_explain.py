@@ -1,14 +1,14 @@
-"""engine.explain: the Playground's numbers against values computed by hand from the embeddings."""
+"""engine.explore.explain: the Playground's numbers against values computed by hand from the embeddings."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from engine.encoding import embed_images, embed_texts
-from engine.explain import explain
-from engine.losses import SemClipLoss
-from engine.shapes import ShapesWorld
+from engine.data.shapes.world import ShapesWorld
+from engine.explore.explain import explain
+from engine.model.encoding import embed_images, embed_texts
+from engine.model.losses import SemClipLoss
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])

@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-from engine.config import TrainConfig
-from engine.encoding import embed_texts
 from engine.events import Done
-from engine.export import delta_summary, export_delta
-from engine.models import ModelLoadError, load_model
-from engine.train import train
+from engine.model.encoding import embed_texts
+from engine.model.export import delta_summary, export_delta
+from engine.model.loading import ModelLoadError, load_model
+from engine.train.config import TrainConfig
+from engine.train.loop import train
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_delta_for_another_base_is_rejected(minilm_checkpoint, tmp_path):
 
 
 def test_cli_export_writes_the_delta_and_says_what_it_kept(minilm_checkpoint, tmp_path, capsys):
-    from engine.cli import main
+    from engine.cli.commands import main
 
     assert main(["export", "--checkpoint", str(minilm_checkpoint), "--out", str(tmp_path / "d.pt")]) == 0
     assert "tensors over base semclip-shapes-minilm" in capsys.readouterr().out
@@ -64,7 +64,7 @@ def test_cli_export_writes_the_delta_and_says_what_it_kept(minilm_checkpoint, tm
 
 
 def test_cli_export_to_a_path_under_a_file_says_so(minilm_checkpoint, tmp_path, capsys):
-    from engine.cli import main
+    from engine.cli.commands import main
 
     (tmp_path / "blocker").write_text("x")
     out = tmp_path / "blocker" / "d.pt"

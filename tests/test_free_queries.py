@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.retrieval import Gallery
-from engine.scene_query import PredicateError, parse_desc, parse_predicate
-from engine.scene_language import load_held_out
-from engine.shapes import ShapesWorld
+from engine.data.galleries import Gallery
+from engine.data.shapes.language import load_held_out
+from engine.data.shapes.query import PredicateError, parse_desc, parse_predicate
+from engine.data.shapes.world import ShapesWorld
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import free_queries as fq  # noqa: E402
@@ -285,9 +285,9 @@ def test_no_query_is_a_sentence_the_training_caption_generator_produces():
 
 
 def test_the_bench_imports_the_compare_path_without_qt():
-    """The bench ranks through semclip_gui.compare_logic: that module must stay Qt-free."""
+    """The bench ranks through engine.explore.compare: that module must stay Qt-free."""
     import subprocess
 
-    code = ("import sys; import semclip_gui.compare_logic, semclip_gui.demo; "
+    code = ("import sys; import engine.explore.compare, semclip_gui.demo; "
             "sys.exit(any(m.split('.')[0] in ('PySide6', 'pyqtgraph', 'qasync') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0

@@ -10,10 +10,10 @@ import csv
 from pathlib import Path
 
 import pytest
-
 from fake_llm_server import stats
+
 from engine.captions import CaptionBackendError, make_backend
-from engine.cli import main
+from engine.cli.commands import main
 
 GOOD_OUT = ("image,caption,paraphrase,negation\na.png,a dog,a pup,no dog\n"
             "b.png,a cat,a kitty,no cat\nc.png,a cow,a calf,no cow\n")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
@@ -132,7 +131,7 @@ def test_the_world_switch_loads_the_photo_pair_and_folder_and_remembers_it(
     assert [window.playground.image_combo.itemText(i) for i in range(3)] == window.state.gallery.names
     assert QSettings(ini, QSettings.IniFormat).value(app_module.PHOTO_FOLDER_KEY) == str(photo_folder)
     assert window.mismatch_label.isHidden()
-    from semclip_gui.compare_panel import DEFAULT_QUERY, PHOTO_DEFAULT_QUERY, PHOTO_EXAMPLE_QUERIES
+    from semclip_gui.compare_bars import DEFAULT_QUERY, PHOTO_DEFAULT_QUERY, PHOTO_EXAMPLE_QUERIES
 
     compare = window.compare  # the Compare tab opens on a photo query, with photo examples
     assert compare.query_edit.text() == PHOTO_DEFAULT_QUERY
@@ -147,7 +146,7 @@ def test_the_world_switch_loads_the_photo_pair_and_folder_and_remembers_it(
 
 def test_shapes_models_over_photos_say_so_and_a_missing_photo_pair_is_explained(
         qtbot, monkeypatch, photo_folder):
-    from engine.retrieval import folder_gallery
+    from engine.data.galleries import folder_gallery
     from semclip_gui import app as app_module
     from semclip_gui import worlds
 

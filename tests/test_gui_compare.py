@@ -8,11 +8,12 @@ from collections import Counter
 import pytest
 import torch
 
-from engine.encoding import embed_images, embed_texts
-from engine.evaluate import save_results
-from engine.retrieval import gallery_metrics, negated_terms, objects_match
-from engine.shapes import ShapesWorld
-from semclip_gui.compare_logic import Hit, count_violations, rank_gallery, results_bars
+from engine.data.shapes.world import ShapesWorld
+from engine.eval.run import save_results
+from engine.explore.compare import Hit, count_violations, rank_gallery, results_bars
+from engine.explore.denials import negated_terms, objects_match
+from engine.explore.search import gallery_metrics
+from engine.model.encoding import embed_images, embed_texts
 from semclip_gui.compare_panel import ComparePanel
 from semclip_gui.images import THUMB
 from semclip_gui.state import SIDES
@@ -108,11 +109,11 @@ def test_blend_slider_ends_are_the_two_models(qtbot, panel, app_state, tiny_mode
     query = "a small red square"
     type_query(qtbot, panel, query)
     gallery = app_state.gallery
-    assert panel.blend_slider.isEnabled()
+    assert panel.blend.slider.isEnabled()
     for value, loaded in ((100, tiny_models[1]), (0, tiny_models[0])):
         with qtbot.waitSignal(panel.blend_updated, timeout=EMBED_TIMEOUT,
                               check_params_cb=lambda d, lam=value / 100: d["lam"] == lam) as blocker:
-            panel.blend_slider.setValue(value)
+            panel.blend.slider.setValue(value)
         update = blocker.args[0]
         direct = gallery_metrics(loaded, gallery, image_embeddings(loaded, gallery))
         assert update["ono_accuracy"] == pytest.approx(direct["ono_accuracy"])
@@ -124,14 +125,14 @@ def test_blend_slider_ends_are_the_two_models(qtbot, panel, app_state, tiny_mode
         assert (f"caption vs negation <b>{direct['ono_accuracy']:.2f}</b> · top-1 "
                 f"<b>{direct['caption_top1']:.2f}</b>" in header.text())
         assert "original-over-negation" in header.toolTip()  # the plain words, explained
-    lams, _ = panel.blend_curves["ono_accuracy"].getData()
+    lams, _ = panel.blend.curves["ono_accuracy"].getData()
     assert list(lams) == [0.0, 1.0]
 
     # a model of another architecture on one side: no blending, and the tooltip says why
     other = dataclasses.replace(tiny_models[1], model_name="another-arch")
     app_state.set_model("right", other)
-    assert not panel.blend_slider.isEnabled()
-    assert "another-arch" in panel.blend_slider.toolTip()
+    assert not panel.blend.slider.isEnabled()
+    assert "another-arch" in panel.blend.slider.toolTip()
     qtbot.waitUntil(panel.is_ready, timeout=EMBED_TIMEOUT)  # the new right side re-embeds
 
 
@@ -199,7 +200,7 @@ def test_folder_gallery_reports_a_corrupt_image(qtbot, panel, tmp_path):
 
 
 def test_rank_gallery_and_results_bars_without_qt(app_state, tiny_models):
-    from engine.embed_cache import ImageEmbeddings
+    from engine.model.embed_cache import ImageEmbeddings
 
     gallery = app_state.gallery
     emb = image_embeddings(tiny_models[0], gallery)
@@ -215,7 +216,7 @@ def test_rank_gallery_and_results_bars_without_qt(app_state, tiny_models):
 
 
 def test_an_example_query_is_one_click_away(qtbot, panel):
-    from semclip_gui.compare_panel import EXAMPLE_QUERIES
+    from semclip_gui.compare_bars import EXAMPLE_QUERIES
 
     qtbot.waitUntil(panel.is_ready, timeout=EMBED_TIMEOUT)
     example = EXAMPLE_QUERIES[1]

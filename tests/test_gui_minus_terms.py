@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from engine.encoding import embed_texts
-from engine.minus_terms import subtract_terms
-from engine.retrieval import objects_match
-from semclip_gui.state import SIDES
 from test_gui_compare import assert_top_k, image_embeddings, panel, type_query  # noqa: F401
+
+from engine.explore.denials import objects_match
+from engine.explore.minus_terms import subtract_terms
+from engine.model.encoding import embed_texts
+from semclip_gui.state import SIDES
 
 QUERY = "a red circle -white star"
 

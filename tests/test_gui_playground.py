@@ -9,8 +9,8 @@ import pytest
 import torch
 from PySide6.QtCore import Qt
 
-from engine.explain import explain
-from engine.retrieval import projection_for
+from engine.explore.explain import explain
+from engine.explore.projection import projection_for
 from semclip_gui.playground_panel import PlaygroundPanel
 
 

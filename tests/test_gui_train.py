@@ -11,15 +11,15 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from engine.config import TrainConfig
 from engine.events import Done, Error
-from engine.models import load_model
-from engine.runs import read_metrics
-from engine.train import train
+from engine.model.loading import load_model
+from engine.train.config import TrainConfig
+from engine.train.loop import train
+from engine.train.runs import read_metrics
 from semclip_gui.latency import LatencyProbe
 from semclip_gui.train_panel import TrainPanel
-from semclip_gui.train_state import (config_from_form, eta_seconds, format_duration,
-                                     fresh_out_dir, panel_presets, ui_threads)
+from semclip_gui.train_state import (config_from_form, eta_seconds, format_duration, fresh_out_dir,
+                                     panel_presets, ui_threads)
 
 LOSS_CURVES = ("total", "contrastive", "paraphrase", "negation")
 

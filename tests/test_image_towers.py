@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.image_towers import (PRETRAINED_TRUNKS, TrunkWeightsError, mapped_state_dict,
-                                 preprocess_overrides, trunk_name)
+from engine.model.image_towers import (PRETRAINED_TRUNKS, TrunkWeightsError, mapped_state_dict,
+                                       preprocess_overrides, trunk_name)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FLICKR = SHARED / "flickr8k"
@@ -51,7 +51,7 @@ def test_mapping_refuses_a_shape_mismatch_naming_both_tensors():
 
 
 def test_photo_config_names_a_known_trunk_and_its_preprocessing():
-    from engine.models import model_config
+    from engine.model.loading import model_config
 
     cfg = model_config("semclip-photo-minilm")
     assert trunk_name(cfg) == "tf_efficientnet_lite0"
@@ -76,8 +76,8 @@ def _dog_photos(n: int) -> list[Path]:
 def test_photo_model_trunk_sees_dogs_in_real_dog_photos():
     from PIL import Image
 
-    from engine.image_towers import imagenet_classifier
-    from engine.models import load_model
+    from engine.model.image_towers import imagenet_classifier
+    from engine.model.loading import load_model
 
     loaded = load_model("semclip-photo-minilm")
     photos = _dog_photos(8)

@@ -10,10 +10,10 @@ import pytest
 from open_clip import factory as oc_factory
 
 from engine import cli
-from engine.config import TrainConfig
-from engine.load_noise import TRANSFORMERS_LOGGER, quiet_model_construction
-from engine.models import ModelLoadError, load_model, model_config
+from engine.model.load_noise import TRANSFORMERS_LOGGER, quiet_model_construction
+from engine.model.loading import ModelLoadError, load_model, model_config
 from engine.paths import ASSETS_DIR
+from engine.train.config import TrainConfig
 
 DEMO_SEMCLIP = ASSETS_DIR / "demo_models" / "semclip.pt"
 # What users saw on every start of the app and every checkpoint load.

@@ -8,7 +8,7 @@ import pytest
 import torch
 from open_clip.loss import ClipLoss
 
-from engine.losses import SemClipLoss, random_orthonormal
+from engine.model.losses import SemClipLoss, random_orthonormal
 
 S = math.sqrt(0.5)
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from engine import metrics as M
+from engine.eval import metrics as M
 
 E1, E2, E3 = torch.eye(3)
 
@@ -164,7 +164,7 @@ def _retrieval_case():
 
 
 def test_image_to_text_recall_counts_the_best_own_caption_and_ties_as_misses():
-    from engine.metrics import topk_image_to_text_accuracy
+    from engine.eval.metrics import topk_image_to_text_accuracy
     images, texts, owner = _retrieval_case()
     # image 0: own best 1.0 (text 0), tied by text 3 of image 1 -> rank 1; image 1: own best
     # 0.8 (text 2), competitors 0.0 and 0.6 -> rank 0
@@ -175,7 +175,7 @@ def test_image_to_text_recall_counts_the_best_own_caption_and_ties_as_misses():
 
 
 def test_paraphrase_recall_retrieves_another_caption_of_the_same_image():
-    from engine.metrics import topk_paraphrase_accuracy
+    from engine.eval.metrics import topk_paraphrase_accuracy
     _, texts, owner = _retrieval_case()
     # ranks by hand: text 0 -> 1 (text 3 scores 1.0 > its paraphrase's 0.8); texts 1, 2, 3 -> 2
     assert topk_paraphrase_accuracy(texts, owner, 1) == 0.0
@@ -186,8 +186,8 @@ def test_paraphrase_recall_retrieves_another_caption_of_the_same_image():
 
 
 def test_caption_recalls_refuse_nan_embeddings():
-    from engine.metrics import (NonFiniteEmbeddingsError, topk_image_to_text_accuracy,
-                                topk_paraphrase_accuracy)
+    from engine.eval.metrics import (NonFiniteEmbeddingsError, topk_image_to_text_accuracy,
+                                     topk_paraphrase_accuracy)
     images, texts, owner = _retrieval_case()
     texts[1, 0] = float("nan")
     with pytest.raises(NonFiniteEmbeddingsError):

@@ -8,10 +8,11 @@ import math
 import pytest
 import torch
 
-from engine.encoding import embed_texts
-from engine.minus_terms import denied_terms, query_embedding, split_minus_terms, subtract_terms
-from engine.models import load_model
-from engine.retrieval import top_k
+from engine.explore.minus_terms import (denied_terms, query_embedding, split_minus_terms,
+                                        subtract_terms)
+from engine.explore.search import top_k
+from engine.model.encoding import embed_texts
+from engine.model.loading import load_model
 
 
 @pytest.mark.parametrize("query, split", [

@@ -8,9 +8,9 @@ import time
 import pytest
 import torch
 
-from engine.encoding import embed_texts, encode_text, used_length
-from engine.models import (ModelLoadError, count_parameters, load_model, lock_towers, parse_spec,
-                           project_config_names)
+from engine.model.encoding import embed_texts, encode_text, used_length
+from engine.model.loading import (ModelLoadError, count_parameters, load_model, lock_towers,
+                                  parse_spec, project_config_names)
 
 WORDS = "a the red blue large small circle square triangle star on left of and no not without".split()
 

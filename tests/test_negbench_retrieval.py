@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from engine import benchmarks as bm
-from engine.cli import main
-from engine.evaluate import score_rows
-from engine.metrics import NonFiniteEmbeddingsError
+from engine.cli.commands import main
+from engine.eval import benchmarks as bm
+from engine.eval.metrics import NonFiniteEmbeddingsError
+from engine.eval.run import score_rows
 
 FIXTURE = Path(__file__).parent / "data" / "negbench" / "COCO_val_negated_retrieval_sample.csv"
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.cli import main
-from engine.config import TrainConfig
+from engine.cli.commands import main
+from engine.data.shapes.world import ShapesWorld
 from engine.events import Done
-from engine.models import load_model
+from engine.model.loading import load_model
 from engine.paths import ASSETS_DIR, PROJECT_ROOT
-from engine.shapes import ShapesWorld
-from engine.train import train
+from engine.train.config import TrainConfig
+from engine.train.loop import train
 
 TEXTS = ["a big red circle", "a small blue square and no triangle", "no green star at all"]
 DEMO_SEMCLIP = ASSETS_DIR / "demo_models" / "semclip.pt"  # a MiniLM text tower, as a delta

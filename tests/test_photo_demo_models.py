@@ -27,9 +27,9 @@ def test_photo_pair_ships_as_small_deltas_over_the_photo_towers():
 
 @pytest.mark.skipif(not FLICKR.is_dir(), reason=f"{FLICKR} is absent (Flickr8k test photos)")
 def test_semclip_photo_model_prefers_captions_over_their_negations_more_than_clip(tmp_path):
-    from engine.evaluate import run_evaluation
-    from engine.models import load_model
-    from engine.photo_sets import make_triples, read_captions_csv, read_splits
+    from engine.data.photo_sets import make_triples, read_captions_csv, read_splits
+    from engine.eval.run import run_evaluation
+    from engine.model.loading import load_model
 
     splits = read_splits(FLICKR / "splits.csv")
     test_images = [name for name, split in splits.items() if split == "test"][:40]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine.cli import main
-from engine.data import read_triples
-from engine.photo_sets import (PhotoSetError, make_triples, read_captions_csv,
-                               read_coco_captions, read_splits)
+from engine.cli.commands import main
+from engine.data.photo_sets import (PhotoSetError, make_triples, read_captions_csv,
+                                    read_coco_captions, read_splits)
+from engine.data.triples import read_triples
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FLICKR = SHARED / "flickr8k"

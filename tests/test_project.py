@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -53,3 +54,56 @@ def test_the_installed_pyside6_does_not_leak_references_to_none():
     for _ in range(1000):
         probe.setObjectName("probe")
     assert before - sys.getrefcount(None) < 10
+
+
+# Which engine layers each layer may import (lazy imports inside functions included). "core" is
+# engine's own top-level modules (events, paths, atomic). data and captions use each other's
+# modules (a captions batch writes triples files; photo sets negate with the rules backend).
+LAYER_IMPORTS = {
+    "core": {"core"},
+    "model": {"core", "model"},
+    "captions": {"core", "captions", "data"},
+    "data": {"core", "model", "captions", "data"},
+    "eval": {"core", "model", "captions", "data", "eval"},
+    "explore": {"core", "model", "captions", "data", "eval", "explore"},
+    "train": {"core", "model", "captions", "data", "eval", "train"},
+    "cli": {"core", "model", "captions", "data", "eval", "explore", "train", "cli"},
+}
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYER_IMPORTS else "core"
+
+
+def _engine_imports(path: Path, module: str) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against the module's package
+                package = module.split(".")[: -node.level if path.name != "__init__.py"
+                                            else len(module.split(".")) - node.level + 1]
+                base = ".".join(package + ([base] if base else []))
+            found.add(base)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {m for m in found if m == "engine" or m.startswith("engine.")}
+
+
+def test_engine_layers_import_only_what_they_may():
+    """model imports nothing above it; eval and explore never import train; only the CLI sees all."""
+    broken = []
+    for path in sorted((ROOT / "engine").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        allowed = LAYER_IMPORTS[_layer(module)]
+        broken += [f"{module} imports {m}" for m in sorted(_engine_imports(path, module))
+                   if m != "engine" and _layer(m) not in allowed]
+    assert broken == []
+
+
+def test_the_layer_check_sees_a_forbidden_import(tmp_path):
+    bad = tmp_path / "engine" / "model" / "bad.py"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("def f():\n    from engine.train.loop import train\n    from ..eval import run\n")
+    assert _engine_imports(bad, "engine.model.bad") == {"engine.train.loop", "engine.eval"}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.encoding import embed_texts
-from engine.interpolate import InterpolationError, interpolate_state_dicts, interpolated_model
-from engine.retrieval import (folder_gallery, gallery_metrics, negated_terms, objects_match,
-                              shapes_gallery, similarities, top_k)
+from engine.data.galleries import folder_gallery, shapes_gallery
+from engine.explore.denials import negated_terms, objects_match
+from engine.explore.interpolate import (InterpolationError, interpolate_state_dicts,
+                                        interpolated_model)
+from engine.explore.search import gallery_metrics, similarities, top_k
+from engine.model.encoding import embed_texts
 
 
 def test_top_k_ranks_by_cosine_and_respects_the_valid_mask():

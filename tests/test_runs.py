@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.cli import main
-from engine.config import TrainConfig
+from engine.cli.commands import main
 from engine.events import Error
-from engine.runs import improves, latest_checkpoint, list_runs, read_metrics
-from engine.train import train
+from engine.train.config import TrainConfig
+from engine.train.loop import train
+from engine.train.runs import improves, latest_checkpoint, list_runs, read_metrics
 
 STEPS_PER_EPOCH = 4  # 64 scenes / batch 16
 TIMESTAMPED = re.compile(r"^\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2}-model_semclip-tiny-lr_0\.001-b_16"
@@ -223,7 +223,7 @@ def test_resume_latest_with_nothing_to_resume_starts_a_new_run(tmp_path, capsys)
 def test_a_kept_checkpoint_outlives_the_next_save_of_the_last_one(tmp_path, monkeypatch, links):
     import os
 
-    from engine.checkpoint import keep_checkpoint_as, save_checkpoint
+    from engine.model.checkpoint import keep_checkpoint_as, save_checkpoint
 
     if not links:  # a file system without hard links
         monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError("no links")))

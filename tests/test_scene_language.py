@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.scene_language import (KINDS, load_held_out, normalised, statement_triple)
-from engine.scene_query import parse_predicate
-from engine.shapes import ShapesWorld
+from engine.data.shapes.language import KINDS, load_held_out, normalised, statement_triple
+from engine.data.shapes.query import parse_predicate
+from engine.data.shapes.world import ShapesWorld
 
 FREE_QUERIES = Path(__file__).resolve().parent.parent / "bench" / "free_queries.json"
 NO_NOT = re.compile(r"\b(no|not|isn't|n't|none|nothing|never)\b")
@@ -92,7 +92,7 @@ def test_load_held_out_reads_json_and_text_and_names_a_bad_file(tmp_path):
 
 
 def test_the_lexicon_is_broad_and_shares_no_word_with_the_free_typed_bench():
-    from engine.scene_language import COLOUR_WORDS, SHAPE_WORDS, SIZE_WORDS
+    from engine.data.shapes.language import COLOUR_WORDS, SHAPE_WORDS, SIZE_WORDS
 
     bench_words = {w for q in json.loads(FREE_QUERIES.read_text())
                    for w in re.findall(r"[a-z][a-z'-]*", q["query"].lower())}

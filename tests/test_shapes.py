@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.data import read_triples
+from engine.data.shapes.world import (COLOUR_DENIALS, COLOURS, SHAPE_DENIALS, SHAPES, WORDINGS,
+                                      ShapesDataset, ShapesWorld, write_shapes)
+from engine.data.triples import read_triples
 from engine.events import Done, Progress
-from engine.shapes import (COLOUR_DENIALS, COLOURS, SHAPE_DENIALS, SHAPES, WORDINGS, ShapesDataset,
-                           ShapesWorld, write_shapes)
 
 
 def mentions(text: str, obj: dict) -> bool:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.config import ConfigError, TrainConfig
-from engine.tracking import metric_items, parse_report_to
+from engine.cli.commands import main
+from engine.train.config import ConfigError, TrainConfig
+from engine.train.tracking import metric_items, parse_report_to
 
 
 def _needs(package: str):

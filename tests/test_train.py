@@ -10,10 +10,10 @@ import open_clip
 import pytest
 import torch
 
-from engine.config import TrainConfig
 from engine.events import CheckpointSaved, Done, Error, EvalResult, Log, StepMetrics
-from engine.models import load_model, register_project_configs
-from engine.train import EpochSampler, DistInfo, lr_at, train
+from engine.model.loading import load_model, register_project_configs
+from engine.train.config import TrainConfig
+from engine.train.loop import DistInfo, EpochSampler, lr_at, train
 
 LOSS_KEYS = {"contrastive_loss", "paraphrase_loss", "negation_loss", "total"}
 
@@ -135,7 +135,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import engine.train as train_mod
+    import engine.train.loop as train_mod
 
     real_forward = train_mod.SemClipLoss.forward
     calls = {"n": 0}
@@ -158,7 +158,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
 
 
 def test_out_of_memory_names_the_batch_size_and_a_smaller_one(tmp_path, monkeypatch):
-    import engine.train as train_mod
+    import engine.train.loop as train_mod
 
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
@@ -170,7 +170,7 @@ def test_out_of_memory_names_the_batch_size_and_a_smaller_one(tmp_path, monkeypa
 
 
 def test_out_of_memory_names_the_device_that_ran_out_not_auto(tmp_path, monkeypatch):
-    import engine.train as train_mod
+    import engine.train.loop as train_mod
 
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
@@ -197,7 +197,7 @@ def test_dataset_smaller_than_a_batch_is_reported(tmp_path):
 
 def test_locked_image_tower_is_run_once_per_image_and_the_cache_is_off_with_augmentation(
         tmp_path, monkeypatch):
-    import engine.train as train_mod
+    import engine.train.loop as train_mod
 
     seen: dict[str, list[torch.Tensor]] = {"tower": [], "loss": []}
 
@@ -218,7 +218,7 @@ def test_locked_image_tower_is_run_once_per_image_and_the_cache_is_off_with_augm
         seen["loss"].append(image_features.detach())
         return real_loss(self, image_features, *args, **kwargs)
 
-    from engine.shapes import ShapesWorld
+    from engine.data.shapes.world import ShapesWorld
 
     real_render, renders = ShapesWorld.render, []
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.cli import main
-from engine.config import ConfigError, TrainConfig
+from engine.cli.commands import main
 from engine.events import Done, Error, StepMetrics
-from engine.losses import SemClipLoss, random_orthonormal
-from engine.train import train
+from engine.model.losses import SemClipLoss, random_orthonormal
+from engine.train.config import ConfigError, TrainConfig
+from engine.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,8 +69,8 @@ def test_a_learnable_v_stays_orthonormal_and_learns_through_semclip_train(tmp_pa
 
 
 def test_weight_decay_skips_what_modules_declare(tmp_path):
-    from engine.models import load_model
-    from engine.task import SemClipTask, build_optimizer
+    from engine.model.loading import load_model
+    from engine.train.task import SemClipTask, build_optimizer
 
     loaded = load_model("semclip-tiny")
     loss = SemClipLoss(embed_dim=loaded.embed_dim, n_projections=2, learnable_projections=True)
@@ -86,8 +86,8 @@ def test_weight_decay_skips_what_modules_declare(tmp_path):
 
 def _batches(preprocess, sizes: list[int]) -> list[dict]:
     """Consecutive shapes-world items, collated in batches of ``sizes``."""
-    from engine.shapes import ShapesDataset, ShapesWorld
-    from engine.train import collate
+    from engine.data.shapes.world import ShapesDataset, ShapesWorld
+    from engine.train.loop import collate
 
     data = ShapesDataset(ShapesWorld(seed=0, image_size=32), "train", 64, transform=preprocess)
     out, start = [], 0
@@ -101,9 +101,9 @@ def _batches(preprocess, sizes: list[int]) -> list[dict]:
 def test_two_accumulated_halves_give_the_loss_and_gradients_of_one_batch(hard_negatives):
     from contextlib import nullcontext
 
-    from engine.models import load_model
-    from engine.task import SemClipTask
-    from engine.train import train_step
+    from engine.model.loading import load_model
+    from engine.train.loop import train_step
+    from engine.train.task import SemClipTask
 
     loaded = load_model("semclip-tiny")
     loss = SemClipLoss(embed_dim=loaded.embed_dim, n_projections=2, learnable_projections=True,
@@ -191,7 +191,7 @@ def test_fp16_on_cpu_is_refused_instead_of_running_fp32(tmp_path):
 def test_ctrl_c_saves_a_checkpoint_prints_how_to_resume_and_exits_130(tmp_path):
     cfg = tiny(tmp_path, shapes_train_size=4096, batch_size=8)  # 512 steps: minutes
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--config",
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli.commands", "train", "--config",
                              write_config(tmp_path, cfg)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = tmp_path / "run" / "metrics.jsonl"
@@ -252,7 +252,7 @@ def test_resume_with_other_settings_is_a_clear_error(tmp_path, change):
     events = run(replace(cfg, resume=str(tmp_path / "run" / "checkpoint.pt"), **change))
     assert isinstance(events[-1], Error) and events[-1].kind == "config"
     key = next(iter(change))
-    assert f"cannot resume" in events[-1].message and key in events[-1].message
+    assert "cannot resume" in events[-1].message and key in events[-1].message
 
 
 def test_unwritable_out_dirs_are_refused_before_training(tmp_path, capsys):
@@ -283,7 +283,7 @@ def test_a_read_only_out_dir_is_refused(tmp_path):
         config.chmod(0o644)
         env = dict(os.environ, PYTHONPATH=str(ROOT), HOME=str(scratch),
                    SEMCLIP_CACHE=str(scratch / "cache"), OMP_NUM_THREADS="1")
-        ran = subprocess.run(unprivileged([sys.executable, "-m", "engine.cli", "train", "--config",
+        ran = subprocess.run(unprivileged([sys.executable, "-m", "engine.cli.commands", "train", "--config",
                                            str(config), "--quiet"]),
                              cwd=scratch, env=env, capture_output=True, text=True, timeout=300)
         assert ran.returncode == 2, ran.stderr
@@ -294,7 +294,7 @@ def test_a_read_only_out_dir_is_refused(tmp_path):
 
 
 def test_a_full_disk_at_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    import engine.checkpoint as ckpt_mod
+    import engine.model.checkpoint as ckpt_mod
 
     real_save = torch.save
     calls = {"n": 0}
@@ -331,7 +331,7 @@ def test_a_full_disk_at_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch
 ])
 def test_bad_configs_are_refused_before_any_model_loads(tmp_path, capsys, monkeypatch,
                                                         field, value, words):
-    import engine.train as train_mod
+    import engine.train.loop as train_mod
 
     def no_loading(*args, **kwargs):
         raise AssertionError("a model was loaded for a config that cannot train")
@@ -356,7 +356,7 @@ def test_an_offline_hub_tag_fails_at_once_with_advice(monkeypatch):
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
 def test_checkpoints_follow_the_umask(tmp_path, umask, mode):
-    from engine.export import export_delta
+    from engine.model.export import export_delta
 
     previous = os.umask(umask)
     try:

@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torchvision.transforms import ToTensor
 
-from engine.benchmarks import load_zeroshot_folder
-from engine.cli import main
-from engine.config import TrainConfig
-from engine.metrics import NonFiniteEmbeddingsError
-from engine.models import LoadedModel, load_model
-from engine.runs import read_metrics
-from engine.zeroshot import NEGATED_TEMPLATES, PLAIN_TEMPLATES, zeroshot_scores
+from engine.cli.commands import main
+from engine.eval.benchmarks import load_zeroshot_folder
+from engine.eval.metrics import NonFiniteEmbeddingsError
+from engine.eval.zeroshot import NEGATED_TEMPLATES, PLAIN_TEMPLATES, zeroshot_scores
+from engine.model.loading import LoadedModel, load_model
+from engine.train.config import TrainConfig
+from engine.train.runs import read_metrics
+
 
 def test_a_run_logs_plain_and_negated_zero_shot_accuracy_each_epoch(tmp_path, two_class_folder,
                                                                     capsys):

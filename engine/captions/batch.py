@@ -4,7 +4,7 @@ Input: CSV (header row; TSV for ``.tsv``) or JSONL with a ``caption`` column and
 ``image`` column (``image_path``, ``filename`` and ``file_name`` are read as ``image`` too;
 ``columns`` maps other names); other columns are kept and written after the triples fields.
 ``paraphrase`` and ``negation`` cells already in the input (or the authors' ``paraphrased``)
-are kept: only empty cells are generated, unless ``replace_existing``. Output: the triples format of :mod:`engine.data`
+are kept: only empty cells are generated, unless ``replace_existing``. Output: the triples format of :mod:`engine.data.triples`
 (``image, caption, paraphrase, negation``), one row per input caption with the first usable
 paraphrase and negation, written atomically (CSV, or JSONL by extension). Rows that could not be
 generated are reported (``Done.result["failures"]``) and written to ``<out>.failed.csv``. A run
@@ -29,10 +29,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
-from ..atomic import atomic_write_text
-from ..triples_io import (AUTHORS_COLUMNS, FIELDS, TriplesFormatError, _rows_jsonl, check_columns,
-                          delimiter_for)
-from ..events import Done, Error, Event, Log, NeverStop, Progress, StopFlag
+from engine.atomic import atomic_write_text
+from engine.data.triples_io import (AUTHORS_COLUMNS, FIELDS, TriplesFormatError, _rows_jsonl,
+                                    check_columns, delimiter_for)
+from engine.events import Done, Error, Event, Log, NeverStop, Progress, StopFlag
+
 from .base import NEGATION, PARAPHRASE, CaptionBackend, CaptionBackendError, Generations
 from .cache import GenerationCache
 
@@ -389,7 +390,7 @@ def _write(rows: list[CaptionRow], extra_columns: list[str], out: Path,
     if not kept:
         partial_output_path(out).unlink(missing_ok=True)  # a stale one would mislead
     if no_image:
-        yield Log(f"{no_image} rows have no image path; engine.data.read_triples rejects such rows "
+        yield Log(f"{no_image} rows have no image path; engine.data.triples.read_triples rejects such rows "
                   f"(or skips them with on_bad_row='skip')", level="warning")
     report = failed_report_path(out)
     if failures:

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Optional, Union
 
-from ..paths import cache_dir
+from engine.paths import cache_dir
+
 from .base import Generations
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS generations (

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..events import Done, Error, Log, Progress
-from ..triples_io import add_columns_argument, parse_columns
+from engine.data.triples_io import add_columns_argument, parse_columns
+from engine.events import Done, Error, Log, Progress
+
 from . import BACKENDS, make_backend
 from .batch import MAX_CONSECUTIVE_FAILURES, generate_triples
 

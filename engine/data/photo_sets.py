@@ -1,0 +1,233 @@
+"""Triples from a captioned photo set (several human captions per image).
+
+Sources: a generic ``image,caption`` CSV (one row per caption, e.g. Flickr8k's ``captions.csv``),
+or a COCO-style captions JSON (``images: [{id, file_name}]``, ``annotations: [{image_id,
+caption}]``), with an optional ``image,split`` CSV. Each caption becomes one triple:
+
+* paraphrase: another human caption of the same image (the next one, cyclically) -- a real
+  paraphrase, not a rewrite by rule;
+* negation: a false negation of the caption from the rules backend (``engine.captions.rules``),
+  its kind rotating through those the caption allows, so the set holds every frame the rules
+  make (determiner, existential, verbal, prepositional, non-verbal). Captions the rules cannot
+  negate are dropped and counted;
+* true_negation: the caption plus the denial of a salient object that *no* caption of the image
+  mentions ("... and no horse"), in the frames of the shapes world's true negations. Human
+  captions name what stands out, so a dog, horse or boat none of five people mentioned is very
+  likely absent; likely, not certain: these are for training and the negation-grounding score,
+  not ground truth.
+
+Images are never copied: the triples name them by absolute path. Malformed input raises
+:class:`PhotoSetError` naming the file and line (CSV) or entry (JSON).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+from engine.data.triples import write_triples
+
+PathLike = Union[str, Path]
+
+
+class PhotoSetError(ValueError):
+    """A captions or splits file is malformed; the message names the file and line."""
+
+
+@dataclass
+class CaptionedImages:
+    """Images (absolute paths, in first-seen order) with their captions."""
+
+    captions: dict[Path, list[str]] = field(default_factory=dict)
+
+    def add(self, image: Path, caption: str) -> None:
+        self.captions.setdefault(image, []).append(caption)
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+
+def _csv_rows(path: Path, columns: tuple[str, ...]):
+    """(line, row dict) of a CSV with a header holding ``columns``; blank lines skipped."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        header = [h.strip() for h in next(reader, [])]
+        absent = [c for c in columns if c not in header]
+        if absent:
+            raise PhotoSetError(f"{path}:1: header lacks column(s) {', '.join(absent)} "
+                                f"(has {', '.join(header) or 'nothing'})")
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                raise PhotoSetError(f"{path}:{reader.line_num}: {len(values)} fields, header "
+                                    f"has {len(header)}")
+            row = {k: v.strip() for k, v in zip(header, values)}
+            for column in columns:
+                if not row[column]:
+                    raise PhotoSetError(f"{path}:{reader.line_num}: empty {column}")
+            yield reader.line_num, row
+
+
+def read_captions_csv(path: PathLike, images_dir: PathLike) -> CaptionedImages:
+    """An ``image,caption`` CSV; image names are relative to ``images_dir``."""
+    path, images_dir = Path(path), Path(images_dir).resolve()
+    out = CaptionedImages()
+    for _, row in _csv_rows(path, ("image", "caption")):
+        out.add(images_dir / row["image"], row["caption"])
+    return out
+
+
+def read_coco_captions(path: PathLike, images_dir: PathLike) -> CaptionedImages:
+    """A COCO-style captions JSON (``captions_train2017.json`` layout)."""
+    path, images_dir = Path(path), Path(images_dir).resolve()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise PhotoSetError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or \
+            not isinstance(data.get("annotations"), list):
+        raise PhotoSetError(f"{path}: expected an object with 'images' and 'annotations' lists")
+    names: dict = {}
+    for i, image in enumerate(data["images"]):
+        if not isinstance(image, dict) or "id" not in image or \
+                not isinstance(image.get("file_name"), str):
+            raise PhotoSetError(f"{path}: images[{i}] needs an 'id' and a 'file_name'")
+        names[image["id"]] = image["file_name"]
+    out = CaptionedImages()
+    for i, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict) or not isinstance(ann.get("caption"), str):
+            raise PhotoSetError(f"{path}: annotations[{i}] needs a 'caption' text")
+        if ann.get("image_id") not in names:
+            raise PhotoSetError(f"{path}: annotations[{i}] names image_id "
+                                f"{ann.get('image_id')!r}, which 'images' lacks")
+        caption = ann["caption"].strip()
+        if caption:
+            out.add(images_dir / names[ann["image_id"]], caption)
+    return out
+
+
+def read_splits(path: PathLike) -> dict[str, str]:
+    """``image,split`` CSV: image file name -> split name."""
+    return {row["image"]: row["split"] for _, row in _csv_rows(Path(path), ("image", "split"))}
+
+
+@dataclass
+class PrepareReport:
+    """What :func:`make_triples` wrote and left out."""
+
+    written: dict[str, int] = field(default_factory=dict)  # split -> triples
+    files: dict[str, Path] = field(default_factory=dict)  # split -> file
+    no_negation: int = 0  # captions the rules could not negate
+    single_caption: int = 0  # images with one caption: no paraphrase to pair
+    missing_images: int = 0  # images named by the captions but absent on disk
+    unassigned: int = 0  # images the splits file leaves out or marks unassigned
+    negation_kinds: Counter = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        parts = [f"{split}: {n} triples -> {self.files[split]}" for split, n in self.written.items()]
+        skipped = (f"skipped: {self.no_negation} caption(s) without a rules negation, "
+                   f"{self.single_caption} image(s) with a single caption, "
+                   f"{self.missing_images} missing image(s), {self.unassigned} unassigned image(s)")
+        kinds = ", ".join(f"{k} {n}" for k, n in self.negation_kinds.most_common())
+        return "\n".join(parts + [skipped, f"negation kinds: {kinds}"])
+
+
+# Salient objects (and the words that mention them) for true negations: things five people
+# describing a photo would hardly all leave out if they were there.
+PHOTO_OBJECTS: dict[str, tuple[str, ...]] = {
+    "dog": ("dog", "dogs", "puppy", "puppies"), "cat": ("cat", "cats", "kitten", "kittens"),
+    "horse": ("horse", "horses", "pony", "ponies"),
+    "bicycle": ("bicycle", "bicycles", "bike", "bikes", "cyclist", "cyclists", "biker", "bmx"),
+    "car": ("car", "cars", "truck", "jeep", "vehicle", "taxi"),
+    "boat": ("boat", "boats", "canoe", "kayak", "raft", "sailboat"),
+    "umbrella": ("umbrella", "umbrellas"), "guitar": ("guitar", "guitars", "guitarist"),
+    "snow": ("snow", "snowy", "ski", "skier", "skiing", "snowboard", "snowboarder"),
+    "bird": ("bird", "birds", "duck", "ducks", "seagull", "seagulls", "pigeons"),
+    "motorcycle": ("motorcycle", "motorcycles", "motorbike", "motocross"),
+    "skateboard": ("skateboard", "skateboarder", "skateboarding", "skateboards", "skater"),
+}
+
+
+def _words(texts: list[str]) -> set[str]:
+    return {w for text in texts for w in re.findall(r"[a-z]+", text.lower())}
+
+
+def true_negation(caption: str, absent: list[str], index: int) -> str:
+    """``caption`` with a denial of one of the ``absent`` objects, frame and object picked by
+    ``index`` (so neighbouring captions differ); "" when nothing is known to be absent."""
+    from engine.data.shapes.world import (  # the frames true negations use in the shapes world
+        SHAPE_DENIALS,
+    )
+    if not absent:
+        return ""
+    frame = SHAPE_DENIALS[index % len(SHAPE_DENIALS)]
+    return frame.format(caption.rstrip(" .").strip(), absent[index % len(absent)])
+
+
+def image_triples(captions: list[str], image: Path, backend, report: PrepareReport,
+                  offset: int = 0) -> list[dict[str, str]]:
+    """The triples of one image's captions (see the module docstring); ``offset`` rotates
+    which negation kind each caption gets, so neighbouring images differ."""
+    rows = []
+    mentioned = _words(captions)
+    absent = [name for name, words in PHOTO_OBJECTS.items() if not mentioned & set(words)]
+    for i, caption in enumerate(captions):
+        negations = [g for g in backend.generate(caption).negations if g.usable]
+        if not negations:
+            report.no_negation += 1
+            continue
+        chosen = negations[(offset + i) % len(negations)]
+        report.negation_kinds[chosen.kind] += 1
+        rows.append({"image": str(image), "caption": caption,
+                     "paraphrase": captions[(i + 1) % len(captions)], "negation": chosen.text,
+                     "true_negation": true_negation(caption, absent, offset + i)})
+    return rows
+
+
+def make_triples(images: CaptionedImages, out_dir: PathLike,
+                 splits: Optional[dict[str, str]] = None, backend=None,
+                 default_split: str = "triples", skip_splits: tuple[str, ...] = ("unassigned",)
+                 ) -> PrepareReport:
+    """Write ``out_dir/<split>.csv`` triples for every split (one ``default_split`` file when
+    ``splits`` is None); returns what was written and skipped."""
+    if backend is None:
+        from engine.captions.rules import RulesBackend
+        backend = RulesBackend()
+    out_dir = Path(out_dir)
+    report = PrepareReport()
+    by_split: dict[str, list[dict[str, str]]] = {}
+    for offset, (image, captions) in enumerate(images.captions.items()):
+        split = default_split if splits is None else splits.get(image.name, "unassigned")
+        if split in skip_splits:
+            report.unassigned += 1
+            continue
+        if len(captions) < 2:
+            report.single_caption += 1
+            continue
+        if not image.is_file():
+            report.missing_images += 1
+            continue
+        by_split.setdefault(split, []).extend(image_triples(captions, image, backend, report,
+                                                            offset))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for split, rows in by_split.items():
+        report.files[split] = write_triples(out_dir / f"{split}.csv", rows)
+        report.written[split] = len(rows)
+    return report
+
+
+def prepare_flickr8k(root: PathLike, out_dir: PathLike, backend=None) -> PrepareReport:
+    """Flickr8k as distributed in ``../shared/data/flickr8k``: ``captions.csv``, ``splits.csv``
+    (train/dev/test) and ``images/``."""
+    root = Path(root)
+    for name in ("captions.csv", "splits.csv", "images"):
+        if not (root / name).exists():
+            raise FileNotFoundError(f"{root} is not a Flickr8k folder: {root / name} is missing")
+    images = read_captions_csv(root / "captions.csv", root / "images")
+    return make_triples(images, out_dir, read_splits(root / "splits.csv"), backend)

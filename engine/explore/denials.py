@@ -1,0 +1,333 @@
+"""What a free-typed shapes-world query rules out, so the Compare tab can frame what violates it.
+
+A query is read into :class:`Denial` s. A denial names the objects a picture must not show:
+``subject`` (the objects it is about) minus ``unless`` (those it still allows):
+
+========================================  =====================================================
+"a red circle and no blue square"         blue square
+"free of triangles", "lacking any circle" triangles / circle        (no "no/not" needed:
+"green is absent", "orange is nowhere"    green / orange             free of, lacking, absent,
+"anything but a circle", "except green"   circle / green             without, except, nowhere,
+"a star-free scene", "crosses missing"    star / crosses             missing, devoid of, minus...)
+"nothing red", "no circles at all"        red / circles             (pure denials)
+"only squares", "diamonds only",          something other than squares / diamonds / blue
+"every shape is blue"                     (exclusives: any other object violates)
+"exclusively circles and squares"         something other than circles or squares
+"no shape is yellow"                      yellow
+"nothing that isn't red"                  something other than red   (double negation: red is
+"no circle that is not blue"              circle other than blue      required, not denied)
+"not without a red shape",                nothing                    (a cancelled denial)
+"it is not true that there is no star"
+"a star that is not on the left"          star on the left
+========================================  =====================================================
+
+Each denial renders as a short label ("blue square", "something other than squares") that
+:func:`objects_match` reads back, so the app can show and check the same strings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
+
+from engine.data.shapes.query import ObjectDesc
+from engine.data.shapes.world import COLOURS, POSITIONS, SHAPES, SIZES, SYNONYMS, WORDINGS
+
+# ---------------------------------------------------------------------------------------------
+# vocabulary: the world's words, its synonyms and everyday words people type
+# ---------------------------------------------------------------------------------------------
+
+EVERYDAY_WORDS = {
+    "circle": ("ball", "dot", "disc", "round"), "square": ("block", "tile", "cube"),
+    "triangle": ("wedge", "pyramid", "three-cornered"), "star": ("starfish",),
+    "diamond": ("lozenge", "kite"), "cross": ("plus",),
+    "red": ("crimson", "scarlet", "red-hot"), "blue": ("navy", "azure"), "green": ("emerald",),
+    "yellow": ("gold", "golden"), "purple": ("violet", "lilac", "lavender"),
+    "orange": ("tangerine",), "white": ("snow-white",),
+    "large": ("huge", "giant", "enormous", "chunky"), "small": ("mini", "teeny", "petite"),
+    "middle": ("centre", "center"),
+}
+_GENERIC = {"shape", "shapes", "object", "objects", "thing", "things", "figure", "figures",
+            "item", "items", "one", "ones", "something", "anything", "everything"}
+
+
+def _vocabulary() -> dict[str, tuple[str, str]]:
+    """word (and plural) -> (attribute, canonical value)."""
+    vocab: dict[str, tuple[str, str]] = {}
+    groups = (("shape", SHAPES), ("colour", tuple(COLOURS)), ("size", SIZES), ("position", POSITIONS))
+    for attribute, values in groups:
+        for value in values:
+            words = {value, *SYNONYMS.get(value, ()), *WORDINGS.get(value, ()), *EVERYDAY_WORDS.get(value, ())}
+            for word in words:
+                vocab[word] = (attribute, value)
+                if attribute == "shape":
+                    vocab[word + ("es" if word.endswith(("s", "x")) else "s")] = (attribute, value)
+    return vocab
+
+
+VOCABULARY = _vocabulary()
+_RELATION = re.compile(r" (?:left|right) of | next to | beside | above | below | than | instead of ")
+_PHRASES = sorted((w for w in VOCABULARY if " " in w), key=len, reverse=True)
+
+
+def parse_phrase(phrase: str) -> Optional[ObjectDesc]:
+    """The object description in a phrase ("large red circle on the left", "boxes"), or None
+    when it names no shapes-world attribute and no generic object word ("a dog")."""
+    text = " " + re.sub(r"[^a-z\- ]", " ", phrase.lower()) + " "
+    if _RELATION.search(text):
+        return None  # "shapes left of the circle" is about two objects: we cannot tell
+    found: dict[str, str] = {}
+    for multi in _PHRASES:  # "round disc", "plus sign", "five-pointed star" before single words
+        if f" {multi} " in text:
+            attribute, value = VOCABULARY[multi]
+            found.setdefault(attribute, value)
+            text = text.replace(f" {multi} ", " ")
+    generic = False
+    for word in text.split():
+        known = VOCABULARY.get(word) or VOCABULARY.get(word.rsplit("-", 1)[-1])  # "sea-blue"
+        if known:
+            found.setdefault(*known)
+        generic = generic or word in _GENERIC
+    if not found and not generic:
+        return None
+    return ObjectDesc(tuple(found.items()))
+
+
+# ---------------------------------------------------------------------------------------------
+# denials
+# ---------------------------------------------------------------------------------------------
+
+OTHER_THAN = " other than "
+ALTERNATIVE = " or "  # "something other than circles or squares"
+_SOMETHING = "something"
+
+
+@dataclass(frozen=True)
+class Denial:
+    """Objects matching ``subject`` but not ``unless`` must not be in the picture."""
+
+    subject: str  # a phrase; "something" = any object
+    unless: str = ""  # phrases the subject may still be, joined by " or " ("" = none)
+
+    @property
+    def label(self) -> str:
+        return f"{self.subject}{OTHER_THAN}{self.unless}" if self.unless else self.subject
+
+    def violated_by(self, objects: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether the picture shows what is denied (an unknown phrase marks nothing)."""
+        subject = ObjectDesc() if self.subject == _SOMETHING else parse_phrase(self.subject)
+        allowed = [parse_phrase(p) for p in self.unless.split(ALTERNATIVE)] if self.unless else []
+        if subject is None or None in allowed:
+            return False
+        return any(subject.matches(o) and not any(a.matches(o) for a in allowed) for o in objects)
+
+    @classmethod
+    def from_label(cls, label: str) -> "Denial":
+        subject, sep, unless = label.partition(OTHER_THAN)
+        return cls(subject.strip(), unless.strip()) if sep else cls(label.strip())
+
+
+# A denied phrase runs to the next clause boundary; fillers after it ("at all") close it too.
+_END = (r"(?=\s*(?:[,;.!?:]|\band\b|\bbut\b|\bwith\b|\bor\b|\bnor\b|\bthough\b|\bwhile\b"
+        r"|\bthat\b|\bwhich\b|\banywhere\b|\bat all\b|\bwhatsoever\b|\bhere\b|\bin sight\b"
+        r"|\bto be (?:seen|found)\b|\bnearby\b|\baround\b"
+        r"|\bin (?:it|this|the (?:picture|image|scene|frame))\b|$))")
+# a word that does not open a new clause, and a run of them
+_WORD = r"(?:(?!(?:and|but|with|or|nor|that|which|while|though)\b)[a-z][a-z\-]*)"
+_PHRASE = rf"(?:{_WORD}(?:\s+{_WORD})*?)"
+_FILLER = r"(?:(?:any|a|an|the|one|single|even|of|some)\s+)*"
+_NO = r"(?:there (?:is|are) )?(?:no|nothing|none|not (?:a single|one|any|a|an))\b"
+# "only circles and squares": more things an exclusive allows (never a denial: "and no stars")
+_ALTS = (rf"(?P<alts>(?:(?:\s*,)?\s+(?:and|or) (?!(?:no|not|nothing|none|without)\b){_FILLER}"
+         rf"{_PHRASE}{_END})*)")
+_GENERIC_NOUN = r"(?:shape|object|thing|figure|item|colou?r)s?"
+# "only one circle" counts and "just left of" places: neither excludes anything
+_NOT_EXCLUSIVE = re.compile(r"^(?:one|two|three|a single|single|a couple|a pair|a few|\d"
+                            r"|left|right|above|below|next|beside|behind|in front)\b")
+_COUNTED = re.compile(r"^(?:more|fewer|less|other|else)\b")
+_PICTURE_OF = re.compile(r"^(?:picture|image|photo|scene|drawing) (?:of|with|showing) ")
+
+_CONTRACTIONS = [(r"\bwon't\b", "will not"), (r"\bcan't\b", "can not"), (r"\bcannot\b", "can not"),
+                 (r"n't\b", " not"), (r"\b(it|there|that)'s\b", r"\1 is"),
+                 (r"\b([a-z]+)-free\b", r"free of \1,")]  # the comma ends the denied phrase
+
+# (pattern, kind) in the order they are tried; a match is blanked out for later patterns.
+_PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in [
+    # "it is not true that there is no star": what follows is flipped
+    (r"\b(?:it is |that is )?(?:not true|false|untrue|not the case) that (?P<rest>[^;,.!?]*)", "flip"),
+    # double negation: "nothing that is not red", "no circle that is not blue"
+    (rf"\b{_NO}\s*(?P<subject>(?:{_WORD} )*?)(?:that |which )?(?:is|are) not {_FILLER}(?P<unless>{_PHRASE}){_END}",
+     "only_unless"),
+    # a cancelled denial: "not without a red shape", "never lacking yellow"
+    (rf"\b(?:not|never) (?:without|lacking|free of|free from|missing|devoid of) {_FILLER}{_PHRASE}{_END}", "none"),
+    # "not only circles" adds, "all but one are red" counts: neither denies a thing
+    (r"\bnot (?:only|just|solely|merely|exclusively)\b|\ball (?:but|except) (?:one|two)\b[^;,.!?]*", "none"),
+    # "no shape is yellow", "nothing is green": what no object is
+    (rf"\b{_NO}\s*(?P<subject>(?:{_WORD} )*?)(?:here |in the picture )?(?:is|are) {_FILLER}"
+     rf"(?P<pred>{_PHRASE}){_END}", "no_is"),
+    # exclusives
+    (rf"\bthe only {_GENERIC_NOUN} (?:here |in the picture )?(?:is|are) {_FILLER}"
+     rf"(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
+    (rf"\b(?:only|just|solely|exclusively|purely|(?:no|nothing) (?:{_GENERIC_NOUN} )?(?:but|besides|"
+     rf"other than|except(?: for)?|apart from)) (?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
+    (rf"\b(?:every|each|all(?: of)?(?: the)?) (?:shape|object|thing|figure|item)s? (?:here |in the picture )?"
+     rf"(?:is|are) (?:all )?{_FILLER}(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
+    (rf"\beverything (?:here |in the picture )?(?:is|are) {_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
+    (rf"\bthe (?:shapes|objects|things|figures) are all {_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
+    (rf"(?:^|(?<=[;,:]))\s*{_FILLER}(?P<unless>{_PHRASE})(?: only\b|,? (?:and )?nothing (?:else|more)\b"
+     rf"| (?:is|are) the only\b| (?:(?:is|are) )?(?:on its own|(?:all )?alone|by itself)\b"
+     rf"|,? (?:with|and|but) (?:no|nothing) other(?P<other> {_GENERIC_NOUN})?\b)", "only"),
+    # "a star that is not on the left", "the circle is not red": the subject and what it is not,
+    # "a star, not yellow", "a triangle in anything but orange"
+    (rf"(?:^|(?<=[;,:])|\band\b|\bwith\b|\bbut\b)\s*{_FILLER}(?P<subject>{_PHRASE})"
+     rf"(?: (?:that |which )?(?:is|are) not|,? not| (?:that is |in )?anything but) "
+     rf"{_FILLER}(?P<pred>{_PHRASE}){_END}", "merge"),
+    # postfix denials: "orange is nowhere", "crosses are missing", "red absent", "blue excepted"
+    (rf"(?:^|(?<=[;,:])|\band\b|\bwith\b|\bbut\b|\bwhile\b)\s*{_FILLER}(?P<subject>{_PHRASE}) "
+     rf"(?:(?:is|are|appears?|shows? up) )?(?:absent|missing|excluded|excepted|gone|nowhere"
+     rf"|(?:does|do) not(?: appear| show| exist)?{_END}"
+     rf"|(?:is|are) not (?:present|there|visible|shown|included|here)\b)",
+     "postfix"),
+    (r"\bthe (?P<subject>left|right|middle|centre|center)(?: side| third| part)? (?:is|are) empty\b", "postfix"),
+    # prefix denials, with or without "no/not"
+    (rf"\b(?:(?:any|every|all)(?: [a-z]+)? (?:but|except(?: for)?|besides|other than)|but not|not|no|"
+     rf"nothing|(?:none|neither) of (?:them|the \w+)(?: (?:is|are))?|none|without|free of|free from|"
+     rf"lacking|lacks?|lack of|devoid of|(?:in the |complete )?absence of|minus|excluding|except(?: for)?|"
+     rf"anything but|everything but|other than|instead of|rather than|never|neither|nor|zero|sans|no sign of)"
+     rf"(?: (?:find|see|show|contain|have|include)s?)? {_FILLER}(?P<subject>{_PHRASE}){_END}"
+     rf"(?P<more>(?:\s*,?\s*(?:or|nor) {_FILLER}{_PHRASE}{_END})*)", "deny"),
+]]
+_MORE = re.compile(rf"(?:or|nor) {_FILLER}(?P<phrase>{_PHRASE}){_END}")
+_AND_OR = re.compile(rf"(?:and|or) {_FILLER}(?P<phrase>{_PHRASE}){_END}")
+
+
+def _normalise(query: str) -> str:
+    text = " ".join(query.lower().replace("’", "'").split())
+    for pattern, repl in _CONTRACTIONS:
+        text = re.sub(pattern, repl, text)
+    return text
+
+
+def _clean(phrase: str) -> str:
+    """Without leading articles and "picture of": "a picture of stars" -> "stars"."""
+    phrase = re.sub(rf"^{_FILLER}", "", phrase.strip()).strip()
+    return re.sub(rf"^{_FILLER}", "", _PICTURE_OF.sub("", phrase)).strip()
+
+
+def _subject(phrase: str) -> str:
+    phrase = _clean(phrase)
+    return phrase if phrase and phrase not in _GENERIC else _SOMETHING
+
+
+def _merged(subject: str, pred: str) -> Optional[str]:
+    """The one object a subject and what it is not describe together: "star" + "on the left"
+    -> "star on the left", "cross" + "green" -> "green cross", "red shape" + "circle" -> "red
+    circle"; None when they do not combine ("a red circle, not a blue square")."""
+    subject, pred = _clean(subject), _clean(pred)
+    about, denied = parse_phrase(subject), parse_phrase(pred)
+    if about is None or denied is None or about.is_empty or denied.is_empty:
+        return None
+    if about.has("shape") and denied.has("shape"):
+        return None
+    overridden = {key for key, _ in denied.required}  # "a big blue circle, not small": a small one
+    subject = " ".join(w for w in subject.split() if VOCABULARY.get(w, ("",))[0] not in overridden)
+    if re.match(r"(?:on|in|at) ", pred):
+        return f"{subject} {pred}"
+    if denied.has("shape"):
+        return " ".join([w for w in subject.split() if w not in _GENERIC] + [pred])
+    return f"{pred} {subject}"
+
+
+def parse_denials(query: str) -> list[Denial]:
+    """The denials of a query, in the order they occur."""
+    return [denial for _, denial in sorted(_scan(_normalise(query)), key=lambda found: found[0])]
+
+
+def _scan(text: str) -> list[tuple[int, Denial]]:
+    found: list[tuple[int, Denial]] = []
+    for pattern, kind in _PATTERNS:
+        for match in list(pattern.finditer(text)):
+            denials = _denials_of(match, kind)
+            if denials is None:
+                continue  # named nothing we know ("there is not any circle"): left for the rest
+            found.extend((match.start(), _resolve_one(d, text[:match.start()])) for d in denials)
+            # read: blank it (same length, so positions still order the results)
+            start, end = match.span()
+            text = text[:start] + ";" + " " * (end - start - 1) + text[end:]
+    return found
+
+
+def _resolve_one(denial: Denial, before: str) -> Denial:
+    """"a triangle, but not a blue one" denies a blue triangle: "one(s)" takes the last shape named."""
+    words = denial.subject.split()
+    if not words or words[-1] not in ("one", "ones") or (parse_phrase(denial.subject) or ObjectDesc()).has("shape"):
+        return denial
+    shapes = [w for w in re.findall(r"[a-z][a-z\-]*", before) if VOCABULARY.get(w, ("",))[0] == "shape"]
+    return Denial(" ".join(words[:-1] + [shapes[-1]]), denial.unless) if shapes else denial
+
+
+def _denials_of(match: re.Match, kind: str) -> Optional[list[Denial]]:
+    """What one match denies ([] = nothing: a required or counted thing), or None when the match
+    names nothing known and other patterns should still read its words."""
+    groups = match.groupdict()
+    if kind == "flip":  # a flipped denial is required; a flipped statement is denied
+        rest = groups["rest"].strip()
+        if _scan(rest):
+            return []
+        rest = re.sub(r"^there (?:is|are) ", "", rest)
+        return [Denial(_clean(rest))] if parse_phrase(rest) else []
+    if kind == "none":
+        return []
+    if kind in ("only", "only_unless"):
+        if _NOT_EXCLUSIVE.match(groups["unless"]):
+            return []  # "only one circle" counts, it does not exclude
+        allowed = [_clean(groups["unless"])] + [_clean(m.group("phrase")) for m in
+                                                _AND_OR.finditer(groups.get("alts") or "")]
+        if re.match(r" colou?rs?", groups.get("other") or ""):  # "a red circle with no other colours"
+            colours = [v for a in allowed for k, v in (parse_phrase(a) or ObjectDesc()).required if k == "colour"]
+            allowed = colours if len(colours) == len(allowed) else allowed
+        if any(parse_phrase(a) is None for a in allowed):
+            return None
+        return [Denial(_subject(groups.get("subject") or ""), ALTERNATIVE.join(allowed))]
+    if kind == "no_is":
+        subject, pred = _clean(groups["subject"]), _clean(groups["pred"])
+        if parse_phrase(pred) is None:
+            return None  # "no circle is there": left to the plain denial
+        if not subject or subject in _GENERIC:
+            return [Denial(pred)]
+        merged = _merged(subject, pred)
+        return [Denial(merged)] if merged else None
+    if kind == "merge":
+        merged = _merged(groups["subject"], groups["pred"])
+        return [Denial(merged)] if merged else None
+    if kind == "postfix":
+        subject = _clean(groups["subject"])
+        return [Denial(subject)] if parse_phrase(subject) and subject not in _GENERIC else None
+    if _COUNTED.match(_clean(groups["subject"])):
+        return []  # "no more than two shapes" counts; "no other shapes" needs what it is other than
+    denials = [Denial(_clean(groups["subject"]))] if _clean(groups["subject"]) else []
+    denials += [Denial(_clean(m.group("phrase"))) for m in _MORE.finditer(groups.get("more") or "")]
+    return denials
+
+
+def negated_terms(query: str) -> list[str]:
+    """The labels of what a query denies, in order, lower-cased, without articles.
+
+    >>> negated_terms("a red circle and no blue square")
+    ['blue square']
+    >>> negated_terms("only squares, free of red")
+    ['something other than squares', 'red']
+    """
+    return [denial.label for denial in parse_denials(query)]
+
+
+def objects_match(objects: Sequence[Mapping[str, Any]], term: str) -> bool:
+    """Whether a scene (shapes-world object dicts) shows a denied term (a :func:`negated_terms` label).
+
+    "blue square" needs a blue square; "triangle" any triangle; "red shape" anything red;
+    "large star on the left" a large star in the left third; "something other than squares"
+    any object that is not a square. A term that names no known attribute ("a dog") matches
+    nothing: we cannot tell, so nothing is marked.
+    """
+    return Denial.from_label(term).violated_by(objects)

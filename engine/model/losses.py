@@ -1,0 +1,210 @@
+"""The SemCLIP loss, in the style of open_clip's ``loss.py``.
+
+    L = (α·L_contrastive + β·L_paraphrase + γ·L_negation) / (α + β + γ)
+    L_paraphrase = mean(1 − cos(p(t), p(t+)))
+    L_negation   = mean(max(0, cos(p(t), p(t−))))
+    p(x) = V x, V an n×d matrix with orthonormal rows (frozen or learnable)
+
+The contrastive term is open_clip's ``ClipLoss`` (so gathering across DDP ranks works the same
+way), optionally with the negated captions as hard negatives in the image-to-text logits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Any, Iterator, Optional, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from open_clip.loss import ClipLoss, gather_features
+
+EPS = 1e-8
+_GATHER_DEPRECATION = r"torch\.distributed\.nn\.functional\.all_gather is deprecated"
+
+
+def random_orthonormal(n: int, d: int, seed: int) -> torch.Tensor:
+    """An n×d matrix with orthonormal rows, a pure function of ``seed`` (QR of a Gaussian)."""
+    g = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(d, n, generator=g))
+    q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)  # make the factorisation unique
+    return q.T.contiguous()
+
+
+@contextlib.contextmanager
+def _quiet_gather(world_size: int) -> Iterator[None]:
+    """Drop torch's FutureWarning for the ``torch.distributed.nn.all_gather`` that open_clip's
+    ``gather_features`` calls: every DDP run would print it, and it is not the user's to act on."""
+    if world_size <= 1:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _GATHER_DEPRECATION, FutureWarning)
+        yield
+
+
+class HardNegativeClipLoss(ClipLoss):
+    """ClipLoss whose image-to-text logits also hold every negated caption as a wrong column.
+
+    logits_per_image = s · I [T; T−]ᵀ (N × 2N, the right caption at column i), so each image has
+    to prefer its caption over all captions and all negations of the (gathered) batch — the
+    CoN-CLIP / NegCLIP idea. The text-to-image direction is ClipLoss's.
+    """
+
+    def forward(self, image_features, text_features, negation_features, logit_scale):
+        dim = text_features.shape[1]
+        if self.world_size > 1:
+            # gather captions and negations in one call by stacking them along the feature axis
+            all_image, all_text_neg = gather_features(
+                image_features, torch.cat([text_features, negation_features], dim=1),
+                local_loss=self.local_loss, gather_with_grad=self.gather_with_grad,
+                rank=self.rank, world_size=self.world_size, use_horovod=self.use_horovod)
+            all_text, all_neg = all_text_neg[:, :dim], all_text_neg[:, dim:]
+            query_image = image_features if self.local_loss else all_image
+            query_text = text_features if self.local_loss else all_text
+        else:
+            all_image, all_text, all_neg = image_features, text_features, negation_features
+            query_image, query_text = image_features, text_features
+        logits_per_image = logit_scale * query_image @ torch.cat([all_text, all_neg]).T
+        logits_per_text = logit_scale * query_text @ all_image.T
+        labels = self.get_ground_truth(image_features.device, logits_per_image.shape[0])
+        return (F.cross_entropy(logits_per_image, labels) +
+                F.cross_entropy(logits_per_text, labels)) / 2
+
+
+class SemClipLoss(nn.Module):
+    """Contrastive + paraphrase + negation loss over a projection subspace.
+
+    Args:
+        embed_dim: width d of the joint embedding space.
+        n_projections: number n of orthonormal projection directions (rows of V), 1 ≤ n ≤ d.
+        learnable_projections: learn V; it is kept orthonormal at every step by torch's
+            orthogonal parametrisation (a differentiable map onto the Stiefel manifold), which
+            starts from the same seeded V a frozen loss uses.
+        alpha, beta, gamma: non-negative weights of the three terms (positive sum); the total
+            is their weighted mean, so α = 1, β = γ = 0 is plain CLIP fine-tuning.
+        hard_negatives: add the negated captions as extra text columns of the image-to-text
+            logits (see :class:`HardNegativeClipLoss`).
+        projection_seed: seed of the initial V.
+        local_loss, gather_with_grad, cache_labels, rank, world_size, use_horovod: as in
+            open_clip's ``ClipLoss`` (DDP feature gathering).
+
+    With n = 1, normalising the 1-D projection v·x leaves only its sign, whose gradient is zero.
+    For n = 1 each unit vector x is therefore represented by its *angle to v*: the 2-D unit vector
+    q(x) = (v·x, √(1 − (v·x)²)), its component along v and the norm of its residual orthogonal
+    to v. Then cos(q(a), q(b)) = cos(θ_a − θ_b) with θ the angle between x and v: the paraphrase
+    term asks t and t+ to make the same angle with v, the negation term asks t and t− to make
+    angles at least 90° apart. Both are smooth, with non-zero gradients except at v·x = ±1.
+    For n ≥ 2 the terms use the plain cosine of the n-dimensional projections.
+    """
+
+    def __init__(self, embed_dim: int, n_projections: int = 2, learnable_projections: bool = False,
+                 alpha: float = 1.0, beta: float = 1.0, gamma: float = 1.0,
+                 hard_negatives: bool = False, projection_seed: int = 0, local_loss: bool = False,
+                 gather_with_grad: bool = False, cache_labels: bool = True, rank: int = 0,
+                 world_size: int = 1, use_horovod: bool = False):
+        super().__init__()
+        if not 1 <= n_projections <= embed_dim:
+            raise ValueError(f"n_projections must be between 1 and embed_dim={embed_dim}, "
+                             f"got {n_projections}")
+        weights = {"alpha": alpha, "beta": beta, "gamma": gamma}
+        for name, w in weights.items():
+            if not isinstance(w, (int, float)) or w < 0 or w != w:
+                raise ValueError(f"{name} must be a non-negative number, got {w!r}")
+        if alpha + beta + gamma <= 0:
+            raise ValueError("alpha + beta + gamma must be positive (all three weights are 0)")
+        self.embed_dim, self.n_projections = embed_dim, n_projections
+        self.learnable_projections, self.hard_negatives = learnable_projections, hard_negatives
+        self.projection_seed = projection_seed
+        self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
+        self._dist = dict(local_loss=local_loss, gather_with_grad=gather_with_grad,
+                          cache_labels=cache_labels, rank=rank, world_size=world_size,
+                          use_horovod=use_horovod)
+        loss_cls = HardNegativeClipLoss if hard_negatives else ClipLoss
+        self.clip_loss = loss_cls(**self._dist)
+
+        initial = random_orthonormal(n_projections, embed_dim, projection_seed)
+        if learnable_projections:
+            self.projector = nn.Linear(embed_dim, n_projections, bias=False)
+            with torch.no_grad():
+                self.projector.weight.copy_(initial)
+            nn.utils.parametrizations.orthogonal(self.projector)
+        else:
+            self.register_buffer("projection_matrix", initial)
+
+    def no_weight_decay(self) -> set[str]:
+        """Every parameter of the loss (a learnable V): V is orthonormal by construction, and
+        decay would pull the orthogonal parametrisation's stored tensors towards 0, whose ±1
+        diagonal torch reads back with an integer cast as signs: -0.99997 becomes 0, and V = 0."""
+        return {name for name, _ in self.named_parameters()}
+
+    @property
+    def projection(self) -> torch.Tensor:
+        """The current V (n × d, orthonormal rows)."""
+        if self.learnable_projections:
+            return self.projector.weight
+        return self.projection_matrix
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """p(x) = V x for each row of ``features`` (B × n); what the app plots."""
+        return features @ self.projection.T.to(features.dtype)
+
+    def _subspace_cosine(self, a: torch.Tensor, b: torch.Tensor,
+                         detach_projection: bool = False) -> torch.Tensor:
+        v = self.projection.detach() if detach_projection else self.projection
+        pa, pb = a @ v.T.to(a.dtype), b @ v.T.to(b.dtype)
+        if self.n_projections == 1:
+            pa, pb = pa[:, 0], pb[:, 0]
+            residual_a = torch.sqrt(torch.clamp(1 - pa * pa, min=EPS))
+            residual_b = torch.sqrt(torch.clamp(1 - pb * pb, min=EPS))
+            return pa * pb + residual_a * residual_b
+        return F.cosine_similarity(pa, pb, dim=-1, eps=EPS)
+
+    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor,
+                paraphrase_features: Optional[torch.Tensor],
+                negation_features: Optional[torch.Tensor], logit_scale: torch.Tensor, output_dict: bool = False,
+                detach_projection: bool = False
+                ) -> Union[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total loss, or with ``output_dict`` the weighted terms (they sum to the total).
+
+        Paraphrases (negations) may be None when no term reads them: beta = 0 (gamma = 0 and
+        no hard negatives).
+
+        ``detach_projection`` keeps a learnable V out of this call's gradient: gradient
+        accumulation recomputes the whole batch's loss once per micro-batch, and V's gradient
+        must be counted once, not once per micro-batch.
+        """
+        norm = self.alpha + self.beta + self.gamma
+        zero = text_features.new_zeros(())
+        if self.alpha:
+            negations = (negation_features,) if self.hard_negatives else ()
+            with _quiet_gather(self._dist["world_size"]):
+                contrastive = self.clip_loss(image_features, text_features, *negations,
+                                             logit_scale)
+            contrastive = contrastive * (self.alpha / norm)
+        else:
+            contrastive = zero
+        paraphrase = zero
+        if self.beta:
+            paraphrase = (1 - self._subspace_cosine(text_features, paraphrase_features,
+                                                        detach_projection)).mean()
+            paraphrase = paraphrase * (self.beta / norm)
+        negation = zero
+        if self.gamma:
+            negation = self._subspace_cosine(text_features, negation_features,
+                                              detach_projection).clamp(min=0).mean()
+            negation = negation * (self.gamma / norm)
+        terms = {"contrastive_loss": contrastive, "paraphrase_loss": paraphrase,
+                 "negation_loss": negation}
+        return terms if output_dict else contrastive + paraphrase + negation
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-ready) that rebuild this loss, e.g. from a sidecar."""
+        return {"embed_dim": self.embed_dim, "n_projections": self.n_projections,
+                "learnable_projections": self.learnable_projections, "alpha": self.alpha,
+                "beta": self.beta, "gamma": self.gamma, "hard_negatives": self.hard_negatives,
+                "projection_seed": self.projection_seed}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.config().items())
