@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QFileDial
                                QGroupBox, QLabel, QLineEdit, QToolButton)
 
 from engine.model.loading import project_config_names
-from engine.train.config import TrainConfig
+from engine.train.config import TrainConfig, field_help
 
 from .form_widgets import FloatBox, form_row, spin_box, weight_box
 from .train_state import config_from_form
@@ -35,18 +35,12 @@ class TrainForm(QGroupBox):
         self.triples_edit.setPlaceholderText("image,caption,paraphrase,negation file")
         self.triples_button = QToolButton(text="…")
         self.scenes_spin = spin_box(16, 1_000_000, 256)
-        self.scenes_spin.setToolTip("scenes per epoch from the shapes world's train split")
         self.eval_scenes_spin = spin_box(0, 100_000, 64)
-        self.eval_scenes_spin.setToolTip("held-out scenes evaluated after each epoch")
         self.model_combo = QComboBox()
         self.model_combo.setEditable(True)
         self.model_combo.addItems(project_config_names())
-        self.model_combo.setToolTip("a project config, ARCH:PRETRAINED_TAG or a checkpoint path")
         self.model_button = QToolButton(text="…")
         self.alpha_spin, self.beta_spin, self.gamma_spin = (weight_box() for _ in range(3))
-        self.alpha_spin.setToolTip("α: contrastive (InfoNCE) weight")
-        self.beta_spin.setToolTip("β: paraphrase weight (β = γ = 0 is plain CLIP fine-tuning)")
-        self.gamma_spin.setToolTip("γ: negation weight")
         self.projections_spin = spin_box(1, 4096)
         self.projections_combo = QComboBox()
         self.projections_combo.addItems(["frozen", "learnable"])
@@ -65,9 +59,6 @@ class TrainForm(QGroupBox):
         self.out_dir_button = QToolButton(text="…")
         self.zeroshot_edit = QLineEdit()
         self.zeroshot_edit.setPlaceholderText("optional: one sub-folder of images per class")
-        self.zeroshot_edit.setToolTip("zero-shot accuracy on this folder after each epoch, with "
-                                      "plain and negated prompts: does fine-tuning cost general "
-                                      "ability?")
         self.zeroshot_button = QToolButton(text="…")
 
         form = QFormLayout()
@@ -88,11 +79,21 @@ class TrainForm(QGroupBox):
         form.addRow("Zero-shot folder", form_row(self.zeroshot_edit, self.zeroshot_button))
         self.setLayout(form)
 
+        for name, widget in self.field_widgets().items():  # one help text, the config's
+            widget.setToolTip(f"{name}: {field_help(name)}")
+
         self.dataset_combo.currentIndexChanged.connect(self._on_dataset_kind)
         self.triples_button.clicked.connect(self._browse_triples)
         self.model_button.clicked.connect(self._browse_model)
         self.out_dir_button.clicked.connect(self._browse_out_dir)
         self.zeroshot_button.clicked.connect(self._browse_zeroshot)
+
+    def field_widgets(self) -> dict[str, Any]:
+        """TrainConfig field -> the widget that edits it."""
+        return {**self._spin_fields(), "dataset": self.dataset_combo, "model": self.model_combo,
+                "learnable_projections": self.projections_combo,
+                "hard_negatives": self.hard_negatives_check, "device": self.device_combo,
+                "out_dir": self.out_dir_edit, "zeroshot_dataset": self.zeroshot_edit}
 
     def _spin_fields(self) -> dict[str, QAbstractSpinBox]:
         """TrainConfig field -> the spin box that edits it."""

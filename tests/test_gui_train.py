@@ -330,3 +330,16 @@ def test_past_runs_are_listed_and_a_click_shows_that_runs_curves(qtbot, panel, t
     click_row(qtbot, table, rows["from-the-panel"])  # and back: the first run's points again
     assert zeroshot_points(panel, "plain") == expected
     assert list(panel.plots.curves["total"].getData()[0]) == [1, 2, 3, 4]
+
+
+def test_the_forms_tooltips_are_the_configs_own_help_texts(qtbot):
+    from engine.train.config import field_help
+    from semclip_gui.train_form import TrainForm
+    from semclip_gui.train_state import panel_presets
+
+    form = TrainForm(panel_presets())
+    qtbot.addWidget(form)
+    widgets = form.field_widgets()
+    assert {"alpha", "beta", "gamma", "lr", "model", "dataset", "zeroshot_dataset"} <= set(widgets)
+    for name, widget in widgets.items():
+        assert widget.toolTip() == f"{name}: {field_help(name)}" and field_help(name)

@@ -273,6 +273,14 @@ def _flatten_parts(data: dict[str, Any], source: str) -> dict[str, Any]:
     return flat
 
 
+def field_help(name: str) -> str:
+    """A config field's help text, the one source for ``semclip train --help`` and the Train
+    form's tooltips."""
+    found = {f.name: f for f in fields(TrainConfig)}.get(name)
+    if found is None:
+        raise KeyError(f"no training config field {name!r}")
+    return found.metadata.get("help", "")
+
 def fields_help(width: int = 100) -> str:
     """Every config field with its type, default and help text, grouped as in the class (the
     listing ``semclip train --help`` ends with)."""
