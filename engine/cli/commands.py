@@ -15,7 +15,6 @@ from typing import Callable, Optional, Sequence
 
 from engine.cli.cache import add_cache_parser
 from engine.data.triples_io import add_columns_argument
-from engine.events import CheckpointSaved, Done, Error, EvalResult, Log, Progress, StepMetrics
 from engine.train.config import TrainConfig, fields_help
 
 EXIT_INTERRUPTED = 130  # the shell's code for a run ended by Ctrl-C
@@ -55,68 +54,24 @@ def run_training(cfg: TrainConfig, quiet: bool = False,
     Exit code 0 when the run finished, 1 on an error, 130 when Ctrl-C stopped it (after the
     checkpoint was saved and the way to resume was printed). Only rank 0 prints under torchrun.
     """
-    from tqdm import tqdm
-
+    from engine.cli.console import Console, drain
     from engine.train.loop import train
 
     main_rank = _rank() == 0
-    quiet = quiet or not main_rank
+    console = Console(label=cfg.name or cfg.model, quiet=quiet or not main_rank,
+                      warnings=main_rank)  # warnings reach a --quiet user too
     stop = stop or threading.Event()
-    bar = None
-    phase_bar, phase = None, None  # work before the first step (embedding images): a bar each
-
-    def say(text: str) -> None:
-        if not quiet:
-            (bar.write if bar else print)(text)
-
-    with _ctrl_c_stops(stop, say):
-        for event in train(cfg, stop=stop):
-            if isinstance(event, Progress) and bar is None:
-                if phase_bar is None or phase != event.phase:
-                    if phase_bar:
-                        phase_bar.close()
-                    phase = event.phase
-                    phase_bar = tqdm(total=event.total, desc=phase, disable=quiet)
-                phase_bar.n = event.done
-                phase_bar.refresh()
-            elif isinstance(event, StepMetrics):
-                if phase_bar:
-                    phase_bar.close()
-                    phase_bar = None
-                if bar is None:
-                    bar = tqdm(total=event.total_steps, desc=cfg.name or cfg.model, disable=quiet,
-                               initial=event.step - 1)
-                bar.update(1)
-                bar.set_postfix(loss=f"{event.losses['total']:.3f}", lr=f"{event.lr:.1e}",
-                                sps=f"{event.samples_per_s:.0f}")
-            elif isinstance(event, EvalResult):
-                say(f"[epoch {event.epoch}] {event.split}: "
-                    + " ".join(f"{k}={v:.3f}" for k, v in event.metrics.items()))
-            elif isinstance(event, Log):
-                if event.level == "info":
-                    say(f"info: {event.message}")
-                elif main_rank:  # warnings reach a --quiet user too
-                    (bar.write if bar else print)(f"{event.level}: {event.message}",
-                                                  file=sys.stderr)
-            elif isinstance(event, CheckpointSaved):
-                say(f"checkpoint: {event.path} (step {event.step})")
-            elif isinstance(event, Error):
-                if bar:
-                    bar.close()
-                print(f"error ({event.kind}): {event.message}", file=sys.stderr)
-                return 1, None
-            elif isinstance(event, Done):
-                if bar:
-                    bar.close()
-                if event.stopped:
-                    out = Path(event.result["out_dir"])
-                    print(f"stopped at step {event.result['step']}; checkpoint saved to "
-                          f"{event.result['checkpoint']}\nresume with: semclip train --config "
-                          f"{out / 'config.json'} --set resume={event.result['checkpoint']}",
-                          file=sys.stderr)
-                    return EXIT_INTERRUPTED, event.result
-                return 0, event.result
-    return 1, None  # the generator ended without Done or Error: never expected
+    with _ctrl_c_stops(stop, console.note):
+        code, done = drain(train(cfg, stop=stop), console)
+    if done is None:
+        return code, None
+    if done.stopped:
+        out = Path(done.result["out_dir"])
+        print(f"stopped at step {done.result['step']}; checkpoint saved to "
+              f"{done.result['checkpoint']}\nresume with: semclip train --config "
+              f"{out / 'config.json'} --set resume={done.result['checkpoint']}", file=sys.stderr)
+        return EXIT_INTERRUPTED, done.result
+    return 0, done.result
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -207,22 +162,15 @@ def _train_and_compare(configs: list[TrainConfig], args: argparse.Namespace) -> 
 
 
 def cmd_shapes(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from engine.cli.console import Console, drain
     from engine.data.shapes.world import ShapesWorld, write_shapes
 
     world = ShapesWorld(seed=args.seed, image_size=args.size)
-    with tqdm(total=args.n, desc=f"shapes {args.split}") as bar:
-        for event in write_shapes(args.out, args.n, split=args.split, world=world):
-            if isinstance(event, Done):
-                print(f"wrote {event.result.get('n', args.n)} scenes and {event.result.get('csv')}")
-            elif isinstance(event, Error):
-                print(f"error: {event.message}", file=sys.stderr)
-                return 1
-            elif hasattr(event, "done"):
-                bar.n = event.done
-                bar.refresh()
-    return 0
+    job = write_shapes(args.out, args.n, split=args.split, world=world)
+    code, done = drain(job, Console(bar_desc=f"shapes {args.split}"))
+    if done is not None:
+        print(f"wrote {done.result.get('n', args.n)} scenes and {done.result.get('csv')}")
+    return code
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -266,7 +214,7 @@ def cmd_shards(args: argparse.Namespace) -> int:
 LAZY_COMMANDS = {
     "eval": ("engine.cli.eval", "add_eval_parser",
              "evaluate models on a benchmark (CLIP vs SemCLIP table)"),
-    "generate": ("engine.captions.cli", "add_generate_parser",
+    "generate": ("engine.cli.generate", "add_generate_parser",
                  "add paraphrases and negations to a captions file (triples)"),
     "prepare": ("engine.cli.prepare", "add_prepare_parser",
                 "turn a published data set (ccneg, flickr8k, captions, coco) into triples"),

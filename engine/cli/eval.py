@@ -14,7 +14,7 @@ from engine.data.triples_io import (SPLIT_PARTS, SplitPart, add_columns_argument
 # open_clip) is imported when an evaluation runs
 from engine.eval.benchmarks import BENCHMARKS, CCNEG_EVAL_SIZE
 from engine.eval.clip_benchmark_output import DEFAULT_TEMPLATE, TEMPLATE_FIELDS
-from engine.events import Done, Error, EvalResult, Log, Progress
+from engine.events import EvalResult
 
 
 def add_eval_parser(subparsers) -> argparse.ArgumentParser:
@@ -96,8 +96,7 @@ def format_table(results: dict) -> str:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Load the models, run the benchmark with progress bars, print the table; exit code."""
-    from tqdm import tqdm
-
+    from engine.cli.console import Console, drain
     from engine.eval.run import evaluate, save_results
     from engine.model.loading import ModelLoadError, load_model
 
@@ -131,13 +130,8 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    bar: Optional[tqdm] = None
-    bar_key = None
-    results = None
-
-    def say(text: str) -> None:
-        (bar.write if bar is not None else print)(text, file=sys.stderr)
-
+    console = Console(label=specs[0], quiet=quiet, info_stream=sys.stderr, info_prefix="info: ",
+                      leave=False)
     events = evaluate(args.benchmark, args.data, args.images, models,
                       batch_size=getattr(args, "batch_size", 64),
                       text_batch_size=getattr(args, "text_batch_size", 256),
@@ -146,34 +140,18 @@ def run_eval(args: argparse.Namespace) -> int:
                       use_cache=not getattr(args, "no_cache", False),
                       workers=getattr(args, "workers", 4), columns=columns,
                       retrieval_k=retrieval_k, split_part=split_part)
-    model_index = 0
-    for event in events:
-        if isinstance(event, Progress):
-            key = (model_index, event.phase)
-            if key != bar_key:
-                if bar is not None:
-                    bar.close()
-                desc = f"{specs[model_index]} {event.phase}"
-                bar, bar_key = tqdm(total=event.total, desc=desc, disable=quiet, leave=False), key
-            bar.total = event.total
-            bar.update(max(0, event.done - bar.n))
-        elif isinstance(event, Log):
-            if not quiet or event.level != "info":
-                say(f"{event.level}: {event.message}")
-        elif isinstance(event, EvalResult):
-            model_index = event.step + 1
-        elif isinstance(event, Error):
-            if bar is not None:
-                bar.close()
-            print(f"error ({event.kind}): {event.message}", file=sys.stderr)
-            return 1
-        elif isinstance(event, Done):
-            results = event.result
-            if event.stopped:
-                print("stopped before the end", file=sys.stderr)
-                return 1
-    if bar is not None:
-        bar.close()
+
+    def next_model(event) -> bool:  # a model is scored: the bars that follow are the next one's
+        if isinstance(event, EvalResult):
+            console.label = specs[min(event.step + 1, len(specs) - 1)]
+            return True
+        return False
+
+    code, done = drain(events, console, handle=next_model)
+    if done is not None and done.stopped:
+        print("stopped before the end", file=sys.stderr)
+        return 1
+    results = done.result if done is not None else None
     if results is None:
         return 1
     print(f"\n{results['benchmark']} ({results['data']}):")

@@ -135,7 +135,7 @@ def _relative_to(image: str, folder: Path) -> str:
 def cmd_prepare_ccneg(args: argparse.Namespace) -> int:
     from engine.captions import make_backend
     from engine.captions.batch import _write_rows, generate_triples
-    from engine.captions.cli import _drain
+    from engine.cli.generate import _drain
     from engine.eval.benchmarks import BenchmarkFormatError
 
     out = Path(args.out)

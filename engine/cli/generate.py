@@ -1,4 +1,4 @@
-"""``semclip generate``: a thin command-line client of :func:`.batch.generate_triples`.
+"""``semclip generate``: a thin command-line client of :func:`engine.captions.batch.generate_triples`.
 
 Exit status: 0 when every row was generated, 1 when any row failed or the job stopped (the
 failed rows are listed in ``<out>.failed.csv``), 2 for a usage error, 130 on Ctrl-C.
@@ -10,10 +10,9 @@ import argparse
 import sys
 
 from engine.data.triples_io import add_columns_argument, parse_columns
-from engine.events import Done, Error, Log, Progress
 
-from . import BACKENDS, make_backend
-from .batch import MAX_CONSECUTIVE_FAILURES, generate_triples
+from engine.captions import BACKENDS, make_backend
+from engine.captions.batch import MAX_CONSECUTIVE_FAILURES, generate_triples
 
 LLM_OPTIONS = {"base_url": "--base-url", "generator_model": "--generator-model",
                "validator_model": "--validator-model", "max_tries": "--max-tries",
@@ -86,36 +85,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _drain(events, name: str, quiet: bool) -> int:
-    from tqdm import tqdm
+    """Show a generate job on the console; 1 if it failed or left captions without a triple."""
+    from engine.cli.console import Console, drain
 
-    bar, say = None, print
-    for event in events:
-        if isinstance(event, Progress):
-            if bar is None:
-                bar = tqdm(total=event.total, desc=f"generate ({name})", disable=quiet,
-                           unit="caption", initial=event.done)
-                say = bar.write
-            bar.n = event.done
-            bar.refresh()
-        elif isinstance(event, Log):
-            if event.level == "info":
-                say(event.message)
-            else:  # warnings go to stderr, past the progress bar
-                (bar.write if bar is not None else print)(f"{event.level}: {event.message}",
-                                                          file=sys.stderr)
-        elif isinstance(event, Error):
-            if bar is not None:
-                bar.close()
-            print(f"error ({event.kind}): {event.message}", file=sys.stderr)
-            return 1
-        elif isinstance(event, Done):
-            if bar is not None:
-                bar.close()
-            failures = event.result.get("failures", [])
-            _print_failures(failures)
-            if failures:
-                return 1
-    return 0
+    console = Console(quiet=quiet, info=True, info_prefix="", unit="caption",
+                      bar_desc=f"generate ({name})")
+    code, done = drain(events, console)
+    if done is None:
+        return code
+    failures = done.result.get("failures", [])
+    _print_failures(failures)
+    return 1 if failures else 0
 
 
 def _print_failures(failures: list[dict]) -> None:
