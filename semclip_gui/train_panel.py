@@ -41,8 +41,8 @@ from .latency import LatencyProbe
 from .run_views import RunMonitor
 from .state import AppState
 from .train_controls import TrainControls
-from .train_state import (CURVE_KEYS, ZEROSHOT_COLOURS, curves_from_metrics, empty_curves,
-                          eta_seconds, format_duration, fresh_out_dir, panel_presets, resume_config,
+from .train_state import (RunClock, curves_from_metrics, empty_curves,
+                          format_duration, fresh_out_dir, panel_presets, resume_config,
                           run_files_in, ui_threads)
 from .workers import EventWorker
 
@@ -69,15 +69,11 @@ class TrainPanel(QWidget):
         self.outcome: Optional[Union[Done, Error]] = None  # of the last finished run
         self.checkpoint_path: Optional[str] = None
         self.checkpoint_step = 0
-        curves = empty_curves()
-        self.history: dict[str, list[float]] = curves.history
-        self.evals: list[EvalResult] = curves.evals
-        self.zeroshot: dict[str, list[float]] = curves.zeroshot
+        self.curves = empty_curves()
+        self.history: dict[str, list[float]] = self.curves.history  # the per-step curves
+        self.clock = RunClock()
         self.latency_probe = LatencyProbe(parent=self)
         self._presets = panel_presets()
-        self._last_step: Optional[StepMetrics] = None
-        self._first_step = 0
-        self._t_start = self._t_first_step = 0.0
         self._dirty = False
         self._closed = False
         self._x_span: Optional[tuple[int, int]] = None
@@ -224,9 +220,7 @@ class TrainPanel(QWidget):
 
     def _launch(self, cfg: TrainConfig) -> None:
         self.config, self.outcome = cfg, None
-        self._last_step = None
-        self._t_start = time.perf_counter()
-        self._t_first_step = 0.0
+        self.clock.start(time.perf_counter())
         self.error_label.hide()
         worker = EventWorker(lambda stop: train(cfg, stop), name="train")
         worker.step.connect(self._on_step)
@@ -261,16 +255,9 @@ class TrainPanel(QWidget):
 
     def _clear_views(self, keep_until: Optional[int] = None) -> None:
         """Empty curves and metrics, or (continuing a run) drop what came after ``keep_until``."""
-        keep = 0 if keep_until is None else sum(1 for s in self.history["step"] if s <= keep_until)
-        for values in self.history.values():
-            del values[keep:]
-        self.evals = [e for e in self.evals if keep_until is not None and e.step <= keep_until]
-        kept_points = 0 if keep_until is None else sum(1 for s in self.zeroshot["step"]
-                                                       if s <= keep_until)
-        for values in self.zeroshot.values():
-            del values[kept_points:]
+        self.curves.keep_until(keep_until)
         self.metrics_table.setRowCount(0)
-        for result in self.evals:
+        for result in self.curves.evals:
             self.metrics_table.add_row(result)
         if keep_until is None:
             self.checkpoint_path, self.checkpoint_step = None, 0
@@ -284,25 +271,18 @@ class TrainPanel(QWidget):
     # -- events (GUI thread) -----------------------------------------------------------------------
 
     def _on_step(self, event: StepMetrics) -> None:
-        if self._last_step is None:  # ETA counts from this run's first step, not model loading
-            self._first_step, self._t_first_step = event.step - 1, time.perf_counter()
-        self._last_step = event
-        self.history["step"].append(event.step)
-        for name, key in CURVE_KEYS.items():
-            self.history[name].append(event.lr if key == "lr" else event.losses.get(key, math.nan))
+        self.clock.step(event, time.perf_counter())
+        self.curves.add_step(event)
         self._dirty = True  # drawn by the next _refresh tick, however many steps arrive before it
 
     def _on_eval(self, event: EvalResult) -> None:
+        self.curves.add_eval(event)
         if event.split == "zeroshot":
-            self.zeroshot["step"].append(event.step)
-            for name in ZEROSHOT_COLOURS:
-                self.zeroshot[name].append(event.metrics.get(name, math.nan))
             self._dirty = True
             self._log(f"epoch {event.epoch} (step {event.step}) zero-shot accuracy: plain "
                       f"{event.metrics.get('plain', math.nan):.3f}, negated "
                       f"{event.metrics.get('negated', math.nan):.3f}")
             return
-        self.evals.append(event)
         self.metrics_table.add_row(event)
         summary = ", ".join(f"{k} {v:.3f}" for k, v in event.metrics.items())
         self._log(f"epoch {event.epoch} (step {event.step}) {event.split}: {summary}")
@@ -340,7 +320,7 @@ class TrainPanel(QWidget):
         stats = self.latency_probe.stats()
         self._log(f"UI latency during the run: {stats} ({stats.samples} samples)")
         log.info("training run ended; UI latency %s", stats)
-        elapsed = format_duration(time.perf_counter() - self._t_start)
+        elapsed = format_duration(time.perf_counter() - self.clock.started)
         ending = "stopped" if isinstance(self.outcome, Done) and self.outcome.stopped else (
             "failed" if isinstance(self.outcome, Error) else "done")
         self.eta_label.setText(f"{ending} after {elapsed}")
@@ -354,22 +334,24 @@ class TrainPanel(QWidget):
     def _refresh(self) -> None:
         """Redraw curves, progress and ETA (timer-driven while a run is going on)."""
         if self.worker is not None:
-            self.eta_label.setText(self._eta_text())
+            self.eta_label.setText(self.clock.text(time.perf_counter(),
+                                                   stopping=self.worker.stop_flag.is_set()))
         if not self._dirty:
             return
         self._dirty = False
-        if self._last_step is not None:
+        last = self.clock.last
+        if last is not None:
             # A fixed x span (the whole run) spares re-laying the step axis out every frame,
             # and the curve growing across it shows the progress too.
             span = (self.history["step"][0] - 1 if self.history["step"] else 0,
-                    max(self._last_step.total_steps, self._last_step.step))
+                    max(last.total_steps, last.step))
             if span != self._x_span:
                 self._x_span = span
                 self._set_x_span(span)
-        self.plots.draw(self.history, self.zeroshot)
-        if self._last_step is not None:
-            self.progress_bar.setRange(0, max(1, self._last_step.total_steps))
-            self.progress_bar.setValue(self._last_step.step)
+        self.plots.draw(self.history, self.curves.zeroshot)
+        if last is not None:
+            self.progress_bar.setRange(0, max(1, last.total_steps))
+            self.progress_bar.setValue(last.step)
 
     def _set_x_span(self, span: tuple[int, int]) -> None:
         self._x_span = span
@@ -381,14 +363,10 @@ class TrainPanel(QWidget):
         if self.is_running():
             return
         run_dir = Path(run_dir)
-        curves = curves_from_metrics(read_metrics(run_dir / "metrics.jsonl"))
         self._clear_views()
-        self._last_step = None
-        for mine, theirs in ((self.history, curves.history), (self.zeroshot, curves.zeroshot)):
-            for key, values in theirs.items():
-                mine[key][:] = values
-        for result in curves.evals:
-            self.evals.append(result)
+        self.clock.last = None
+        self.curves.replace_with(curves_from_metrics(read_metrics(run_dir / "metrics.jsonl")))
+        for result in self.curves.evals:
             self.metrics_table.add_row(result)
         if self.history["step"]:
             self._set_x_span((self.history["step"][0] - 1, self.history["step"][-1]))
@@ -404,19 +382,8 @@ class TrainPanel(QWidget):
         self._dirty = True
         self._refresh()
         self._log(f"opened run {run_dir}: {len(self.history['step'])} steps, "
-                  f"{len(self.evals)} evaluations, {len(self.zeroshot['step'])} zero-shot points")
-
-    def _eta_text(self) -> str:
-        elapsed = format_duration(time.perf_counter() - self._t_start)
-        event = self._last_step
-        if self.worker is not None and self.worker.stop_flag.is_set():
-            return f"stopping… {elapsed}"
-        if event is None:
-            return f"loading… {elapsed}"
-        eta = eta_seconds(event.step, event.total_steps, self._first_step,
-                          time.perf_counter() - self._t_first_step)
-        return (f"epoch {event.epoch} · {event.samples_per_s:.0f} samples/s · {elapsed} elapsed"
-                f" · ETA {format_duration(eta)}")
+                  f"{len(self.curves.evals)} evaluations, "
+                  f"{len(self.curves.zeroshot['step'])} zero-shot points")
 
     def _show_error(self, message: str) -> None:
         self.monitor.show_error(message)

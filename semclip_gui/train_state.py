@@ -1,6 +1,6 @@
 """What the Train tab knows, as plain functions and data (no Qt): the form's values as a
 :class:`engine.train.config.TrainConfig`, the config that resumes a checkpoint, a run's curves from its
-``metrics.jsonl``, free output folders, and the ETA."""
+``metrics.jsonl``, the curves and clock of a live run, free output folders."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-from engine.events import EvalResult
+from engine.events import EvalResult, StepMetrics
 from engine.model.loading import ModelLoadError, read_sidecar
 from engine.train.config import TrainConfig
 from engine.train.loop import RUN_FILES
@@ -108,10 +108,70 @@ class RunCurves:
     evals: list[EvalResult]
     zeroshot: dict[str, list[float]]  # "step", "plain", "negated"
 
+    def add_step(self, event: StepMetrics) -> None:
+        self.history["step"].append(event.step)
+        for name, key in CURVE_KEYS.items():
+            self.history[name].append(event.lr if key == "lr" else event.losses.get(key, math.nan))
+
+    def add_eval(self, event: EvalResult) -> None:
+        """An epoch's held-out metrics, or (split "zeroshot") a zero-shot point."""
+        if event.split != "zeroshot":
+            self.evals.append(event)
+            return
+        self.zeroshot["step"].append(event.step)
+        for name in ZEROSHOT_COLOURS:
+            self.zeroshot[name].append(event.metrics.get(name, math.nan))
+
+    def keep_until(self, step: Optional[int]) -> None:
+        """Drop what came after ``step`` (a resumed run goes on from there); None drops all."""
+        for series in (self.history, self.zeroshot):
+            keep = 0 if step is None else sum(1 for s in series["step"] if s <= step)
+            for values in series.values():
+                del values[keep:]
+        self.evals = [e for e in self.evals if step is not None and e.step <= step]
+
+    def replace_with(self, other: "RunCurves") -> None:
+        """Show ``other`` (a past run) in place of what is here; the lists stay the same objects."""
+        for mine, theirs in ((self.history, other.history), (self.zeroshot, other.zeroshot)):
+            for key, values in theirs.items():
+                mine[key][:] = values
+        self.evals = list(other.evals)
+
 
 def empty_curves() -> RunCurves:
     return RunCurves(history={"step": [], **{k: [] for k in CURVE_KEYS}}, evals=[],
                      zeroshot={"step": [], **{k: [] for k in ZEROSHOT_COLOURS}})
+
+
+@dataclass
+class RunClock:
+    """A run's timing: elapsed since start, and the ETA from its own steps (not from model
+    loading or a resumed run's earlier steps). Times are ``time.perf_counter()`` values."""
+
+    started: float = 0.0
+    first_step: int = 0
+    first_step_at: float = 0.0
+    last: Optional[StepMetrics] = None
+
+    def start(self, now: float) -> None:
+        self.started, self.first_step, self.first_step_at, self.last = now, 0, 0.0, None
+
+    def step(self, event: StepMetrics, now: float) -> None:
+        if self.last is None:  # the time of this first step is unknown (loading came before it)
+            self.first_step, self.first_step_at = event.step, now
+        self.last = event
+
+    def text(self, now: float, stopping: bool = False) -> str:
+        """The status line beside the progress bar."""
+        elapsed = format_duration(now - self.started)
+        if stopping:
+            return f"stopping… {elapsed}"
+        if self.last is None:
+            return f"loading… {elapsed}"
+        eta = eta_seconds(self.last.step, self.last.total_steps, self.first_step,
+                          now - self.first_step_at)
+        return (f"epoch {self.last.epoch} · {self.last.samples_per_s:.0f} samples/s · {elapsed} "
+                f"elapsed · ETA {format_duration(eta)}")
 
 
 def curves_from_metrics(records: list[dict[str, Any]]) -> RunCurves:
