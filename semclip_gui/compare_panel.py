@@ -25,9 +25,9 @@ from PySide6.QtWidgets import (QFileDialog, QSplitter,
 
 from engine.data.galleries import folder_gallery, shapes_gallery
 from engine.events import Error, Progress
-from engine.explore.compare import (BlendResult, Hit, SideEmbedding, blend_job,
-                                    blend_unavailable_reason, embed_side,
-                                    rank_models, violated_terms)
+from engine.explore.compare import (BlendResult, Comparison, Hit, Origin, SideEmbedding,
+                                    blend_job, blend_unavailable_reason, embed_side, rank_models,
+                                    violated_terms)
 from engine.explore.minus_terms import denied_terms, split_minus_terms
 
 from .images import load_thumbnail
@@ -57,12 +57,10 @@ class ComparePanel(QWidget):
         self._closed = False
         self._jobs: set[EventWorker] = set()
         self._embed_workers: dict[str, EventWorker] = {}
-        self._ticket = {side: 0 for side in COLUMNS}  # results of superseded jobs are dropped
+        self.comparison = Comparison()  # each column's results with the model they came from
+        self._blend_ticket = 0  # a blend job started before the last reset is dropped
         self._progress: dict[str, tuple[int, int]] = {}
-        self._embedded: dict[str, SideEmbedding] = {}
-        self._results: dict[str, list[Hit]] = {c: [] for c in COLUMNS}
         self._thumbs: dict[int, Optional[QImage]] = {}
-        self._gallery_generation = 0
         self._queries = LatestOnly(owner=self)
         self._query_lock = threading.Lock()
         self._blend: Optional[BlendResult] = None
@@ -138,7 +136,7 @@ class ComparePanel(QWidget):
 
     def results(self, side: str) -> list[Hit]:
         """The ranked hits (index, score, violates) shown in a column: "left", "right" or "blend"."""
-        return list(self._results[side])
+        return list(self.comparison.hits.get(side, []))
 
     def cards(self, side: str) -> list[ResultCard]:
         """The card widgets of a column, best first."""
@@ -147,7 +145,7 @@ class ComparePanel(QWidget):
     def is_ready(self) -> bool:
         """Whether every side with a model has its gallery embeddings."""
         sides = [s for s in SIDES if self.state.model(s) is not None]
-        return bool(sides) and all(s in self._embedded for s in sides)
+        return bool(sides) and all(s in self.comparison.embedded for s in sides)
 
     def blend_lambda(self) -> float:
         return self.blend.lam()
@@ -161,6 +159,11 @@ class ComparePanel(QWidget):
             return False
         self.state.set_gallery(gallery)
         return True
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Gallery folder")
+        if folder:
+            self.open_folder(folder)
 
     def open_results(self, path: Union[str, Path]) -> bool:
         """Show an evaluation results file (the results tab comes to the front)."""
@@ -185,7 +188,7 @@ class ComparePanel(QWidget):
     def _on_gallery_changed(self) -> None:
         gallery = self.state.gallery
         self.query_bar.show_examples(photos=not gallery.has_scene_labels)
-        self._gallery_generation += 1
+        self.comparison.new_gallery()
         self._thumbs.clear()
         self.gallery_bar.gallery_label.setText(gallery.description or f"{len(gallery)} images")
         self._show_status("")
@@ -199,21 +202,20 @@ class ComparePanel(QWidget):
 
     def _embed(self, side: str) -> None:
         """(Re)compute one side's gallery embeddings in the background."""
-        self._ticket[side] += 1
-        ticket = self._ticket[side]
-        self._embedded.pop(side, None)
+        model, gallery = self.state.model(side), self.state.gallery
+        origin = self.comparison.show(side, model)
         old = self._embed_workers.pop(side, None)
         if old is not None:
             old.cancel()
-        model, gallery = self.state.model(side), self.state.gallery
         self.columns[side].header.setText(f"{self.state.label(side)}  ({side})")
         self._set_column_message(side, "embedding the gallery…" if model else "no model loaded")
         if model is None:
             return
         worker = EventWorker(lambda stop: embed_side(model, gallery, stop), name=f"compare-{side}")
-        worker.progress.connect(lambda p: self._on_embed_progress(side, ticket, p))
-        worker.returned.connect(lambda r: self._on_embedded(side, ticket, r))
-        worker.failed.connect(lambda e: self._on_job_failed(side, ticket, e))
+        worker.progress.connect(lambda p: self._on_embed_progress(side, origin, p))
+        worker.returned.connect(lambda r: self._on_embedded(side, origin, r))
+        worker.failed.connect(
+            lambda e: self._on_job_failed(side, lambda: self.comparison.is_current(side, origin), e))
         self._embed_workers[side] = worker
         self._progress[side] = (0, len(gallery))
         self._start(worker)
@@ -224,20 +226,19 @@ class ComparePanel(QWidget):
         worker.done.connect(lambda: self._jobs.discard(worker))
         worker.start()
 
-    def _on_embed_progress(self, side: str, ticket: int, event: Progress) -> None:
-        if not self._closed and ticket == self._ticket[side]:
+    def _on_embed_progress(self, side: str, origin: Origin, event: Progress) -> None:
+        if not self._closed and self.comparison.is_current(side, origin):
             self._progress[side] = (event.done, event.total)
             self._show_progress()
 
     def _show_progress(self) -> None:
-        busy = [s for s in SIDES if s in self._embed_workers and s not in self._embedded]
+        busy = [s for s in SIDES if s in self._embed_workers and s not in self.comparison.embedded]
         self.gallery_bar.show_progress(sum(d for d, _ in self._progress.values()),
                                        sum(t for _, t in self._progress.values()), busy)
 
-    def _on_embedded(self, side: str, ticket: int, result: SideEmbedding) -> None:
-        if self._closed or ticket != self._ticket[side]:
+    def _on_embedded(self, side: str, origin: Origin, result: Optional[SideEmbedding]) -> None:
+        if self._closed or not self.comparison.accept_embedding(side, origin, result):
             return
-        self._embedded[side] = result
         self._progress[side] = (len(self.state.gallery),) * 2
         self._show_progress()
         self._show_failures()
@@ -247,8 +248,8 @@ class ComparePanel(QWidget):
             self.embeddings_ready.emit()
         self.run_query()
 
-    def _on_job_failed(self, side: str, ticket: int, error: Error) -> None:
-        if self._closed or ticket != self._ticket[side]:
+    def _on_job_failed(self, side: str, still_current: Callable[[], bool], error: Error) -> None:
+        if self._closed or not still_current():
             return
         message = error.message.split("\n\n")[0]
         if side == BLEND:
@@ -259,7 +260,8 @@ class ComparePanel(QWidget):
 
     def _show_failures(self) -> None:
         gallery = self.state.gallery
-        failures = {f.index: f for s in self._embedded.values() for f in s.embeddings.failures}
+        failures = {f.index: f for s in self.comparison.embedded.values()
+                    for f in s.embeddings.failures}
         if not failures:
             self._show_status("")
             return
@@ -272,7 +274,8 @@ class ComparePanel(QWidget):
         self.gallery_bar.show_status(text, error)
 
     def _update_header(self, side: str) -> None:
-        metrics = self._embedded[side].metrics if side in self._embedded else None
+        embedded = self.comparison.embedded.get(side)
+        metrics = embedded.metrics if embedded is not None else None
         head = html.escape(f"{self.state.label(side)}  ({side})")
         if metrics:
             head += "<br>" + header_metrics(metrics)
@@ -287,13 +290,15 @@ class ComparePanel(QWidget):
             return
         self._query_timer.stop()
         query, k, gallery = self.query_edit.text(), self.k_spin.value(), self.state.gallery
-        models = {s: self.state.model(s) for s in SIDES if s in self._embedded}
-        embeddings = {s: self._embedded[s].embeddings for s in models}
+        embedded = self.comparison.embedded
+        models = {s: self.state.model(s) for s in SIDES if s in embedded}
+        embeddings = {s: embedded[s].embeddings for s in models}
         if self._blend is not None:
             models[BLEND], embeddings[BLEND] = self._blend.model, self._blend.side.embeddings
         if not models:
             return
-        generation, known = self._gallery_generation, set(self._thumbs)
+        origins = {column: self.comparison.origin(column) for column in models}
+        generation, known = self.comparison.gallery, set(self._thumbs)
         subtract = self.subtract_check.isChecked()
 
         def work():
@@ -304,20 +309,20 @@ class ComparePanel(QWidget):
                 new = {h.index for hits in ranked.values() for h in hits} - known
                 return ranked, {i: load_thumbnail(gallery.sources[i]) for i in new}
 
-        self._queries.submit(work, lambda out: self._on_ranked(generation, query, out),
+        self._queries.submit(work, lambda out: self._on_ranked(generation, origins, query, out),
                              self._on_query_failed)
 
-    def _on_ranked(self, generation: int, query: str,
+    def _on_ranked(self, generation: int, origins: dict[str, Optional[Origin]], query: str,
                    out: Optional[tuple[dict[str, list[Hit]], dict[int, Optional[QImage]]]]) -> None:
-        if self._closed or out is None or generation != self._gallery_generation:
+        if self._closed or out is None or generation != self.comparison.gallery:
             return  # closed, or a newer gallery whose own query is on the way
         ranked, thumbs = out
         self._thumbs.update(thumbs)
         if query == self.query_edit.text():
             self._set_results_stale(False)  # else a newer query is on its way: stay greyed
-        for column in COLUMNS:
-            if column in ranked:
-                self._results[column] = ranked[column]
+        for column in COLUMNS:  # a column whose model changed meanwhile keeps its message
+            if column in ranked and self.comparison.accept_hits(column, origins[column],
+                                                                 ranked[column]):
                 self._show_hits(column, query)
         self.results_updated.emit(query)
 
@@ -335,7 +340,7 @@ class ComparePanel(QWidget):
             self._show_status(f"query failed: {type(exc).__name__}: {exc}", error=True)
 
     def _show_hits(self, column: str, query: str) -> None:
-        gallery, hits = self.state.gallery, self._results[column]
+        gallery, hits = self.state.gallery, self.comparison.hits.get(column, [])
         terms = denied_terms(query)
         cards = []
         for rank, hit in enumerate(hits, 1):
@@ -355,7 +360,7 @@ class ComparePanel(QWidget):
         self._on_query_edited()  # every column, the blend included, ranks again
 
     def _set_column_message(self, column: str, message: str) -> None:
-        self._results[column] = []
+        self.comparison.hits[column] = []
         self.columns[column].set_cards([], span(message))
 
     # -- blend -------------------------------------------------------------------------------------
@@ -369,7 +374,8 @@ class ComparePanel(QWidget):
         """Models or gallery changed: the blended model and its curve are stale."""
         reason = blend_unavailable_reason(self.state.model("left"), self.state.model("right"))
         self.blend.reset(self.state.label("left"), self.state.label("right"), reason)
-        self._ticket[BLEND] += 1
+        self._blend_ticket += 1
+        self.comparison.show(BLEND, None)
         self._blend = None
         self.columns[BLEND].header.setText("Blend")
         if reason:
@@ -392,13 +398,14 @@ class ComparePanel(QWidget):
             return
         lam, gallery, query, k = (self.blend_lambda(), self.state.gallery, self.query_edit.text(),
                                   self.k_spin.value())
-        ticket = self._ticket[BLEND]
+        ticket = self._blend_ticket
         subtract = self.subtract_check.isChecked()
         worker = EventWorker(lambda stop: blend_job(left, right, lam, gallery, query, k, stop,
                                                     subtract), name="compare-blend")
         worker.progress.connect(lambda p: self._on_blend_progress(ticket, p))
         worker.returned.connect(lambda r: self._on_blended(ticket, r, k))
-        worker.failed.connect(lambda e: self._on_job_failed(BLEND, ticket, e))
+        worker.failed.connect(
+            lambda e: self._on_job_failed(BLEND, lambda: ticket == self._blend_ticket, e))
         worker.done.connect(self._on_blend_done)
         self._blend_worker = worker
         self.blend.say(f"blending at λ = {lam:.2f}…")
@@ -406,7 +413,7 @@ class ComparePanel(QWidget):
         self._start(worker)
 
     def _on_blend_progress(self, ticket: int, event: Progress) -> None:
-        if not self._closed and ticket == self._ticket[BLEND]:
+        if not self._closed and ticket == self._blend_ticket:
             self.blend.show_progress(event.done, event.total)
 
     def _on_blend_done(self) -> None:
@@ -416,7 +423,7 @@ class ComparePanel(QWidget):
             self._request_blend()
 
     def _on_blended(self, ticket: int, result: BlendResult, k: int) -> None:
-        if self._closed or ticket != self._ticket[BLEND] or self._blend_pending:
+        if self._closed or ticket != self._blend_ticket or self._blend_pending:
             return  # superseded: a newer λ (or model, or gallery) is being computed
         self._blend = result
         metrics = result.side.metrics
@@ -424,7 +431,7 @@ class ComparePanel(QWidget):
         head = f"Blend λ = {result.lam:.2f}"
         self.columns[BLEND].header.setText(f"{head}<br>{header_metrics(metrics)}" if metrics else head)
         self.columns[BLEND].header.setToolTip(METRICS_TIP if metrics else "")
-        self._results[BLEND] = result.hits
+        self.comparison.accept_hits(BLEND, self.comparison.show(BLEND, result.model), result.hits)
         self._show_hits(BLEND, result.query)
         self.blend_updated.emit(result.as_dict())
         self.results_updated.emit(result.query)
@@ -436,13 +443,6 @@ class ComparePanel(QWidget):
         if blend_unavailable_reason(self.state.model("left"), self.state.model("right")):
             return
         for lam, side in ((0.0, "left"), (1.0, "right")):
-            if self._embedded[side].metrics:
-                self.blend.add_known_point(lam, self._embedded[side].metrics)
-
-    # -- evaluation results ------------------------------------------------------------------------
-
-    def _choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Gallery folder")
-        if folder:
-            self.open_folder(folder)
-
+            metrics = self.comparison.embedded[side].metrics
+            if metrics:
+                self.blend.add_known_point(lam, metrics)

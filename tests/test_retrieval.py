@@ -120,3 +120,25 @@ def _empty(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     return empty
+
+
+def test_a_comparison_keeps_only_results_from_what_each_column_shows_now(tiny_models):
+    from engine.explore.compare import Comparison, Hit, SideEmbedding
+
+    clip, semclip = tiny_models
+    comparison = Comparison()
+    embedding = SideEmbedding(embeddings=None, metrics=None)
+    first = comparison.show("left", clip)
+    assert comparison.accept_embedding("left", first, embedding)
+    assert not comparison.accept_embedding("left", first, None)  # a stopped job's None
+    second = comparison.show("left", semclip)  # the user switched models: the old job is late
+    assert "left" not in comparison.embedded
+    assert not comparison.accept_embedding("left", first, embedding)
+    assert not comparison.accept_hits("left", first, [Hit(0, 0.9, False)])
+    assert comparison.accept_hits("left", second, [Hit(3, 0.5, False)])
+    assert comparison.hits["left"] == [Hit(3, 0.5, False)]
+    comparison.new_gallery()  # another gallery: even the current model's results are stale
+    assert not comparison.accept_hits("left", second, [Hit(1, 0.4, False)])
+    assert comparison.hits == {} and comparison.embedded == {}
+    assert comparison.show("right", None) is None
+    assert not comparison.accept_hits("right", None, [])

@@ -88,6 +88,67 @@ class SideEmbedding:
     metrics: Optional[dict[str, float]]
 
 
+
+@dataclass(frozen=True)
+class Origin:
+    """What a column's results were computed from: a model (its identity) over one gallery."""
+
+    model: str
+    gallery: int
+
+
+class Comparison:
+    """What the Compare tab shows, each result kept with the model and gallery it came from.
+
+    Jobs end late and out of order (a gallery embedding outlives a model switch; a query ranks
+    the gallery of a moment ago). A column accepts only results whose :class:`Origin` is the one
+    it shows now, so no column ever shows another model's or another gallery's results.
+    """
+
+    def __init__(self) -> None:
+        self.gallery = 0  # generation of the gallery on screen
+        self._origins: dict[str, Optional[Origin]] = {}
+        self.embedded: dict[str, SideEmbedding] = {}
+        self.hits: dict[str, list[Hit]] = {}
+
+    def new_gallery(self) -> None:
+        """Another gallery: everything computed over the old one is stale."""
+        self.gallery += 1
+        self._origins.clear()
+        self.embedded.clear()
+        self.hits.clear()
+
+    def show(self, column: str, model: Optional[LoadedModel]) -> Optional[Origin]:
+        """The column now shows ``model`` (None: nothing) over the current gallery; returns the
+        origin its jobs carry. What the column held before is dropped."""
+        origin = Origin(model.identity, self.gallery) if model is not None else None
+        self._origins[column] = origin
+        self.embedded.pop(column, None)
+        self.hits[column] = []
+        return origin
+
+    def is_current(self, column: str, origin: Optional[Origin]) -> bool:
+        return origin is not None and self._origins.get(column) == origin
+
+    def accept_embedding(self, column: str, origin: Origin,
+                         embedding: Optional[SideEmbedding]) -> bool:
+        """Keep a finished gallery embedding if it is still the column's (a stopped job's None
+        never is)."""
+        if embedding is None or not self.is_current(column, origin):
+            return False
+        self.embedded[column] = embedding
+        return True
+
+    def accept_hits(self, column: str, origin: Origin, hits: list[Hit]) -> bool:
+        """Keep a ranking if it came from what the column shows now."""
+        if not self.is_current(column, origin):
+            return False
+        self.hits[column] = list(hits)
+        return True
+
+    def origin(self, column: str) -> Optional[Origin]:
+        return self._origins.get(column)
+
 def embed_side(loaded: LoadedModel, gallery: Gallery, stop: StopFlag
                ) -> Generator[Progress, None, Optional[SideEmbedding]]:
     """Embed the gallery (through the on-disk cache) and score it; None when stopped."""
