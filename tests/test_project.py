@@ -107,3 +107,30 @@ def test_the_layer_check_sees_a_forbidden_import(tmp_path):
     bad.parent.mkdir(parents=True)
     bad.write_text("def f():\n    from engine.train.loop import train\n    from ..eval import run\n")
     assert _engine_imports(bad, "engine.model.bad") == {"engine.train.loop", "engine.eval"}
+
+
+OPEN_CLIP_INTERNALS = {"open_clip.factory", "open_clip.model", "open_clip.transformer",
+                       "open_clip.push_to_hf_hub", "open_clip.hf_model", "open_clip.timm_model"}
+
+
+def _open_clip_internals_touched(source: str) -> list[str]:
+    touched = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module in OPEN_CLIP_INTERNALS:
+            touched.append(f"imports {node.module}")
+        elif isinstance(node, ast.ImportFrom) and node.module == "open_clip":
+            touched += [f"imports open_clip.{a.name}" for a in node.names
+                        if f"open_clip.{a.name}" in OPEN_CLIP_INTERNALS]
+        elif isinstance(node, ast.Attribute) and (node.attr.startswith("_MODEL_CONFIGS") or (
+                node.attr in ("trunk", "head") and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "visual")):
+            touched.append(f"reads .{node.attr}")
+    return touched
+
+
+def test_only_one_module_touches_open_clips_internals():
+    touched = {str(p.relative_to(ROOT)): _open_clip_internals_touched(p.read_text())
+               for p in (ROOT / "engine").rglob("*.py") if p.name != "_openclip.py"}
+    assert {path: what for path, what in touched.items() if what} == {}
+    assert _open_clip_internals_touched("from open_clip import factory\nm.visual.trunk\n") == [
+        "imports open_clip.factory", "reads .trunk"]

@@ -21,8 +21,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from open_clip.model import CLIP, CustomTextCLIP
-from open_clip.transformer import text_global_pool
+from engine.model._openclip import CLIP, CustomTextCLIP, builtin_text_features
 
 # Most buckets one text call is split into on CPU (auto), and the fixed cost of one more bucket
 # in padded-token units (the per-op overhead of another pass through the tower). Chosen from
@@ -113,18 +112,8 @@ def _encode_truncated(model: torch.nn.Module, tokens: torch.Tensor, length: int,
     tokens = tokens[:, :length]
     if isinstance(model, CustomTextCLIP):
         return model.text(tokens)
-    cast_dtype = model.transformer.get_cast_dtype()
     x = model.token_embedding(tokens) if embedded is None else embedded[:, :length]
-    x = x.to(cast_dtype) + model.positional_embedding[:length].to(cast_dtype)
-    mask = model.attn_mask[:length, :length] if model.attn_mask is not None else None
-    x = model.transformer(x, attn_mask=mask)
-    x = model.ln_final(x)
-    x = text_global_pool(x, tokens, model.text_pool_type,
-                         eos_token_id=getattr(model, "text_eos_id", None))
-    proj = model.text_projection
-    if proj is not None:
-        x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
-    return x
+    return builtin_text_features(model, tokens, x, length)
 
 
 def encode_text(model: torch.nn.Module, tokens: torch.Tensor, normalize: bool = True,

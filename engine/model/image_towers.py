@@ -21,6 +21,8 @@ from typing import Callable, Optional
 
 import torch
 
+from engine.model._openclip import timm_trunk
+
 
 class TrunkWeightsError(RuntimeError):
     """A pretrained trunk's weights file is missing or does not fit its architecture."""
@@ -99,7 +101,7 @@ def load_pretrained_trunk(model: torch.nn.Module, model_cfg: dict) -> Optional[s
         return None
     path = PRETRAINED_TRUNKS[name].weights_file()
     source = torch.load(path, map_location="cpu", weights_only=True)
-    trunk = model.visual.trunk
+    trunk = timm_trunk(model)
     trunk.load_state_dict(mapped_state_dict(source, trunk, str(path)))
     return str(path)
 

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 import open_clip
 import torch
-from open_clip import factory as oc_factory
+from engine.model import _openclip
 
 from engine.model.image_towers import TrunkWeightsError, load_pretrained_trunk, preprocess_overrides
 from engine.model.load_noise import quiet_model_construction
@@ -77,7 +77,7 @@ def register_project_configs() -> None:
         if _registered:
             return
         open_clip.add_model_config(MODEL_CONFIG_DIR)
-        for name, cfg in oc_factory._MODEL_CONFIGS.items():
+        for name, cfg in _openclip.registered_configs().items():
             text_cfg = cfg.get("text_cfg", {})
             for key in ("hf_model_name", "hf_tokenizer_name"):
                 value = text_cfg.get(key)
@@ -133,7 +133,7 @@ class LoadedModel:
 def model_embed_dim(model_name: str) -> int:
     """Joint embedding width of an architecture (from its config, without building it)."""
     register_project_configs()
-    cfg = oc_factory.get_model_config(model_name)
+    cfg = _openclip.get_model_config(model_name)
     if cfg is None:
         raise ModelLoadError(f"unknown model architecture {model_name!r}")
     return int(cfg["embed_dim"])
@@ -142,7 +142,7 @@ def model_embed_dim(model_name: str) -> int:
 def model_config(model_name: str) -> dict[str, Any]:
     """The OpenCLIP config dict of an architecture (a copy)."""
     register_project_configs()
-    cfg = oc_factory.get_model_config(model_name)
+    cfg = _openclip.get_model_config(model_name)
     if cfg is None:
         raise ModelLoadError(f"unknown model architecture {model_name!r}; known project configs: "
                              f"{project_config_names()}")
@@ -287,7 +287,7 @@ def _resolve_spec(spec: str) -> _ResolvedSpec:
             _check_pretrained_tag(arch, pretrained)
         resolved = _ResolvedSpec(arch, pretrained)
     if not resolved.arch.startswith(("local-dir:", "hf-hub:")) and \
-            oc_factory.get_model_config(resolved.arch) is None:
+            _openclip.get_model_config(resolved.arch) is None:
         raise ModelLoadError(f"unknown model architecture {resolved.arch!r}. OpenCLIP knows "
                              f"{len(open_clip.list_models())} (e.g. ViT-B-32); project configs: "
                              f"{project_config_names()}")
@@ -353,7 +353,7 @@ def _load_model(spec: str, device: Union[str, torch.device], pretrained_text: bo
     arch, pretrained = resolved.arch, resolved.pretrained
     sidecar, identity_source = resolved.sidecar, resolved.identity_source
 
-    arch_cfg = oc_factory.get_model_config(arch) or {}
+    arch_cfg = _openclip.get_model_config(arch) or {}
     try:
         # A project config is random (or partly so) by design; open_clip's warning is for others.
         with quiet_model_construction(random_init_expected=arch in project_config_names()), \

@@ -33,7 +33,7 @@ def export_open_clip(spec: str, out_dir: Union[str, Path]) -> Path:
     non-empty folder is refused.
     """
     import safetensors.torch
-    from open_clip.push_to_hf_hub import save_config_for_hf
+    from engine.model._openclip import save_config_for_hf
 
     from engine.atomic import current_umask
     from engine.model.loading import load_model, model_config

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.events import Progress, StopFlag
+from engine.model._openclip import has_timm_trunk, timm_head, timm_trunk
 from engine.model.embed_cache import (ImageEmbeddingCache, ImageSource, describe_preprocess,
                                       embed_image_sources)
 
@@ -48,19 +49,18 @@ class TrunkView:
 
 def has_trunk(model: torch.nn.Module) -> bool:
     """Whether ``model``'s image tower is open_clip's timm adapter (a trunk and a head)."""
-    visual = getattr(model, "visual", None)
-    return hasattr(visual, "trunk") and hasattr(visual, "head")
+    return has_timm_trunk(model)
 
 
 def trunk_locked(model: torch.nn.Module) -> bool:
     """A timm image trunk none of whose parameters train."""
-    return has_trunk(model) and not any(p.requires_grad for p in model.visual.trunk.parameters())
+    return has_trunk(model) and not any(p.requires_grad for p in timm_trunk(model).parameters())
 
 
 def trunk_view(loaded) -> TrunkView:
     """The trunk of a :class:`engine.model.loading.LoadedModel`, keyed by its own weights."""
     from engine.model.loading import state_digest
-    trunk = loaded.model.visual.trunk
+    trunk = timm_trunk(loaded.model)
     name = getattr(trunk, "default_cfg", {}).get("architecture", type(trunk).__name__)
     return TrunkView(TrunkEncoder(trunk), loaded.preprocess,
                      f"trunk:{name}@{state_digest(trunk)}")
@@ -115,4 +115,4 @@ def trunk_features(loaded, images: Sequence[Path], batch_size: int = 64,
 
 def head_embeddings(model: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:
     """Unit image embeddings from pooled trunk features: what ``encode_image`` returns."""
-    return F.normalize(model.visual.head(features), dim=-1)
+    return F.normalize(timm_head(model)(features), dim=-1)

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from engine.model._openclip import timm_head
 from engine.model.encoding import encode_text
 from engine.model.losses import SemClipLoss
 
@@ -137,7 +138,7 @@ class SemClipTask(nn.Module):
                 raise ValueError("a cached image tower needs the items' indices")
             image = self.image_cache.features[index.to(self.image_cache.features.device)]
             if self.cache_holds_trunk:
-                image = F.normalize(self.clip.visual.head(image), dim=-1)
+                image = F.normalize(timm_head(self.clip)(image), dim=-1)
         else:
             image = self.clip.encode_image(images, normalize=True)
         text = encode_text(self.clip, tokens, max_buckets=self.max_buckets)
