@@ -1,17 +1,21 @@
-"""Run engine jobs off the GUI thread and turn their events into Qt signals.
+"""Run engine jobs off the GUI thread with superqt's workers and hand their events to Qt signals.
 
-Two kinds of background work, in the style of napari/superqt's thread workers:
-
-* :class:`EventWorker` — drives an engine *event generator* (``train``, ``evaluate``,
-  ``embed_gallery``...) in its own ``QThread``; every event type has its own signal, and
-  :meth:`EventWorker.cancel` sets the ``threading.Event`` the generator polls (a cooperative
-  stop: the job saves what it must and ends with ``Done(stopped=True)``).
-* :func:`run_call` — runs one plain function on the shared thread pool and delivers its return
+* :class:`EventWorker` drives an engine job (``train``, ``evaluate``, ``embed_gallery``...: a
+  generator of typed events that polls a stop flag) in a superqt ``GeneratorWorker`` and re-emits
+  every event type on its own signal; :meth:`EventWorker.cancel` sets the flag the job polls (a
+  cooperative stop: the job saves what it must and ends with ``Done(stopped=True)``).
+* :func:`run_call` runs one plain function in a superqt ``FunctionWorker`` and hands its return
   value (or exception) back on the GUI thread. For short jobs: generating captions, loading a
-  model, embedding a handful of texts.
+  model, embedding a handful of texts. :class:`LatestOnly` drops stale requests in between.
 
-Signals are emitted from the worker thread; Qt queues them to receivers living on the GUI
-thread, so slots never run concurrently with the rest of the UI.
+Both run on Qt's global thread pool; the worker's signal object lives on the GUI thread, so
+every slot (lambdas included) runs there and never concurrently with the rest of the UI.
+
+Two project rules sit on top of superqt (:class:`_ProjectRun`): a job's ``RuntimeError`` is a
+failure to show (superqt takes it for "the worker was deleted" and ends without a signal, which
+would leave the window waiting forever), and the process-wide warnings state is left alone
+(superqt wraps each job in ``warnings.catch_warnings``, which two jobs at once restore out of
+order, leaving ``warnings.showwarning`` pointing at a finished worker).
 
 Python's cyclic garbage collector runs in whichever thread allocates when a threshold is
 crossed. A widget kept in a reference cycle (a lambda slot capturing its owner) would then be
@@ -26,55 +30,86 @@ import threading
 import traceback
 from typing import Any, Callable, Generator, Optional
 
-from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal, Slot
 from shiboken6 import isValid
+from superqt.utils import FunctionWorker, GeneratorWorker
 
 from engine.events import CheckpointSaved, Done, Error, EvalResult, Log, Progress, StepMetrics
 
 EventFactory = Callable[[threading.Event], Generator]
-_live: set = set()  # running workers, kept alive until they end
+
+# A training run holds a pool thread for its whole length: with Qt's default (one thread per
+# core, two here) a run plus a gallery embedding would queue every caption generation behind them.
+_MIN_POOL_THREADS = 8
+
+# Workers and their signal objects stay referenced here until a timer after their last signal:
+# freeing one inside the delivery of its own signal crashes PySide.
+_live: set = set()
 
 
-class _Runner(QObject):
-    """Lives in the worker thread and pulls events out of the generator."""
+def _release_later(worker: Any) -> None:
+    QTimer.singleShot(0, lambda: _live.discard(worker))
 
-    event = Signal(object)
-    returned = Signal(object)
-    crashed = Signal(object)
-    ended = Signal()
 
-    def __init__(self, factory: EventFactory, stop_flag: threading.Event):
-        super().__init__()
-        self._factory, self._stop = factory, stop_flag
+def _start_on_pool(worker: Any) -> None:
+    pool = QThreadPool.globalInstance()
+    pool.setMaxThreadCount(max(pool.maxThreadCount(), _MIN_POOL_THREADS))
+    _live.add(worker)
+    # superqt's own end-of-job signal carries the worker, so no closure holds it in a cycle
+    worker.signals._finished.connect(_release_later)
+    worker.start()
 
-    @Slot()
-    def run(self) -> None:
+
+class _ProjectRun:
+    """``run()`` for superqt workers: superqt's signal order, without its two pitfalls above."""
+
+    def run(self) -> None:  # called by the thread pool
+        self._emit(self.started)
+        self._running = True
         try:
-            gen = self._factory(self._stop)
-            while True:
-                try:
-                    event = next(gen)
-                except StopIteration as stop:
-                    if stop.value is not None:
-                        self.returned.emit(stop.value)
-                    break
-                self.event.emit(event)
-        except Exception as exc:  # noqa: BLE001 - shown in the window, never a silent crash
-            detail = traceback.format_exc(limit=4)
-            self.crashed.emit(Error(kind=type(exc).__name__, message=f"{exc}\n\n{detail}"))
+            result = self.work()
+            if isinstance(result, Exception):  # GeneratorWorker returns RuntimeErrors: re-raise
+                raise result
+            if not self.abort_requested:
+                self._emit(self.returned, result)
+        except Exception as exc:  # noqa: BLE001 - delivered to the caller's error slot
+            self._emit(self.errored, exc)
         finally:
-            self.ended.emit()
+            self._running = False
+            self._emit(self.finished)
+            self._emit(self._finished, self)
+
+    def _emit(self, signal: Any, *args: Any) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the app closed while this ran (its signal object is gone)
+            if isValid(self.signals):
+                raise
+
+
+class _JobWorker(_ProjectRun, GeneratorWorker):
+    pass
+
+
+class _CallWorker(_ProjectRun, FunctionWorker):
+    pass
+
+
+def _drive(factory: EventFactory, stop: threading.Event, ended: threading.Event) -> Generator:
+    """The job as a generator function (what ``GeneratorWorker`` takes); marks its end."""
+    try:
+        return (yield from factory(stop))
+    finally:
+        ended.set()
 
 
 class EventWorker(QObject):
-    """Runs ``factory(stop)`` — a generator of engine events — in a dedicated QThread.
+    """Runs ``factory(stop)`` (a generator of engine events) on the thread pool.
 
-    The worker object itself stays on the GUI thread: a runner in the QThread hands each event
-    over a queued connection, and the worker re-emits it as one of the signals below, so any slot
-    (lambdas included) runs on the GUI thread. Exactly one of ``finished`` / ``failed`` is emitted
-    at the end (an exception escaping the generator becomes ``failed``), then ``done``. A
-    generator's ``return`` value (e.g. ``embed_gallery``'s embeddings) arrives as ``returned``
-    before ``finished``.
+    Each event arrives on the GUI thread as one of the signals below. Exactly one of
+    ``finished`` / ``failed`` is emitted at the end (an exception escaping the generator becomes
+    ``failed``), then ``done``. A generator's ``return`` value (e.g. ``embed_gallery``'s
+    embeddings) arrives as ``returned`` before ``finished``.
     """
 
     progress = Signal(object)  # Progress
@@ -85,41 +120,38 @@ class EventWorker(QObject):
     returned = Signal(object)  # the generator's return value
     finished = Signal(object)  # Done (synthesised for generators that do not yield one)
     failed = Signal(object)  # Error
-    done = Signal()  # always last: the thread has finished its work
+    done = Signal()  # always last: the job has ended
 
     def __init__(self, factory: EventFactory, name: str = "job", parent: Optional[QObject] = None):
         super().__init__(parent)
         self.name = name
         self.stop_flag = threading.Event()
-        self._runner = _Runner(factory, self.stop_flag)
-        self._thread: Optional[QThread] = None
+        self._generator_ended = threading.Event()
+        self._worker = _JobWorker(_drive, factory, self.stop_flag, self._generator_ended)
         self._ended = False
         self.running = False
 
     def start(self) -> None:
-        """Start the job in a new QThread."""
-        thread = QThread()
-        thread.setObjectName(f"semclip-{self.name}")
-        self._runner.moveToThread(thread)
-        thread.started.connect(self._runner.run)
-        self._runner.event.connect(self._on_event)
-        self._runner.returned.connect(self.returned)
-        self._runner.crashed.connect(self._on_crash)
-        # quit() is thread-safe: a direct call from the worker thread ends its event loop at once
-        self._runner.ended.connect(thread.quit, Qt.DirectConnection)
-        self._runner.ended.connect(self._on_ended)
-        self._thread = thread
+        """Start the job on the thread pool."""
+        worker = self._worker
+        worker.yielded.connect(self._on_event)
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._on_crash)
+        worker.finished.connect(self._on_ended)
         self.running = True
-        _live.add(self)  # a job keeps running (and signalling) even if its owner forgot it
-        thread.start()
+        _live.add(self)  # a job keeps signalling even if its owner forgot it
+        _start_on_pool(worker)
 
     def cancel(self) -> None:
         """Ask the job to stop at its next check (it still ends with finished/failed)."""
         self.stop_flag.set()
 
     def wait(self, timeout_ms: int = 30_000) -> bool:
-        """Block until the thread ended (for shutdown and tests); queued signals still pending."""
-        return self._thread.wait(timeout_ms) if self._thread is not None else True
+        """Block until the job's generator has ended (for shutdown and tests); its last signals
+        may still be queued."""
+        if not self.running and not self._ended:
+            return True  # never started
+        return self._generator_ended.wait(timeout_ms / 1000)
 
     @Slot(object)
     def _on_event(self, event: object) -> None:
@@ -141,10 +173,16 @@ class EventWorker(QObject):
             self.failed.emit(event)
 
     @Slot(object)
-    def _on_crash(self, error: object) -> None:
+    def _on_returned(self, value: object) -> None:
+        if value is not None:
+            self.returned.emit(value)
+
+    @Slot(object)
+    def _on_crash(self, exc: object) -> None:
         if not self._ended:
             self._ended = True
-            self.failed.emit(error)
+            detail = "".join(traceback.format_exception(exc, limit=4))
+            self.failed.emit(Error(kind=type(exc).__name__, message=f"{exc}\n\n{detail}"))
 
     @Slot()
     def _on_ended(self) -> None:
@@ -152,62 +190,8 @@ class EventWorker(QObject):
             self._ended = True
             self.finished.emit(Done(stopped=self.stop_flag.is_set()))
         self.running = False
-        if self._thread is not None:
-            self._thread.wait(5_000)
         self.done.emit()
-        # Let go of ourselves only after this slot has returned: a QObject freed inside its
-        # own slot crashes PySide.
-        QTimer.singleShot(0, lambda: _live.discard(self))
-
-
-class _Dispatcher(QObject):
-    """One long-lived object on the GUI thread through which pool jobs hand back their results.
-
-    A per-call QObject that drops its last reference inside its own slot is destroyed while
-    Qt is still delivering to it, which crashes PySide; one dispatcher that outlives every
-    call avoids that whole class of bug.
-    """
-
-    deliver = Signal(object, object)  # callback, value
-
-    @Slot(object, object)
-    def _deliver(self, callback: Callable[[Any], None], value: Any) -> None:
-        callback(value)
-
-
-_dispatcher: Optional[_Dispatcher] = None
-
-
-def _gui_dispatcher() -> _Dispatcher:
-    global _dispatcher
-    if _dispatcher is None:  # created on the GUI thread: run_call is only called from there
-        _dispatcher = _Dispatcher()
-        _dispatcher.deliver.connect(_dispatcher._deliver, Qt.QueuedConnection)
-    return _dispatcher
-
-
-class _Call(QRunnable):
-    def __init__(self, fn: Callable[[], Any], on_result: Callable[[Any], None],
-                 on_error: Callable[[BaseException], None]):
-        super().__init__()
-        self.fn, self.on_result, self.on_error = fn, on_result, on_error
-        self.dispatcher = _gui_dispatcher()
-        self.setAutoDelete(True)
-
-    def run(self) -> None:
-        try:
-            value = self.fn()
-        except Exception as exc:  # noqa: BLE001 - delivered to the caller's error callback
-            self._hand_back(self.on_error, exc)
-        else:
-            self._hand_back(self.on_result, value)
-
-    def _hand_back(self, callback: Callable[[Any], None], value: Any) -> None:
-        try:
-            self.dispatcher.deliver.emit(callback, value)
-        except RuntimeError:  # the app closed while this ran (its dispatcher is gone): no one waits
-            if isValid(self.dispatcher):
-                raise
+        _release_later(self)
 
 
 def _ignore(_exc: BaseException) -> None:
@@ -220,7 +204,10 @@ def run_call(fn: Callable[[], Any], on_result: Callable[[Any], None],
 
     Must be called from the GUI thread.
     """
-    QThreadPool.globalInstance().start(_Call(fn, on_result, on_error or _ignore))
+    worker = _CallWorker(fn)
+    worker.returned.connect(on_result)
+    worker.errored.connect(on_error or _ignore)
+    _start_on_pool(worker)
 
 
 class LatestOnly:
