@@ -28,6 +28,7 @@ _EXPORTS = {
     "LoadedModel": "engine.model.loading",
     "TrainConfig": "engine.train.config",
     "fit": ("engine.train.loop", "train"),  # `engine.train` is the package
+    "TrainResult": "engine.train.loop",
     "evaluate": "engine.eval.run",
     "run_evaluation": "engine.eval.run",
     "explain": "engine.explore.explain",

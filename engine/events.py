@@ -84,9 +84,14 @@ class Log:
 
 @dataclass
 class Done:
-    """The job finished (or stopped early on request: ``stopped=True``)."""
+    """The job finished (or stopped early on request: ``stopped=True``).
 
-    result: dict[str, Any] = field(default_factory=dict)
+    ``result`` is the job's typed result, declared by each job (``TrainResult``,
+    ``ShapesWritten``, ``GenerateResult``; ``evaluate``'s results document); ``None`` when the
+    job stopped before it had one.
+    """
+
+    result: Any = None
     stopped: bool = False
 
 

@@ -95,9 +95,9 @@ def train_demo_models(stop: threading.Event) -> Iterator[Event]:
                 if stop.is_set():
                     yield Done(stopped=True)
                     return
-                (Path(cfg.out_dir) / "DONE").write_text(str(event.result.get("step", 0)))
+                (Path(cfg.out_dir) / "DONE").write_text(str(event.result.step))
     specs = cached_demo_specs()
-    yield Done(result={"specs": list(specs) if specs else []})
+    yield Done(result=list(specs) if specs else [])
 
 
 def demo_model_specs(parent=None) -> tuple[str, str]:

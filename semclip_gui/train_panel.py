@@ -301,11 +301,12 @@ class TrainPanel(QWidget):
     def _on_finished(self, done: Done) -> None:
         self.outcome = done
         self._refresh()
+        step = done.result.step if done.result is not None else "?"
         if done.stopped:
-            self._log(f"stopped at step {done.result.get('step', '?')}")
+            self._log(f"stopped at step {step}")
         else:
             self.progress_bar.setValue(self.progress_bar.maximum())
-            self._log(f"finished: step {done.result.get('step', '?')}")
+            self._log(f"finished: step {step}")
 
     def _on_failed(self, error: Error) -> None:
         self.outcome = error

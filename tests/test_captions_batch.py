@@ -52,7 +52,7 @@ def run(*args, **kwargs) -> tuple[list, object]:
 
 def test_round_trip_through_read_triples_keeps_extra_columns(tmp_path):
     events, done = run(captions_csv(tmp_path), tmp_path / "triples.csv", RulesBackend())
-    assert isinstance(done, Done) and done.result["rows"] == 4 and done.result["failed"] == 0
+    assert isinstance(done, Done) and done.result.rows == 4 and done.result.failed == 0
     triples = read_triples(tmp_path / "triples.csv")
     assert [t.caption for t in triples] == CAPTIONS
     assert triples[0].image == tmp_path / "img0.png"
@@ -70,7 +70,7 @@ def test_jsonl_in_and_out(tmp_path):
     src.write_text("".join(json.dumps({"image_path": f"i{k}.png", "caption": c, "id": k}) + "\n"
                            for k, c in enumerate(CAPTIONS[:2])))
     _, done = run(src, tmp_path / "out.jsonl", RulesBackend())
-    assert done.result["rows"] == 2
+    assert done.result.rows == 2
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert rows[1]["image"] == "i1.png" and rows[1]["id"] == 1
     assert [t.negation for t in read_triples(tmp_path / "out.jsonl")][1] == "No zebra is standing in an open field."
@@ -82,7 +82,7 @@ def test_a_second_run_is_served_from_the_cache(tmp_path):
     assert backend.calls == 4  # a repeated caption is generated once
     again = CountingRules()
     _, done = run(captions_csv(tmp_path), tmp_path / "b.csv", again)
-    assert again.calls == 0 and done.result["cached"] == 4
+    assert again.calls == 0 and done.result.cached == 4
     assert (tmp_path / "a.csv").read_text().splitlines()[:5] == (tmp_path / "b.csv").read_text().splitlines()
     _, done = run(captions_csv(tmp_path), tmp_path / "c.csv", again, use_cache=False)
     assert again.calls == 4
@@ -97,8 +97,8 @@ def test_a_stopped_run_writes_nothing_and_resumes_where_it_was(tmp_path):
     assert "run again to resume" in [e for e in events if isinstance(e, Log)][-1].message
     second = CountingRules()
     _, done = run(captions_csv(tmp_path, many), tmp_path / "out.csv", second)
-    assert not done.stopped and done.result["rows"] == 12
-    assert second.calls == 12 - first.calls and done.result["cached"] == first.calls
+    assert not done.stopped and done.result.rows == 12
+    assert second.calls == 12 - first.calls and done.result.cached == first.calls
 
 
 def server_calls(url: str) -> int:
@@ -110,12 +110,12 @@ def test_llm_batch_with_workers_then_zero_calls_on_the_second_run(tmp_path, llm_
     src = captions_csv(tmp_path, [f"batch caption {k}" for k in range(8)])
     before = server_calls(llm_url)
     _, done = run(src, tmp_path / "out.csv", backend, workers=4)
-    assert done.result["rows"] == 8 and server_calls(llm_url) - before == 8 * 3
+    assert done.result.rows == 8 and server_calls(llm_url) - before == 8 * 3
     triples = read_triples(tmp_path / "out.csv")
     assert triples[5].paraphrase == "a photo of batch caption 5 (1)"
     before = server_calls(llm_url)
     _, done = run(src, tmp_path / "again.csv", backend, workers=4)
-    assert server_calls(llm_url) == before and done.result["cached"] == 8
+    assert server_calls(llm_url) == before and done.result.cached == 8
     # another validator model is another cache key
     other = make_backend("llm", base_url=llm_url, generator_model="gen", validator_model="val-reject-first")
     run(src, tmp_path / "other.csv", other, workers=2)
@@ -127,8 +127,8 @@ def test_failed_rows_are_reported_and_written_beside_the_output(tmp_path, llm_ur
     backend = make_backend("llm", base_url=llm_url, generator_model="gen", validator_model="val-no",
                            max_tries=2)
     events, done = run(src, tmp_path / "out.csv", backend)
-    assert done.result["rows"] == 0 and done.result["failed"] == 3
-    reasons = {f["line"]: f["reason"] for f in done.result["failures"]}
+    assert done.result.rows == 0 and done.result.failed == 3
+    reasons = {f["line"]: f["reason"] for f in done.result.failures}
     assert reasons == {2: "no accepted paraphrase: the validator rejected all 2 proposals",
                        3: "empty caption", 4: "empty caption"}
     report = (tmp_path / "out.csv.failed.csv").read_text().splitlines()

@@ -150,7 +150,7 @@ def test_stop_midway_keeps_a_loadable_checkpoint_and_resume_continues(qtbot, pan
     qtbot.waitUntil(lambda: len(panel.history["step"]) >= 1, timeout=30_000)
     outcome = click_and_wait(qtbot, panel, panel.stop_button)
     assert isinstance(outcome, Done) and outcome.stopped
-    stopped_at = outcome.result["step"]
+    stopped_at = outcome.result.step
     assert 1 <= stopped_at < 256 and panel.checkpoint_step == stopped_at
     checkpoint = tmp_path / "long" / "checkpoint.pt"
     assert load_model(str(checkpoint)).model is not None

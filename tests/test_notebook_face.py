@@ -25,7 +25,7 @@ def test_a_notebook_trains_evaluates_and_explains_through_the_face(tmp_path):
                              warmup_steps=1, out_dir=str(tmp_path / "run"), threads=1)
     seen = []
     summary = engine.run_to_end(engine.fit(cfg), on_event=seen.append)
-    assert summary["step"] == 2 and any(type(e).__name__ == "StepMetrics" for e in seen)
+    assert summary.step == 2 and any(type(e).__name__ == "StepMetrics" for e in seen)
 
     model = engine.load_model(str(tmp_path / "run" / "checkpoint.pt"))
     results = engine.run_to_end(engine.evaluate("shapes", None, None, [model], n=8))

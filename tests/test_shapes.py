@@ -142,6 +142,6 @@ def test_dataset_streams_and_write_shapes_writes_a_readable_triples_csv(tmp_path
         data[5]
     events = list(write_shapes(tmp_path, 7, split="val"))
     assert isinstance(events[0], Progress) and isinstance(events[-1], Done)
-    triples = read_triples(events[-1].result["csv"])
+    triples = read_triples(events[-1].result.csv)
     assert len(triples) == 7 and all(t.image.is_file() for t in triples)
     assert triples[0].caption == ShapesWorld().item("val", 0)["caption"]

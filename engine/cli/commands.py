@@ -11,11 +11,14 @@ import threading
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from engine.cli.cache import add_cache_parser
 from engine.data.triples_io import add_columns_argument
 from engine.train.config import TrainConfig, fields_help
+
+if TYPE_CHECKING:  # imported lazily at run time: `semclip --help` stays fast
+    from engine.train.loop import TrainResult
 
 EXIT_INTERRUPTED = 130  # the shell's code for a run ended by Ctrl-C
 
@@ -48,8 +51,8 @@ def _ctrl_c_stops(stop: threading.Event, say: Callable[[str], None]):
 
 
 def run_training(cfg: TrainConfig, quiet: bool = False,
-                 stop: Optional[threading.Event] = None) -> tuple[int, Optional[dict]]:
-    """Drain the training generator with a tqdm bar; returns (exit code, Done.result or None).
+                 stop: Optional[threading.Event] = None) -> tuple[int, Optional[TrainResult]]:
+    """Drain the training generator with a tqdm bar; returns (exit code, its TrainResult or None).
 
     Exit code 0 when the run finished, 1 on an error, 130 when Ctrl-C stopped it (after the
     checkpoint was saved and the way to resume was printed). Only rank 0 prints under torchrun.
@@ -66,10 +69,10 @@ def run_training(cfg: TrainConfig, quiet: bool = False,
     if done is None:
         return code, None
     if done.stopped:
-        out = Path(done.result["out_dir"])
-        print(f"stopped at step {done.result['step']}; checkpoint saved to "
-              f"{done.result['checkpoint']}\nresume with: semclip train --config "
-              f"{out / 'config.json'} --set resume={done.result['checkpoint']}", file=sys.stderr)
+        result = done.result
+        print(f"stopped at step {result.step}; checkpoint saved to {result.checkpoint}\n"
+              f"resume with: semclip train --config {Path(result.out_dir) / 'config.json'} "
+              f"--set resume={result.checkpoint}", file=sys.stderr)
         return EXIT_INTERRUPTED, done.result
     return 0, done.result
 
@@ -132,7 +135,7 @@ def _held_out_benchmark(configs: list[TrainConfig], args: argparse.Namespace
 def _train_and_compare(configs: list[TrainConfig], args: argparse.Namespace) -> int:
     """Train each config in turn, then print one held-out test table (shapes world, or the
     test split beside the training triples)."""
-    results: dict[str, dict] = {}
+    results: dict[str, TrainResult] = {}
     stop = threading.Event()
     for cfg in configs:
         code, done = run_training(cfg, quiet=args.quiet, stop=stop)
@@ -150,7 +153,7 @@ def _train_and_compare(configs: list[TrainConfig], args: argparse.Namespace) -> 
         from engine.eval.run import run_evaluation, save_results
         from engine.model.loading import load_model
 
-        models = [load_model(r["checkpoint"]) for r in results.values()]
+        models = [load_model(r.checkpoint) for r in results.values()]
         table = run_evaluation(benchmark, data, configs[0].data_root, models, **options)
         print(f"\n{title}: {' vs '.join(results)}")
         print(format_table(table))
@@ -168,8 +171,8 @@ def cmd_shapes(args: argparse.Namespace) -> int:
     world = ShapesWorld(seed=args.seed, image_size=args.size)
     job = write_shapes(args.out, args.n, split=args.split, world=world)
     code, done = drain(job, Console(bar_desc=f"shapes {args.split}"))
-    if done is not None:
-        print(f"wrote {done.result.get('n', args.n)} scenes and {done.result.get('csv')}")
+    if done is not None and done.result is not None:
+        print(f"wrote {done.result.n} scenes and {done.result.csv}")
     return code
 
 

@@ -93,7 +93,7 @@ def _drain(events, name: str, quiet: bool) -> int:
     code, done = drain(events, console)
     if done is None:
         return code
-    failures = done.result.get("failures", [])
+    failures = done.result.failures
     _print_failures(failures)
     return 1 if failures else 0
 

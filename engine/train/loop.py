@@ -545,7 +545,8 @@ def train_step(task: SemClipTask, runner: torch.nn.Module, group: list[dict], to
 # ---------------------------------------------------------------------------------------------
 
 def train(cfg: TrainConfig, stop: Optional[StopFlag] = None) -> Iterator[Event]:
-    """Run SemCLIP fine-tuning, yielding events; ends with exactly one Done or Error."""
+    """Run SemCLIP fine-tuning, yielding events; ends with exactly one Done (its result a
+    :class:`TrainResult`) or Error."""
     stop = stop or NeverStop()
     try:
         yield from _train(cfg, stop)
@@ -636,9 +637,20 @@ def _train(cfg: TrainConfig, stop: StopFlag) -> Iterator[Event]:
     finally:
         if run.metrics_log:
             run.metrics_log.close(outcome)
-    yield Done(result={"step": run.step, "checkpoint": str(run.checkpointer.path),
-                       "metrics": run.last_eval, "name": cfg.name or cfg.model,
-                       "out_dir": str(run.out_dir)}, stopped=stopped)
+    yield Done(TrainResult(step=run.step, checkpoint=str(run.checkpointer.path),
+                           metrics=dict(run.last_eval or {}), name=cfg.name or cfg.model,
+                           out_dir=str(run.out_dir)), stopped=stopped)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run leaves behind (the result of :func:`train`'s ``Done``)."""
+
+    step: int  # optimiser steps taken, over every resume
+    checkpoint: str  # the last checkpoint; resume from it
+    metrics: dict[str, float]  # the last evaluation's metrics (empty without a dev split)
+    name: str
+    out_dir: str  # the run folder
 
 
 @dataclass

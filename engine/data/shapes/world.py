@@ -356,4 +356,12 @@ def write_shapes(out_dir: Union[str, Path], n: int, split: str = "train",
         if i % 100 == 0 or i == n - 1:
             yield Progress(done=i + 1, total=n, phase="write")
     csv_path = write_triples(out / "triples.csv", rows)
-    yield Done(result={"csv": str(csv_path), "n": len(rows)}, stopped=stop.is_set())
+    yield Done(ShapesWritten(csv=str(csv_path), n=len(rows)), stopped=stop.is_set())
+
+
+@dataclass(frozen=True)
+class ShapesWritten:
+    """The result of :func:`write_shapes`: the triples file and how many scenes it lists."""
+
+    csv: str
+    n: int
