@@ -360,3 +360,23 @@ def test_model_labels_stay_distinct_when_labels_or_specs_repeat():
         "m [x.pt] [1]", "m [x.pt] [2]"]
     assert model_labels({"models": [{"spec": "old.pt"}, {"spec": "old.pt", "identity": "b"}]}) == [
         "old.pt [0]", "old.pt [b]"]  # a results file from before labels
+
+
+def test_shapes_scenes_are_drawn_at_each_models_own_input_size(tiny):
+    # A 224 px model scored on 64 px drawings upscaled (the first model's size) loses half its
+    # caption top-1; each model must see the scenes as it saw them in training.
+    shapes_tiny = load_model("semclip-shapes-tiny", seed=0)
+    drawn: dict[str, set] = {}
+    for loaded in (tiny, shapes_tiny):  # watch what each model is fed
+        seen, inner = drawn.setdefault(loaded.spec, set()), loaded.preprocess
+        loaded.preprocess = lambda image, seen=seen, inner=inner: (seen.add(image.size), inner(image))[1]
+    together = run_evaluation("shapes", None, None, [tiny, shapes_tiny], n=12, use_cache=False)
+    assert drawn == {"semclip-tiny": {(32, 32)}, "semclip-shapes-tiny": {(64, 64)}}
+    assert [m["image_size"] for m in together["models"]] == [32, 64]
+    alone = run_evaluation("shapes", None, None, [shapes_tiny], n=12, use_cache=False)["models"][0]
+    assert together["models"][1]["metrics"] == pytest.approx(alone["metrics"], abs=1e-6)
+    drawn["semclip-shapes-tiny"].clear()
+    forced = run_evaluation("shapes", None, None, [tiny, shapes_tiny], n=12, shapes_image_size=32,
+                            use_cache=False)
+    assert drawn["semclip-shapes-tiny"] == {(32, 32)}
+    assert [m["image_size"] for m in forced["models"]] == [32, 32]

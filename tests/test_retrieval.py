@@ -142,3 +142,35 @@ def test_a_comparison_keeps_only_results_from_what_each_column_shows_now(tiny_mo
     assert comparison.hits == {} and comparison.embedded == {}
     assert comparison.show("right", None) is None
     assert not comparison.accept_hits("right", None, [])
+
+
+def test_a_shapes_gallery_is_drawn_at_each_models_own_input_size(tmp_path):
+    # The Compare tab and bench/free_queries.py embed one gallery with two models; a 224 px model
+    # must see its scenes drawn at 224 px, as in training, not a 64 px drawing upscaled.
+    from engine.events import run_to_end
+    from engine.explore.search import embed_gallery
+    from engine.model.loading import load_model
+
+    gallery = shapes_gallery(n=4)
+    small, large = load_model("semclip-tiny", seed=0), load_model("semclip-shapes-tiny", seed=0)
+    assert (small.image_size, large.image_size, gallery.drawn_size) == (32, 64, 64)
+    fed: dict[str, set] = {}
+    for loaded in (small, large):
+        seen, inner = fed.setdefault(loaded.spec, set()), loaded.preprocess
+        loaded.preprocess = lambda image, seen=seen, inner=inner: (seen.add(image.size), inner(image))[1]
+    got = {m.spec: run_to_end(embed_gallery(m, gallery, cache_root=tmp_path)).embeddings
+           for m in (small, large)}
+    assert fed == {"semclip-tiny": {(32, 32)}, "semclip-shapes-tiny": {(64, 64)}}
+    native = run_to_end(embed_gallery(small, shapes_gallery(n=4, image_size=32),
+                                      cache_root=tmp_path / "other")).embeddings
+    assert torch.allclose(got["semclip-tiny"], native)
+    assert gallery.sources_at(32) is gallery.sources_at(32)  # drawn once per size
+    assert len(gallery.sources) == 4 and gallery.sources[0].size == (64, 64)  # thumbnails unchanged
+
+
+def test_a_photo_gallery_is_never_redrawn(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), "red").save(tmp_path / "a.png")
+    gallery = folder_gallery(tmp_path)
+    assert gallery.sources_at(224) is gallery.sources

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Callable, Optional, Union
 
 from engine.data.shapes.world import ShapesWorld
 from engine.model.embed_cache import ImageSource
@@ -22,9 +22,26 @@ class Gallery:
     negations: list[str] = field(default_factory=list)  # false negated captions, if known
     objects: list[list[dict[str, Any]]] = field(default_factory=list)  # shapes scenes only
     description: str = ""
+    # Drawn scenes (shapes) can be drawn again at any size: ``redraw(size)`` gives the same
+    # scenes ``drawn_size`` px wide; photos have no ``redraw``.
+    redraw: Optional[Callable[[int], list[ImageSource]]] = field(default=None, repr=False,
+                                                                 compare=False)
+    drawn_size: int = 0
+    _redrawn: dict[int, list[ImageSource]] = field(default_factory=dict, init=False, repr=False,
+                                                   compare=False)
 
     def __len__(self) -> int:
         return len(self.sources)
+
+    def sources_at(self, size: int) -> list[ImageSource]:
+        """The images as a model with a ``size`` px input should see them: drawn scenes are drawn
+        again at that size (a model trained on 224 px drawings does not know upscaled 64 px ones);
+        photos are what they are."""
+        if self.redraw is None or size == self.drawn_size:
+            return self.sources
+        if size not in self._redrawn:  # two sides may race here: both draw the same scenes
+            self._redrawn[size] = self.redraw(size)
+        return self._redrawn[size]
 
     @property
     def has_scene_labels(self) -> bool:
@@ -36,7 +53,11 @@ def shapes_gallery(n: int = 200, split: str = "test", seed: int = 0,
     """The first ``n`` scenes of a shapes-world split, with captions, negations and objects."""
     world = ShapesWorld(seed=seed, image_size=image_size)
     items = [world.item(split, i) for i in range(n)]
-    return Gallery(sources=[it["image"] for it in items],
+
+    def redraw(size: int) -> list[ImageSource]:
+        return [ShapesWorld(seed=seed, image_size=size).item(split, i)["image"] for i in range(n)]
+
+    return Gallery(sources=[it["image"] for it in items], redraw=redraw, drawn_size=image_size,
                    names=[f"{split} #{i}" for i in range(n)],
                    captions=[it["caption"] for it in items],
                    negations=[it["negation"] for it in items],

@@ -93,11 +93,6 @@ def load_benchmark(benchmark: str, data: Optional[Union[str, Path]], images: Opt
     return bm.load_triples_file(data, images, columns=columns, split_part=split_part)
 
 
-def _model_image_size(loaded) -> int:
-    size = getattr(getattr(loaded.model, "visual", None), "image_size", 64)
-    return int(size[0] if isinstance(size, (tuple, list)) else size)
-
-
 def _distinct_images(rows: Sequence[bm.EvalRow]) -> tuple[list[bm.ImageSource], list[int]]:
     """Distinct image sources and, per row, the index of its image among them."""
     sources: list[bm.ImageSource] = []
@@ -232,8 +227,9 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
     """Evaluate ``models`` (LoadedModel) on a benchmark; yields events, ends with Done/Error.
 
     ``n``: shapes scenes; ``eval_size``: CC-Neg evaluation split (the last items);
-    ``shapes_image_size``: render size of shapes scenes (default: the first model's input
-    size, as in training); ``columns``, ``retrieval_k`` and ``split_part``: a triples file's
+    ``shapes_image_size``: render size of shapes scenes (default: each model's own input
+    size, as in training: the same scenes, drawn at 64 px for one model and 224 px for another,
+    never a 64 px drawing upscaled); ``columns``, ``retrieval_k`` and ``split_part``: a triples file's
     column names, top-k depths and the part of a split to score. ``EvalResult.step`` is the model's position in ``models`` and
     ``split`` the benchmark name.
     """
@@ -242,7 +238,7 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
     if not models:
         yield Error(kind="usage", message="evaluate: give at least one model")
         return
-    size = shapes_image_size or _model_image_size(models[0])
+    size = shapes_image_size or models[0].image_size
     try:
         dataset = load_benchmark(benchmark, data, images, n=n, eval_size=eval_size,
                                  shapes_image_size=size, columns=columns,
@@ -266,9 +262,16 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
                 f"missing, e.g. {_examples(distinct)}); check --images"))
             return
     sources, row_image = _distinct_images(dataset.rows)
+    rendered = {size: (dataset, sources, row_image)}
 
     for model_index, loaded in enumerate(models):
         label = loaded.spec
+        if benchmark == "shapes" and shapes_image_size is None:
+            own_size = loaded.image_size
+            if own_size not in rendered:
+                redrawn = load_benchmark(benchmark, data, images, n=n, shapes_image_size=own_size)
+                rendered[own_size] = (redrawn, *_distinct_images(redrawn.rows))
+            dataset, sources, row_image = rendered[own_size]
         images_out = yield from _embed_images(loaded, sources, batch_size, use_cache, cache_root,
                                               stop, workers)
         if stop.is_set():
@@ -301,7 +304,8 @@ def evaluate(benchmark: str, data: Optional[Union[str, Path]], images: Optional[
         results["models"].append({
             "spec": loaded.spec, "identity": loaded.identity, "model_name": loaded.model_name,
             "label": model_label(loaded.spec, loaded.sidecar), "metrics": metrics, "counts": counts,
-            "cache": {"hits": images_out.cache_hits, "encoded": images_out.encoded}})
+            "cache": {"hits": images_out.cache_hits, "encoded": images_out.encoded},
+            **({"image_size": dataset.info["image_size"]} if benchmark == "shapes" else {})})
         yield EvalResult(step=model_index, epoch=0, split=benchmark, metrics=metrics,
                          counts=counts, label=loaded.spec)
     yield Done(result=results)

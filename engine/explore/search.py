@@ -57,7 +57,8 @@ def embed_gallery(loaded: LoadedModel, gallery: Gallery, stop: Optional[StopFlag
     (``result = yield from embed_gallery(...)``).
     """
     cache = ImageEmbeddingCache.for_model(loaded, root=cache_root)
-    return (yield from embed_image_sources(loaded, gallery.sources, batch_size=batch_size,
+    return (yield from embed_image_sources(loaded, gallery.sources_at(loaded.image_size),
+                                           batch_size=batch_size,
                                            cache=cache, stop=stop, phase="gallery"))
 
 

@@ -129,6 +129,12 @@ class LoadedModel:
     def embed_dim(self) -> int:
         return model_embed_dim(self.model_name)
 
+    @property
+    def image_size(self) -> int:
+        """The side in pixels of the image tower's input (64 when the tower does not say)."""
+        size = getattr(getattr(self.model, "visual", None), "image_size", 64)
+        return int(size[0] if isinstance(size, (tuple, list)) else size)
+
 
 def model_embed_dim(model_name: str) -> int:
     """Joint embedding width of an architecture (from its config, without building it)."""
