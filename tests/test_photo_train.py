@@ -156,3 +156,43 @@ def test_photo_preset_prints_the_held_out_table_of_the_test_split_beside_its_dat
     assert f"held-out split {test}: clip-baseline vs semclip" in out
     results = load_results(tmp_path / "table.json")
     assert results["benchmark"] == "captions_retrieval" and len(results["models"]) == 2
+
+
+def test_drawn_scenes_over_a_locked_trunk_run_the_trunk_once_per_scene(tmp_path, monkeypatch):
+    # Shapes scenes have no file to key the disk cache by; without a run cache the 224 px trunk
+    # ran on every scene in every epoch (3x the work over 3 epochs).
+    from engine.data.shapes.world import ShapesWorld
+    from engine.model._openclip import timm_trunk
+    from engine.train.task import SemClipTask
+
+    real_render, renders = ShapesWorld.render, []
+    monkeypatch.setattr(ShapesWorld, "render",
+                        lambda self, scene: renders.append(scene) or real_render(self, scene))
+    seen: list[torch.Tensor] = []
+    real_features = SemClipTask.features
+
+    def recording_features(self, images, tokens, index=None):
+        if self.image_cache is not None:  # what the image head is fed, per scene
+            seen.append((index.clone(), self.image_cache.features[index].clone()))
+        return real_features(self, images, tokens, index)
+    monkeypatch.setattr(SemClipTask, "features", recording_features)
+    cfg = TrainConfig(model="semclip-photo-minilm", lock_image=True, text_unlocked_layers=1,
+                      dataset="shapes", shapes_train_size=8, shapes_eval_size=4, batch_size=4,
+                      epochs=2, lr=1e-3, warmup_steps=1, alpha=1.0, beta=0.0, gamma=0.0,
+                      hard_negatives=False, eval_every_epochs=0,
+                      out_dir=str(tmp_path / "run"), threads=1)
+    events = list(train(cfg))
+    assert isinstance(events[-1], Done), events[-1]
+    assert "pooled features of 8 images are computed once" in logs(events)
+    assert len(renders) == 8  # each training scene drawn (and its trunk run) once in 2 epochs
+    assert len(seen) == 4  # 2 steps per epoch, both epochs from the cache
+
+    # the head was fed what the locked trunk gives on those very scenes, drawn at 224 px
+    model = load_model(events[-1].result.checkpoint)
+    world = ShapesWorld(seed=cfg.shapes_seed, image_size=224)
+    index, cached = seen[-1]
+    live_input = torch.stack([model.preprocess(world.item("train", int(i))["image"]) for i in index])
+    with torch.no_grad():
+        live = timm_trunk(model.model).eval()(live_input)
+    assert cached.shape == live.shape == (4, 1280)
+    assert torch.allclose(live, cached, atol=1e-4)

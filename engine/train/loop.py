@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from engine.data.triples import collate
 from engine.events import (CheckpointSaved, Done, Error, EvalResult, Event, JobError, Log,
                            NeverStop, Progress, StepMetrics, StopFlag)
+from engine.model._openclip import timm_trunk
 from engine.model.checkpoint import keep_checkpoint_as, load_training_state, save_checkpoint
 from engine.model.encoding import encode_text
 from engine.model.loading import LoadedModel, load_model, lock_towers, model_config, read_sidecar
@@ -792,6 +793,14 @@ def _cache_locked_images(run: _Run) -> Iterator[Event]:
         yield Log(f"image trunk locked: its pooled features of {len(train_set)} rows come from "
                   f"the on-disk cache (each photo encoded once, ever); the image head trains on them")
         yield from _fill_trunk_cache(task, run.loaded, train_set, cfg, run.device)
+    elif trunk_locked(task.clip) and not cfg.augment and hasattr(train_set, "texts"):
+        # drawn scenes have no file to key the disk cache by: their features last one run
+        width = timm_trunk(task.clip).num_features
+        task.image_cache = ImageFeatureCache(len(train_set), width, run.device)
+        task.cache_holds_trunk = True
+        yield Log(f"image trunk locked: its pooled features of {len(train_set)} images are "
+                  f"computed once for this run; the image head trains on them")
+        yield from _fill_image_cache(task, train_set, cfg, run.dist_info, run.device, run.autocast)
     elif not _image_trains(task) and not cfg.augment and hasattr(train_set, "texts"):
         task.image_cache = ImageFeatureCache(len(train_set), run.loaded.embed_dim, run.device)
         yield Log(f"image tower locked: caching image embeddings ({len(train_set)} images, "

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine.model._openclip import timm_head
+from engine.model._openclip import timm_head, timm_trunk
 from engine.model.encoding import encode_text
 from engine.model.losses import SemClipLoss
 
@@ -128,6 +128,8 @@ class SemClipTask(nn.Module):
     @torch.no_grad()
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
         """Unit image embeddings from the (locked) tower, for the cache."""
+        if self.cache_holds_trunk:
+            return timm_trunk(self.clip)(images).float()  # the head's input: never normalised
         return self.clip.encode_image(images, normalize=True).float()
 
     def features(self, images: Optional[torch.Tensor], tokens: torch.Tensor,
