@@ -55,7 +55,8 @@ def shapes_gallery(n: int = 200, split: str = "test", seed: int = 0,
     items = [world.item(split, i) for i in range(n)]
 
     def redraw(size: int) -> list[ImageSource]:
-        return [ShapesWorld(seed=seed, image_size=size).item(split, i)["image"] for i in range(n)]
+        resized = ShapesWorld(seed=seed, image_size=size)
+        return [resized.render(resized.scene(split, i)) for i in range(n)]
 
     return Gallery(sources=[it["image"] for it in items], redraw=redraw, drawn_size=image_size,
                    names=[f"{split} #{i}" for i in range(n)],

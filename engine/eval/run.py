@@ -35,9 +35,10 @@ from engine.eval import benchmarks as bm
 from engine.eval import metrics as M
 from engine.events import (Done, Error, EvalResult, Event, JobError, Log, NeverStop, Progress,
                            StopFlag, run_to_end)
+from engine.model._openclip import has_timm_trunk
 from engine.model.embed_cache import ImageEmbeddingCache, embed_image_sources
 from engine.model.encoding import embed_texts
-from engine.model.trunk_cache import embed_via_trunk, has_trunk, trunk_cache_for
+from engine.model.trunk_cache import embed_via_trunk, trunk_cache_for
 from engine.paths import CHECKPOINT_SUFFIXES
 
 BENCHMARKS = bm.BENCHMARKS
@@ -335,7 +336,7 @@ def _embed_images(loaded, sources: list, batch_size: int, use_cache: bool,
                   workers: int) -> Generator[Event, None, Any]:
     """The distinct images' embeddings under one model, through the on-disk cache; trunk
     features are shared by every model over that trunk."""
-    if has_trunk(loaded.model):
+    if has_timm_trunk(loaded.model):
         cache = trunk_cache_for(loaded, cache_root) if use_cache else None
         found = yield from embed_via_trunk(loaded, sources, batch_size, cache, stop, workers)
     else:

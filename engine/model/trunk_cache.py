@@ -47,14 +47,9 @@ class TrunkView:
     identity: str
 
 
-def has_trunk(model: torch.nn.Module) -> bool:
-    """Whether ``model``'s image tower is open_clip's timm adapter (a trunk and a head)."""
-    return has_timm_trunk(model)
-
-
 def trunk_locked(model: torch.nn.Module) -> bool:
     """A timm image trunk none of whose parameters train."""
-    return has_trunk(model) and not any(p.requires_grad for p in timm_trunk(model).parameters())
+    return has_timm_trunk(model) and not any(p.requires_grad for p in timm_trunk(model).parameters())
 
 
 def trunk_view(loaded) -> TrunkView:

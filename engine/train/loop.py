@@ -793,18 +793,20 @@ def _cache_locked_images(run: _Run) -> Iterator[Event]:
         yield Log(f"image trunk locked: its pooled features of {len(train_set)} rows come from "
                   f"the on-disk cache (each photo encoded once, ever); the image head trains on them")
         yield from _fill_trunk_cache(task, run.loaded, train_set, cfg, run.device)
-    elif trunk_locked(task.clip) and not cfg.augment and hasattr(train_set, "texts"):
-        # drawn scenes have no file to key the disk cache by: their features last one run
-        width = timm_trunk(task.clip).num_features
+    elif (not _image_trains(task) or trunk_locked(task.clip)) and not cfg.augment and \
+            hasattr(train_set, "texts"):
+        # A whole locked tower caches its embeddings; a locked trunk under a training head caches
+        # the trunk's pooled features (drawn scenes have no file for the disk cache: one run).
+        task.cache_holds_trunk = _image_trains(task)
+        if task.cache_holds_trunk:
+            width = timm_trunk(task.clip).num_features
+            yield Log(f"image trunk locked: its pooled features of {len(train_set)} images are "
+                      f"computed once for this run; the image head trains on them")
+        else:
+            width = run.loaded.embed_dim
+            yield Log(f"image tower locked: caching image embeddings ({len(train_set)} images, "
+                      f"embedded once, reused every epoch)")
         task.image_cache = ImageFeatureCache(len(train_set), width, run.device)
-        task.cache_holds_trunk = True
-        yield Log(f"image trunk locked: its pooled features of {len(train_set)} images are "
-                  f"computed once for this run; the image head trains on them")
-        yield from _fill_image_cache(task, train_set, cfg, run.dist_info, run.device, run.autocast)
-    elif not _image_trains(task) and not cfg.augment and hasattr(train_set, "texts"):
-        task.image_cache = ImageFeatureCache(len(train_set), run.loaded.embed_dim, run.device)
-        yield Log(f"image tower locked: caching image embeddings ({len(train_set)} images, "
-                  f"embedded once, reused every epoch)")
         yield from _fill_image_cache(task, train_set, cfg, run.dist_info, run.device, run.autocast)
     elif not _image_trains(task) and cfg.augment:
         yield Log("image-embedding cache off: augmentation changes every view of an image")

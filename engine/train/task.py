@@ -127,7 +127,8 @@ class SemClipTask(nn.Module):
 
     @torch.no_grad()
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Unit image embeddings from the (locked) tower, for the cache."""
+        """What the image cache holds: unit embeddings of a locked tower, or a locked trunk's
+        pooled features when the head trains (``cache_holds_trunk``)."""
         if self.cache_holds_trunk:
             return timm_trunk(self.clip)(images).float()  # the head's input: never normalised
         return self.clip.encode_image(images, normalize=True).float()
