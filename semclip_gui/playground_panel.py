@@ -60,6 +60,7 @@ class PlaygroundPanel(QWidget):
         self._backend = None
         self._backend_key: Optional[tuple] = None
         self._image: Optional[Image.Image] = None
+        self._scene: Optional[int] = None  # the gallery scene shown, when it is a drawn one
         self._stale = False
         self._build()
         self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
@@ -305,7 +306,7 @@ class PlaygroundPanel(QWidget):
             self._show_status(f"cannot open {gallery.names[index]}: {exc}", error=True)
             return
         note = gallery.captions[index] if gallery.captions else gallery.names[index]
-        self.set_image(image, note)
+        self.set_image(image, note, scene=index if gallery.redraw is not None else None)
 
     def use_image_caption(self) -> None:
         """Put the selected gallery scene's own caption in the caption box."""
@@ -326,9 +327,10 @@ class PlaygroundPanel(QWidget):
             return
         self.set_image(image, path)
 
-    def set_image(self, image: Image.Image, note: str = "") -> None:
-        """Score the texts against ``image`` from now on."""
-        self._image = image.convert("RGB")
+    def set_image(self, image: Image.Image, note: str = "", scene: Optional[int] = None) -> None:
+        """Score the texts against ``image`` from now on; ``scene`` (an index of a drawn
+        gallery) lets each model see that scene drawn at its own input size instead."""
+        self._image, self._scene = image.convert("RGB"), scene
         self.thumbnail.setPixmap(QPixmap.fromImage(load_thumbnail(self._image, 150)))
         self.image_caption.setText(note)
         self.use_caption_button.setEnabled(bool(self.state.gallery.captions) and note in self.state.gallery.captions)
@@ -346,7 +348,7 @@ class PlaygroundPanel(QWidget):
         models = {side: self.state.model(side) for side in SIDES}
         if not caption or not all(models.values()):
             return
-        image = self._image
+        image, scene, gallery = self._image, self._scene, self.state.gallery
         projections = self._projections
 
         def work() -> dict[str, Explanation]:
@@ -355,7 +357,9 @@ class PlaygroundPanel(QWidget):
                 cached = projections.get(side)
                 if cached is None or cached[0] is not loaded:
                     cached = projections[side] = (loaded, projection_for(loaded))
-                out[side] = explain(loaded, caption, paraphrases, negations, image=image,
+                # a 224 px model does not know a 64 px drawing upscaled: draw it at its size
+                seen = image if scene is None else gallery.sources_at(loaded.image_size)[scene]
+                out[side] = explain(loaded, caption, paraphrases, negations, image=seen,
                                     projection=cached[1])
             return out
 

@@ -262,3 +262,28 @@ def test_both_subspace_plots_share_one_scale_unless_told_otherwise(qtbot, panel,
     # the model whose texts spread wider keeps the shared scale; the other zooms in on its own
     assert max(own.values()) == pytest.approx(shared["left"][0], rel=1e-6)
     assert min(own.values()) < 0.99 * shared["left"][0]
+
+
+def test_each_model_scores_a_gallery_scene_drawn_at_its_own_input_size(qtbot, panel, app_state):
+    # a gallery drawn at 32 px, models that take 64 px: each model must see the scene drawn at
+    # 64 px, not the 32 px drawing upscaled (a 224 px model scored upscaled drawings at chance)
+    from engine.data.galleries import shapes_gallery
+
+    loaded = app_state.model("left")
+    assert loaded.image_size == 64
+    app_state.set_gallery(shapes_gallery(n=16, split="test", image_size=32))
+    with qtbot.waitSignal(panel.generations_ready, timeout=10_000):
+        panel.set_caption("a red circle")
+    panel.image_combo.setCurrentIndex(3)
+    gallery = app_state.gallery
+    drawn_at_64 = gallery.sources_at(64)[3]
+    expected = explain(loaded, *panel.texts(), image=drawn_at_64).image_similarity
+    upscaled = explain(loaded, *panel.texts(), image=gallery.sources[3]).image_similarity
+    assert not torch.allclose(expected, upscaled, atol=1e-4)
+    qtbot.waitUntil(lambda: bool(panel.explanations) and torch.allclose(
+        panel.explanations["left"].image_similarity, expected, atol=1e-5), timeout=10_000)
+    # a file the user opens is scored as it is
+    panel.set_image(gallery.sources[5], "a file")
+    plain = explain(loaded, *panel.texts(), image=gallery.sources[5]).image_similarity
+    qtbot.waitUntil(lambda: torch.allclose(panel.explanations["left"].image_similarity, plain,
+                                           atol=1e-5), timeout=10_000)
