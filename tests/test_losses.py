@@ -159,3 +159,48 @@ def test_config_rebuilds_an_identical_loss():
     again = SemClipLoss(**loss.config())
     assert again.config() == loss.config()
     assert torch.equal(again.projection, loss.projection)
+
+
+# --- false-negative masking ---------------------------------------------------------------------
+
+def test_masking_drops_the_other_right_answers_by_hand():
+    # B = 3, s = 1, unit images = captions e0, e1, e2 in R^3; caption 0 ("nothing orange") is
+    # also true of image 2. Text->image row 0 loses column 2; image->text row 2 loses column 0.
+    from engine.model.losses import BatchTruth
+
+    img = t([[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    captions = torch.eye(3, dtype=torch.bool)
+    captions[0, 2] = True
+    loss = SemClipLoss(3, n_projections=1, alpha=1, beta=0, gamma=0)
+    full = math.log(math.e + 2) - 1  # a row [1, 0, 0]
+    two = math.log(math.e + 1) - 1  # a row [1, 0] (one column masked)
+    expected = ((full + full + two) / 3 + (two + full + full) / 3) / 2
+    masked = loss(img, img, img, img, torch.tensor(1.0), truth=BatchTruth(captions))
+    assert masked.item() == pytest.approx(expected, rel=1e-6)
+    # the identity truth (each caption true of its own image only) changes nothing
+    unmasked = loss(img, img, img, img, torch.tensor(1.0))
+    assert unmasked.item() == pytest.approx(ClipLoss()(img, img, torch.tensor(1.0)).item())
+    same = loss(img, img, img, img, torch.tensor(1.0), truth=BatchTruth(torch.eye(3, dtype=torch.bool)))
+    assert same.item() == pytest.approx(unmasked.item(), rel=1e-6)
+
+
+def test_masking_leaves_out_a_negation_that_is_true_of_another_image():
+    # Hard negatives as in test_hard_negatives_by_hand; negation 1 = (0,-1) is true of image 0,
+    # so image 0's row [1, 0 | 1, 0] loses its last column: [1, 0, 1].
+    from engine.model.losses import BatchTruth
+
+    img = t([[1, 0], [0, 1]])
+    neg = t([[1, 0], [0, -1]])
+    negations = torch.tensor([[False, False], [True, False]])  # negations[k, j]
+    loss = SemClipLoss(2, n_projections=1, alpha=1, beta=0, gamma=0, hard_negatives=True)
+    ce_i0 = -1 + math.log(2 * math.e + 1)
+    ce_i1 = -1 + math.log(math.e + 2 + math.exp(-1))
+    ce_t = math.log(math.e + 1) - 1
+    expected = ((ce_i0 + ce_i1) / 2 + ce_t) / 2
+    truth = BatchTruth(torch.eye(2, dtype=torch.bool), negations)
+    value = loss(img, img, img, neg, torch.tensor(1.0), truth=truth)
+    assert value.item() == pytest.approx(expected, rel=1e-6)
+    # the masked logits carry no gradient (they are out of the softmax), the rest does
+    img_grad = img.clone().requires_grad_()
+    loss(img_grad, img, img, neg, torch.tensor(1.0), truth=truth).backward()
+    assert torch.isfinite(img_grad.grad).all()

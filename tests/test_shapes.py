@@ -145,3 +145,31 @@ def test_dataset_streams_and_write_shapes_writes_a_readable_triples_csv(tmp_path
     triples = read_triples(events[-1].result.csv)
     assert len(triples) == 7 and all(t.image.is_file() for t in triples)
     assert triples[0].caption == ShapesWorld().item("val", 0)["caption"]
+
+
+def test_a_batch_truth_says_which_captions_and_negations_fit_which_scenes():
+    import torch
+
+    from engine.data.shapes.query import parse_predicate
+    from engine.data.shapes.world import ShapesDataset, ShapesWorld
+
+    world = ShapesWorld(seed=0, rich_language_prob=0.5, true_negation_prob=0.3)
+    data = ShapesDataset(world, "train", 256)
+    indices = list(range(100, 164))
+    captions, negations = data.truth(indices)
+    items = [world.item("train", i, render=False) for i in indices]
+    assert captions.dtype == torch.bool and captions.shape == negations.shape == (64, 64)
+    assert bool(captions.diagonal().all()) and not bool(negations.diagonal().any())
+    rich = [i for i, it in enumerate(items) if it["caption_predicate"]]
+    templates = [i for i, it in enumerate(items) if not it["caption_predicate"]]
+    assert rich and templates
+    for i in rich:  # checked against the predicate evaluator, row by row
+        rule = parse_predicate(items[i]["caption_predicate"])
+        assert captions[i].tolist() == [rule(it["objects"]) for it in items]
+        rule = parse_predicate(items[i]["negation_predicate"])
+        assert negations[i].tolist() == [rule(it["objects"]) for it in items]
+    for i in templates:  # only the very same caption; template negations: none known
+        assert captions[i].tolist() == [it["caption"] == items[i]["caption"] for it in items]
+        assert not bool(negations[i].any())
+    # broad statements ("nothing orange") are true of other scenes, which is what masking is for
+    assert int(captions.sum()) > 64 and int(negations.sum()) > 0

@@ -84,12 +84,18 @@ def test_weight_decay_skips_what_modules_declare(tmp_path):
 
 # --- accumulation equals one big batch ------------------------------------------------------
 
-def _batches(preprocess, sizes: list[int]) -> list[dict]:
-    """Consecutive shapes-world items, collated in batches of ``sizes``."""
+def _shapes_data(preprocess, rich: float = 0.0):
     from engine.data.shapes.world import ShapesDataset, ShapesWorld
+
+    return ShapesDataset(ShapesWorld(seed=0, image_size=32, rich_language_prob=rich), "train", 64,
+                         transform=preprocess)
+
+
+def _batches(preprocess, sizes: list[int], rich: float = 0.0) -> list[dict]:
+    """Consecutive shapes-world items, collated in batches of ``sizes``."""
     from engine.train.loop import collate
 
-    data = ShapesDataset(ShapesWorld(seed=0, image_size=32), "train", 64, transform=preprocess)
+    data = _shapes_data(preprocess, rich)
     out, start = [], 0
     for n in sizes:
         out.append(collate([data[i] for i in range(start, start + n)]))
@@ -97,8 +103,9 @@ def _batches(preprocess, sizes: list[int]) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("hard_negatives", [False, True])
-def test_two_accumulated_halves_give_the_loss_and_gradients_of_one_batch(hard_negatives):
+@pytest.mark.parametrize("hard_negatives,masked", [(False, False), (True, False), (False, True),
+                                                   (True, True)])
+def test_two_accumulated_halves_give_the_loss_and_gradients_of_one_batch(hard_negatives, masked):
     from contextlib import nullcontext
 
     from engine.model.loading import load_model
@@ -110,13 +117,19 @@ def test_two_accumulated_halves_give_the_loss_and_gradients_of_one_batch(hard_ne
                        hard_negatives=hard_negatives)
     task = SemClipTask(loaded.model, loss).train()
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    whole = _batches(loaded.preprocess, [8])
-    halves = _batches(loaded.preprocess, [4, 4])
+    # masked: rich statements, some true of several of the 8 scenes, and the batch's truth
+    rich = 0.7 if masked else 0.0
+    whole = _batches(loaded.preprocess, [8], rich)
+    halves = _batches(loaded.preprocess, [4, 4], rich)
+    truth_of = _shapes_data(loaded.preprocess, rich).truth if masked else None
+    if masked:
+        captions, _ = truth_of(list(range(8)))
+        assert int(captions.sum()) > 8  # something is masked across the two halves
 
     def grads(group):
         task.zero_grad()
         terms = train_step(task, task, group, loaded.tokenizer, torch.device("cpu"),
-                           nullcontext, scaler)
+                           nullcontext, scaler, truth_of)
         return ({k: float(v) for k, v in terms.items()},
                 {n: p.grad.clone() for n, p in task.named_parameters() if p.grad is not None})
 
@@ -328,6 +341,7 @@ def test_a_full_disk_at_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch
     ("batch_size", "64", "batch_size must be a whole number"),
     ("model", "no-such-model", "unknown model architecture"),
     ("precision", "fp8", "precision must be one of"),
+    ("mask_false_negatives", True, "mask_false_negatives needs the shapes world"),
 ])
 def test_bad_configs_are_refused_before_any_model_loads(tmp_path, capsys, monkeypatch,
                                                         field, value, words):
@@ -339,6 +353,9 @@ def test_bad_configs_are_refused_before_any_model_loads(tmp_path, capsys, monkey
     monkeypatch.setattr(train_mod, "load_model", no_loading)
     data = tiny(tmp_path).to_dict()
     data[field] = value
+    if field == "mask_false_negatives":  # over a triples file: no predicates to mask with
+        (tmp_path / "t.csv").write_text("image,caption,paraphrase,negation\na.png,a,b,c\n")
+        data["dataset"] = str(tmp_path / "t.csv")
     (tmp_path / "cfg.json").write_text(json.dumps(data))
     assert main(["train", "--config", str(tmp_path / "cfg.json"), "--quiet"]) == 2
     err = capsys.readouterr().err

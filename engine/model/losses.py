@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Union
 
 import torch
@@ -44,31 +45,77 @@ def _quiet_gather(world_size: int) -> Iterator[None]:
         yield
 
 
+@dataclass
+class BatchTruth:
+    """What a (gathered) batch's texts say truly of its images, for false-negative masking.
+
+    ``captions[i, j]``: caption i is true of image j (always of its own image, i = j);
+    ``negations[k, j]``: negation k, false of image k by construction, is true of image j.
+    Rows and columns follow the gathered batch (rank order, then micro-batch order). A caption
+    such as "nothing orange" is true of most scenes: counting the other scenes it fits as wrong
+    answers would teach the model that it fits none of them.
+    """
+
+    captions: torch.Tensor
+    negations: Optional[torch.Tensor] = None
+
+    def to(self, device: torch.device) -> "BatchTruth":
+        return BatchTruth(self.captions.to(device),
+                          None if self.negations is None else self.negations.to(device))
+
+
+def _drop_other_right_answers(logits: torch.Tensor, right: torch.Tensor,
+                              labels: torch.Tensor) -> torch.Tensor:
+    """Logits with every column that is right for its row, but is not the row's label, removed
+    from the softmax (-inf): another right answer is not a wrong one."""
+    mask = right.clone()
+    mask[torch.arange(len(labels), device=labels.device), labels] = False
+    return logits.masked_fill(mask, float("-inf"))
+
+
 class HardNegativeClipLoss(ClipLoss):
-    """ClipLoss whose image-to-text logits also hold every negated caption as a wrong column.
+    """ClipLoss whose image-to-text logits may also hold every negated caption as a wrong column,
+    and whose softmaxes may leave out the other right answers of a row (:class:`BatchTruth`).
 
     logits_per_image = s · I [T; T−]ᵀ (N × 2N, the right caption at column i), so each image has
     to prefer its caption over all captions and all negations of the (gathered) batch — the
-    CoN-CLIP / NegCLIP idea. The text-to-image direction is ClipLoss's.
+    CoN-CLIP / NegCLIP idea. The text-to-image direction is ClipLoss's. Without negations and
+    truth it computes exactly ClipLoss.
     """
 
-    def forward(self, image_features, text_features, negation_features, logit_scale):
+    def forward(self, image_features, text_features, negation_features, logit_scale,
+                truth: Optional[BatchTruth] = None):
         dim = text_features.shape[1]
+        stacked = text_features if negation_features is None else \
+            torch.cat([text_features, negation_features], dim=1)
         if self.world_size > 1:
             # gather captions and negations in one call by stacking them along the feature axis
-            all_image, all_text_neg = gather_features(
-                image_features, torch.cat([text_features, negation_features], dim=1),
-                local_loss=self.local_loss, gather_with_grad=self.gather_with_grad,
-                rank=self.rank, world_size=self.world_size, use_horovod=self.use_horovod)
-            all_text, all_neg = all_text_neg[:, :dim], all_text_neg[:, dim:]
+            all_image, all_stacked = gather_features(
+                image_features, stacked, local_loss=self.local_loss,
+                gather_with_grad=self.gather_with_grad, rank=self.rank,
+                world_size=self.world_size, use_horovod=self.use_horovod)
             query_image = image_features if self.local_loss else all_image
-            query_text = text_features if self.local_loss else all_text
+            query_text = text_features if self.local_loss else all_stacked[:, :dim]
         else:
-            all_image, all_text, all_neg = image_features, text_features, negation_features
+            all_image, all_stacked = image_features, stacked
             query_image, query_text = image_features, text_features
-        logits_per_image = logit_scale * query_image @ torch.cat([all_text, all_neg]).T
+        all_text = all_stacked[:, :dim]
+        columns = all_text if negation_features is None else torch.cat([all_text, all_stacked[:, dim:]])
+        logits_per_image = logit_scale * query_image @ columns.T
         logits_per_text = logit_scale * query_text @ all_image.T
         labels = self.get_ground_truth(image_features.device, logits_per_image.shape[0])
+        if truth is not None:
+            rows = slice(None)
+            if self.world_size > 1 and self.local_loss:
+                n = image_features.shape[0]
+                rows = slice(self.rank * n, (self.rank + 1) * n)
+            right_texts = truth.captions.T  # image j: the captions true of it
+            if negation_features is not None:
+                negations = truth.negations if truth.negations is not None else \
+                    torch.zeros_like(truth.captions)
+                right_texts = torch.cat([right_texts, negations.T], dim=1)
+            logits_per_image = _drop_other_right_answers(logits_per_image, right_texts[rows], labels)
+            logits_per_text = _drop_other_right_answers(logits_per_text, truth.captions[rows], labels)
         return (F.cross_entropy(logits_per_image, labels) +
                 F.cross_entropy(logits_per_text, labels)) / 2
 
@@ -121,8 +168,8 @@ class SemClipLoss(nn.Module):
         self._dist = dict(local_loss=local_loss, gather_with_grad=gather_with_grad,
                           cache_labels=cache_labels, rank=rank, world_size=world_size,
                           use_horovod=use_horovod)
-        loss_cls = HardNegativeClipLoss if hard_negatives else ClipLoss
-        self.clip_loss = loss_cls(**self._dist)
+        self.clip_loss = ClipLoss(**self._dist)
+        self._masked_loss = HardNegativeClipLoss(**self._dist)  # hard negatives, masking
 
         initial = random_orthonormal(n_projections, embed_dim, projection_seed)
         if learnable_projections:
@@ -164,7 +211,7 @@ class SemClipLoss(nn.Module):
     def forward(self, image_features: torch.Tensor, text_features: torch.Tensor,
                 paraphrase_features: Optional[torch.Tensor],
                 negation_features: Optional[torch.Tensor], logit_scale: torch.Tensor, output_dict: bool = False,
-                detach_projection: bool = False
+                detach_projection: bool = False, truth: Optional[BatchTruth] = None
                 ) -> Union[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss, or with ``output_dict`` the weighted terms (they sum to the total).
 
@@ -174,14 +221,20 @@ class SemClipLoss(nn.Module):
         ``detach_projection`` keeps a learnable V out of this call's gradient: gradient
         accumulation recomputes the whole batch's loss once per micro-batch, and V's gradient
         must be counted once, not once per micro-batch.
+
+        ``truth`` (which texts of the gathered batch are true of which images) leaves the other
+        right answers of each row out of the contrastive softmaxes (false-negative masking).
         """
         norm = self.alpha + self.beta + self.gamma
         zero = text_features.new_zeros(())
         if self.alpha:
-            negations = (negation_features,) if self.hard_negatives else ()
+            negations = negation_features if self.hard_negatives else None
             with _quiet_gather(self._dist["world_size"]):
-                contrastive = self.clip_loss(image_features, text_features, *negations,
-                                             logit_scale)
+                if negations is None and truth is None:  # open_clip's own loss, untouched
+                    contrastive = self.clip_loss(image_features, text_features, logit_scale)
+                else:
+                    contrastive = self._masked_loss(image_features, text_features, negations,
+                                                    logit_scale, truth=truth)
             contrastive = contrastive * (self.alpha / norm)
         else:
             contrastive = zero

@@ -33,13 +33,17 @@ from engine.model._openclip import timm_trunk
 from engine.model.checkpoint import keep_checkpoint_as, load_training_state, save_checkpoint
 from engine.model.encoding import encode_text
 from engine.model.loading import LoadedModel, load_model, lock_towers, model_config, read_sidecar
-from engine.model.losses import SemClipLoss
+from engine.model.losses import BatchTruth, SemClipLoss
 from engine.model.trunk_cache import trunk_features, trunk_locked
 from engine.train.config import RESUME_LATEST, ConfigError, TrainConfig
 from engine.train.runs import (BEST_CHECKPOINT, LAST_CHECKPOINT, improves, prune_step_checkpoints,
                                resolve_run, step_checkpoint_name)
 from engine.train.task import ImageFeatureCache, SemClipTask, build_optimizer, weights_finite
 from engine.train.tracking import FanOut, TrackingError, metric_items, open_trackers
+
+
+# item indices -> (captions[i, j], negations[k, j]): which texts are true of which images
+TruthOf = Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]]
 
 
 class TrainingError(JobError):
@@ -510,17 +514,31 @@ def _usable(batch: Optional[dict], cache: Optional[ImageFeatureCache]) -> Option
     return out
 
 
+def batch_truth(group: list[dict], truth_of: TruthOf, device: torch.device) -> BatchTruth:
+    """What the texts of a step's whole batch (every micro-batch, on every rank, in the order
+    the loss gathers features) say truly of its images."""
+    indices = torch.cat([b["index"] for b in group]).to(device)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        parts = [torch.empty_like(indices) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, indices)
+        indices = torch.cat(parts)
+    captions, negations = truth_of(indices.tolist())
+    return BatchTruth(captions, negations).to(device)
+
+
 def train_step(task: SemClipTask, runner: torch.nn.Module, group: list[dict], tokenizer,
-               device: torch.device, autocast, scaler: torch.amp.GradScaler
-               ) -> dict[str, torch.Tensor]:
+               device: torch.device, autocast, scaler: torch.amp.GradScaler,
+               truth_of: Optional[TruthOf] = None) -> dict[str, torch.Tensor]:
     """Forward and backward over one accumulated step's micro-batches; returns the loss terms.
 
     One micro-batch: a plain forward and backward. Several: every micro-batch's features are
     first computed without gradients, then each micro-batch is recomputed with gradients in the
     company of all the others, so loss and gradients equal those of one big batch (open_clip's
     ``--accum-freq``). ``runner`` is the task itself or its DDP wrapper; gradients are
-    all-reduced only on the last backward.
+    all-reduced only on the last backward. ``truth_of`` (item indices -> which captions and
+    negations are true of which items' images) turns on false-negative masking.
     """
+    truth = batch_truth(group, truth_of, device) if truth_of is not None else None
     cached = task.image_cache is not None
     inputs = [_as_inputs(b, tokenizer, device, cached, task.text_fields) for b in group]
     context = None
@@ -533,7 +551,7 @@ def train_step(task: SemClipTask, runner: torch.nn.Module, group: list[dict], to
         sync = nullcontext() if last or runner is task else runner.no_sync()
         with sync:
             with autocast():
-                terms = runner(*x, context=context, slot=slot)
+                terms = runner(*x, context=context, slot=slot, truth=truth)
             total = sum(terms.values())
             if not torch.isfinite(total):
                 return terms  # the caller stops the run; nothing is stepped
@@ -863,8 +881,9 @@ def _optimizer_step(run: _Run, group: list[dict], lr: float) -> dict[str, float]
     cfg, optimizer = run.cfg, run.optimizer
     for g in optimizer.param_groups:
         g["lr"] = lr * g.get("lr_scale", 1.0)
+    truth_of = run.train_set.truth if cfg.mask_false_negatives else None
     terms = train_step(run.task, run.runner, group, run.loaded.tokenizer, run.device,
-                       run.autocast, run.scaler)
+                       run.autocast, run.scaler, truth_of)
     total = sum(terms.values())
     if not torch.isfinite(total):
         raise TrainingError("nan_loss", (

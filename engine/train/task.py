@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from engine.model._openclip import timm_head, timm_trunk
 from engine.model.encoding import encode_text
-from engine.model.losses import SemClipLoss
+from engine.model.losses import BatchTruth, SemClipLoss
 
 LOGIT_SCALE_MAX = math.log(100.0)  # OpenCLIP clamps the learnable temperature at 100
 
@@ -152,11 +152,12 @@ class SemClipTask(nn.Module):
 
     def forward(self, images: Optional[torch.Tensor], tokens: torch.Tensor,
                 index: Optional[torch.Tensor] = None,
-                context: Optional[Sequence[Features]] = None, slot: int = 0
-                ) -> dict[str, torch.Tensor]:
+                context: Optional[Sequence[Features]] = None, slot: int = 0,
+                truth: Optional[BatchTruth] = None) -> dict[str, torch.Tensor]:
         """Loss terms of a micro-batch. With ``context`` (the gradient-free features of every
         micro-batch of an accumulated step), this micro-batch's fresh features replace
-        ``context[slot]`` and the loss covers all of them."""
+        ``context[slot]`` and the loss covers all of them. ``truth`` covers the whole gathered
+        batch (false-negative masking, :class:`BatchTruth`)."""
         own = self.features(images, tokens, index)
         parts = list(context) if context is not None else [own]
         parts[slot] = own
@@ -169,7 +170,7 @@ class SemClipTask(nn.Module):
         logit_scale = own.logit_scale if last else own.logit_scale.detach()
         return self.loss(joined["image"], joined["caption"], joined["paraphrase"],
                          joined["negation"], logit_scale, output_dict=True,
-                         detach_projection=not last)
+                         detach_projection=not last, truth=truth)
 
     @torch.no_grad()
     def clamp_logit_scale(self) -> None:

@@ -26,6 +26,7 @@ Parsing never evaluates Python code; an unknown word or a malformed expression r
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from dataclasses import dataclass
@@ -328,3 +329,10 @@ def parse_predicate(text: str) -> Predicate:
         raise PredicateError(f"unexpected {parser.peek()!r} at column "
                              f"{parser.tokens[parser.i][1] + 1} of {text!r}")
     return predicate
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_predicate_cached(text: str) -> Predicate:
+    """:func:`parse_predicate`, remembered: training evaluates the same few thousand predicates
+    on every batch (predicates are immutable, so sharing them is safe)."""
+    return parse_predicate(text)

@@ -31,11 +31,14 @@ import math
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Union
 
 from PIL import Image, ImageDraw
 
 from engine.events import Done, Event, NeverStop, Progress, StopFlag
+
+if TYPE_CHECKING:
+    import torch
 
 SHAPES = ("circle", "square", "triangle", "star", "diamond", "cross")
 COLOURS = {
@@ -266,6 +269,7 @@ class ShapesWorld:
             # the caption itself uses negation; its negation is then the false affirmative
             caption, paraphrase, negation = true_neg, true_neg_paraphrase, true_neg_negated
             denied = None  # the false affirmative denies nothing
+        predicates: tuple[Optional[str], Optional[str]] = (None, None)  # templates: none
         # draw only when enabled, so a world without the rich language keeps its captions
         if self.rich_language_prob and rng.random() < self.rich_language_prob:
             from engine.data.shapes.language import statement_triple  # it imports this module
@@ -273,10 +277,12 @@ class ShapesWorld:
             _kind, statements = statement_triple(scene.objects, rng,
                                                  held_out=self.held_out_sentences)
             caption, paraphrase, negation = (s.text for s in statements)
+            predicates = (statements[0].predicate, statements[2].predicate)
             denied = None  # the false statement may deny nothing ("two shapes" for three)
         return {"image": self.render(scene) if render else None, "caption": caption,
                 "paraphrase": paraphrase, "negation": negation, "denied": denied, "true_negation": true_neg,
-                "objects": [asdict(o) for o in scene.objects]}
+                "objects": [asdict(o) for o in scene.objects],
+                "caption_predicate": predicates[0], "negation_predicate": predicates[1]}
 
 
 def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float,
@@ -322,6 +328,37 @@ class ShapesDataset:
     def texts(self, index: int) -> dict[str, Any]:
         """Item ``index`` without drawing its image (for epochs fed by the embedding cache)."""
         return self._read(index, render=False)
+
+    def truth(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Which texts of the items ``indices`` are true of which of their scenes, as two bool
+        matrices (captions[i, j]: caption i is true of scene j; negations[k, j]: negation k
+        is true of scene j), for false-negative masking in the contrastive loss.
+
+        A rich-language statement carries its predicate and is evaluated on every scene; a
+        template caption is known true of its own scene and of scenes with the very same
+        caption, a template negation of none (it is false of its own scene; of others it is
+        not known, so they stay wrong answers as before).
+        """
+        import torch
+
+        from engine.data.shapes.query import parse_predicate_cached
+
+        items = [self.world.item(self.split, i, render=False) for i in indices]
+        scenes = [item["objects"] for item in items]
+        captions, negations = [], []
+        for i, item in enumerate(items):
+            rule = item["caption_predicate"]
+            if rule is None:  # a template: true of scenes captioned the very same way
+                captions.append([j == i or other["caption"] == item["caption"]
+                                 for j, other in enumerate(items)])
+            else:
+                captions.append(list(map(parse_predicate_cached(rule), scenes)))
+            rule = item["negation_predicate"]
+            negations.append([False] * len(items) if rule is None else
+                             list(map(parse_predicate_cached(rule), scenes)))
+        captions_true = torch.tensor(captions, dtype=torch.bool)
+        captions_true.fill_diagonal_(True)  # a caption is true of its own scene, always
+        return captions_true, torch.tensor(negations, dtype=torch.bool)
 
     def _read(self, index: int, render: bool) -> dict[str, Any]:
         if not 0 <= index < self.length:
