@@ -56,10 +56,10 @@ def logs(events) -> str:
 def test_photo_pair_trains_the_head_over_a_locked_trunk_cached_once(tmp_path, photo_triples):
     clip_events = list(train(photo_config(tmp_path, photo_triples, 0)))
     assert isinstance(clip_events[-1], Done), clip_events[-1]
-    assert "0 photos from the disk cache, 6 encoded now" in logs(clip_events)
+    assert "0 images from the disk cache, 6 encoded now" in logs(clip_events)
     sem_events = list(train(photo_config(tmp_path, photo_triples, 1)))
     assert isinstance(sem_events[-1], Done), sem_events[-1]
-    assert "6 photos from the disk cache, 0 encoded now" in logs(sem_events)
+    assert "6 images from the disk cache, 0 encoded now" in logs(sem_events)
 
     base = load_model("semclip-photo-minilm").model.state_dict()
     trained = torch.load(clip_events[-1].result.checkpoint, map_location="cpu",
@@ -159,15 +159,16 @@ def test_photo_preset_prints_the_held_out_table_of_the_test_split_beside_its_dat
 
 
 def test_drawn_scenes_over_a_locked_trunk_run_the_trunk_once_per_scene(tmp_path, monkeypatch):
-    # Shapes scenes have no file to key the disk cache by; without a run cache the 224 px trunk
-    # ran on every scene in every epoch (3x the work over 3 epochs).
-    from engine.data.shapes.world import ShapesWorld
+    # Shapes scenes have no file path: the 224 px trunk ran on every scene in every epoch (3x the
+    # work over 3 epochs), then once per run; now once ever (the disk cache keys by pixels), so
+    # a recipe's second model and every later run skip it.
     from engine.model._openclip import timm_trunk
+    from engine.model.trunk_cache import TrunkEncoder
     from engine.train.task import SemClipTask
 
-    real_render, renders = ShapesWorld.render, []
-    monkeypatch.setattr(ShapesWorld, "render",
-                        lambda self, scene: renders.append(scene) or real_render(self, scene))
+    real_encode, encoded = TrunkEncoder.encode_image, []
+    monkeypatch.setattr(TrunkEncoder, "encode_image", lambda self, images, normalize=False:
+                        encoded.append(len(images)) or real_encode(self, images, normalize))
     seen: list[torch.Tensor] = []
     real_features = SemClipTask.features
 
@@ -183,14 +184,20 @@ def test_drawn_scenes_over_a_locked_trunk_run_the_trunk_once_per_scene(tmp_path,
                       out_dir=str(tmp_path / "run"), threads=1)
     events = list(train(cfg))
     assert isinstance(events[-1], Done), events[-1]
-    assert "pooled features of 8 images are computed once" in logs(events)
-    assert len(renders) == 8  # each training scene drawn (and its trunk run) once in 2 epochs
+    assert "trunk features: 0 images from the disk cache, 8 encoded now" in logs(events)
+    assert sum(encoded) == 8  # each training scene's trunk ran once in 2 epochs
     assert len(seen) == 4  # 2 steps per epoch, both epochs from the cache
+    # the recipe's second model (another loss, same scenes): no trunk at all
+    second = list(train(replace(cfg, beta=1.0, gamma=1.0, out_dir=str(tmp_path / "second"))))
+    assert isinstance(second[-1], Done), second[-1]
+    assert "trunk features: 8 images from the disk cache, 0 encoded now" in logs(second)
+    assert sum(encoded) == 8
 
     # the head was fed what the locked trunk gives on those very scenes, drawn at 224 px
     model = load_model(events[-1].result.checkpoint)
+    from engine.data.shapes.world import ShapesWorld
     world = ShapesWorld(seed=cfg.shapes_seed, image_size=224)
-    index, cached = seen[-1]
+    index, cached = seen[3]
     live_input = torch.stack([model.preprocess(world.item("train", int(i))["image"]) for i in index])
     with torch.no_grad():
         live = timm_trunk(model.model).eval()(live_input)

@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from engine.events import Progress, StopFlag
 from engine.model._openclip import has_timm_trunk, timm_head, timm_trunk
@@ -89,20 +90,24 @@ def embed_via_trunk(loaded, sources: Sequence[ImageSource], batch_size: int = 64
     return replace(found, embeddings=embeddings)
 
 
-def trunk_features(loaded, images: Sequence[Path], batch_size: int = 64,
+def trunk_features(loaded, images: Sequence[ImageSource], batch_size: int = 64,
                    stop: Optional[StopFlag] = None, workers: int = 2,
                    cache_root: Optional[Path] = None) -> Iterator[Progress]:
-    """Pooled trunk features of image files, from the disk cache where it has them.
+    """Pooled trunk features of image files or drawn pictures, from the disk cache where it
+    has them (pictures are keyed by their pixels, so drawn shapes scenes are cached too).
 
     A generator of :class:`Progress` that *returns* an :class:`ImageEmbeddings` whose rows
     are the raw (unnormalised) features, in the order of ``images``; a path listed several
     times (one photo, five captions) is read and encoded once (``failures`` index the
     distinct paths).
     """
+    cache = trunk_cache_for(loaded, cache_root)
+    if len(images) and isinstance(images[0], Image.Image):
+        return (yield from embed_image_sources(trunk_view(loaded), images, batch_size, cache,
+                                               stop, workers, phase="trunk features"))
     unique = list(dict.fromkeys(Path(p) for p in images))
-    found = yield from embed_image_sources(trunk_view(loaded), unique, batch_size,
-                                           trunk_cache_for(loaded, cache_root), stop, workers,
-                                           phase="trunk features")
+    found = yield from embed_image_sources(trunk_view(loaded), unique, batch_size, cache, stop,
+                                           workers, phase="trunk features")
     row = {path: i for i, path in enumerate(unique)}
     order = torch.tensor([row[Path(p)] for p in images], dtype=torch.long)
     return replace(found, embeddings=found.embeddings[order], ok=found.ok[order])

@@ -29,7 +29,6 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from engine.data.triples import collate
 from engine.events import (CheckpointSaved, Done, Error, EvalResult, Event, JobError, Log,
                            NeverStop, Progress, StepMetrics, StopFlag)
-from engine.model._openclip import timm_trunk
 from engine.model.checkpoint import keep_checkpoint_as, load_training_state, save_checkpoint
 from engine.model.encoding import encode_text
 from engine.model.loading import LoadedModel, load_model, lock_towers, model_config, read_sidecar
@@ -448,18 +447,20 @@ def _fill_image_cache(task: SemClipTask, dataset: Dataset, cfg: TrainConfig,
 
 def _fill_trunk_cache(task: SemClipTask, loaded: LoadedModel, dataset, cfg: TrainConfig,
                       device: torch.device) -> Iterator[Event]:
-    """Fill ``task.image_cache`` with the locked trunk's pooled features of every row's photo
-    (:mod:`engine.model.trunk_cache`: computed once per photo and kept on disk across runs)."""
-    paths = [t.image for t in dataset.triples]
-    found = yield from trunk_features(loaded, paths, batch_size=cfg.batch_size,
+    """Fill ``task.image_cache`` with the locked trunk's pooled features of every row's image
+    (:mod:`engine.model.trunk_cache`: computed once per photo or drawn scene and kept on disk
+    across runs, so a recipe's second model and every later run skip the trunk)."""
+    sources = dataset.drawings() if hasattr(dataset, "drawings") else \
+        [t.image for t in dataset.triples]
+    found = yield from trunk_features(loaded, sources, batch_size=cfg.batch_size,
                                       workers=max(cfg.workers, 1))
     for failure in found.failures:
         yield Log(f"{failure.path}: {failure.reason}; its rows are skipped", "warning")
-    task.image_cache = ImageFeatureCache(len(paths), found.embeddings.shape[1], device)
+    task.image_cache = ImageFeatureCache(len(sources), found.embeddings.shape[1], device)
     rows = found.ok.nonzero().flatten()
     task.image_cache.store(rows, found.embeddings[rows].to(device))
     task.cache_holds_trunk = True
-    yield Log(f"trunk features: {found.cache_hits} photos from the disk cache, "
+    yield Log(f"trunk features: {found.cache_hits} images from the disk cache, "
               f"{found.encoded} encoded now")
 
 
@@ -807,24 +808,15 @@ def _cache_locked_images(run: _Run) -> Iterator[Event]:
     run: compute it once (a locked timm trunk's features even once ever, on disk) and train on
     texts alone afterwards."""
     cfg, task, train_set = run.cfg, run.task, run.train_set
-    if trunk_locked(task.clip) and not cfg.augment and hasattr(train_set, "triples"):
+    if trunk_locked(task.clip) and not cfg.augment and \
+            (hasattr(train_set, "triples") or hasattr(train_set, "drawings")):
         yield Log(f"image trunk locked: its pooled features of {len(train_set)} rows come from "
-                  f"the on-disk cache (each photo encoded once, ever); the image head trains on them")
+                  f"the on-disk cache (each image encoded once, ever); the image head trains on them")
         yield from _fill_trunk_cache(task, run.loaded, train_set, cfg, run.device)
-    elif (not _image_trains(task) or trunk_locked(task.clip)) and not cfg.augment and \
-            hasattr(train_set, "texts"):
-        # A whole locked tower caches its embeddings; a locked trunk under a training head caches
-        # the trunk's pooled features (drawn scenes have no file for the disk cache: one run).
-        task.cache_holds_trunk = _image_trains(task)
-        if task.cache_holds_trunk:
-            width = timm_trunk(task.clip).num_features
-            yield Log(f"image trunk locked: its pooled features of {len(train_set)} images are "
-                      f"computed once for this run; the image head trains on them")
-        else:
-            width = run.loaded.embed_dim
-            yield Log(f"image tower locked: caching image embeddings ({len(train_set)} images, "
-                      f"embedded once, reused every epoch)")
-        task.image_cache = ImageFeatureCache(len(train_set), width, run.device)
+    elif not _image_trains(task) and not cfg.augment and hasattr(train_set, "texts"):
+        yield Log(f"image tower locked: caching image embeddings ({len(train_set)} images, "
+                  f"embedded once, reused every epoch)")
+        task.image_cache = ImageFeatureCache(len(train_set), run.loaded.embed_dim, run.device)
         yield from _fill_image_cache(task, train_set, cfg, run.dist_info, run.device, run.autocast)
     elif not _image_trains(task) and cfg.augment:
         yield Log("image-embedding cache off: augmentation changes every view of an image")

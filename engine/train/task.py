@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine.model._openclip import timm_head, timm_trunk
+from engine.model._openclip import timm_head
 from engine.model.encoding import encode_text
 from engine.model.losses import BatchTruth, SemClipLoss
 
@@ -127,10 +127,8 @@ class SemClipTask(nn.Module):
 
     @torch.no_grad()
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
-        """What the image cache holds: unit embeddings of a locked tower, or a locked trunk's
-        pooled features when the head trains (``cache_holds_trunk``)."""
-        if self.cache_holds_trunk:
-            return timm_trunk(self.clip)(images).float()  # the head's input: never normalised
+        """What the image cache holds for a locked tower: unit embeddings. (A locked timm
+        trunk's pooled features come from :mod:`engine.model.trunk_cache` instead.)"""
         return self.clip.encode_image(images, normalize=True).float()
 
     def features(self, images: Optional[torch.Tensor], tokens: torch.Tensor,

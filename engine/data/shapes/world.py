@@ -329,6 +329,10 @@ class ShapesDataset:
         """Item ``index`` without drawing its image (for epochs fed by the embedding cache)."""
         return self._read(index, render=False)
 
+    def drawings(self) -> "SceneDrawings":
+        """Every scene of this set as a picture (untransformed), drawn when asked for."""
+        return SceneDrawings(self.world, self.split, self.length)
+
     def truth(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Which texts of the items ``indices`` are true of which of their scenes, as two bool
         matrices (captions[i, j]: caption i is true of scene j; negations[k, j]: negation k
@@ -369,6 +373,24 @@ class ShapesDataset:
         if render:
             out["image"] = self.transform(item["image"]) if self.transform else item["image"]
         return out
+
+
+class SceneDrawings(Sequence[Image.Image]):
+    """The scenes of one split drawn on demand, so that thousands of 224 px pictures never sit
+    in memory at once (what the on-disk image caches read, keyed by their pixels)."""
+
+    def __init__(self, world: ShapesWorld, split: str, length: int):
+        self.world, self.split, self.length = world, split, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.length))]
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        return self.world.render(self.world.scene(self.split, index))
 
 
 def write_shapes(out_dir: Union[str, Path], n: int, split: str = "train",
