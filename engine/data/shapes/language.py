@@ -25,33 +25,64 @@ from typing import Callable, Optional, Sequence, Union
 
 from engine.data.shapes.world import COLOURS, POSITIONS, SHAPES, SIZES, ShapeObject
 
-# Words per canonical value: many everyday words, so that a model learns to lean on the text
-# tower's knowledge of words rather than on a handful of tokens (none of them is a word of
-# bench/free_queries.json, which measures words never seen; tests check that). Plurals are
-# listed, not derived: "plus signs", "boxes".
+# Words per canonical value: many everyday words (colour names from paint charts, fruit and
+# flowers; shape names from geometry and daily life), so that a model learns to lean on the
+# text tower's knowledge of words rather than on a handful of tokens. None of them is a word of
+# bench/free_queries.json, which measures words never seen (tests check that). The first word
+# is the canonical one, said in CANONICAL_SHARE of the mentions; the rest share the others.
+# Plurals are listed, not derived: "plus signs", "boxes".
+CANONICAL_SHARE = 0.3
 COLOUR_WORDS = {
-    "red": ("red", "red", "ruby", "cherry-red", "brick-red", "vermilion", "rose-red"),
-    "green": ("green", "green", "grass-green", "lime", "forest-green", "olive-green", "mint"),
-    "blue": ("blue", "blue", "cobalt", "sky-blue", "sapphire", "cerulean", "denim"),
-    "yellow": ("yellow", "yellow", "lemon", "lemon-yellow", "canary", "mustard", "butter-yellow"),
-    "purple": ("purple", "purple", "mauve", "plum", "amethyst", "grape", "mulberry"),
-    "orange": ("orange", "orange", "amber", "apricot", "pumpkin", "marigold", "rust-orange"),
-    "white": ("white", "white", "ivory", "milky", "chalk-white", "cream", "bone-white"),
+    "red": ("red", "ruby", "cherry-red", "brick-red", "vermilion", "rose-red", "blood-red",
+            "cardinal-red", "tomato-red", "strawberry-red", "cranberry", "garnet", "poppy-red",
+            "fire-engine red", "raspberry-red", "wine-red", "ketchup-red"),
+    "green": ("green", "grass-green", "lime", "forest-green", "olive-green", "mint", "moss-green",
+              "pine-green", "bottle-green", "kelly-green", "pea-green", "apple-green",
+              "fern-green", "shamrock", "spring-green", "clover-green", "basil-green"),
+    "blue": ("blue", "cobalt", "sky-blue", "sapphire", "cerulean", "denim", "royal-blue",
+             "ultramarine", "cornflower", "baby-blue", "ocean-blue", "electric-blue",
+             "powder-blue", "bluebell", "indigo-blue", "marine-blue", "blueberry"),
+    "yellow": ("yellow", "lemon", "lemon-yellow", "canary", "mustard", "butter-yellow", "saffron",
+               "daffodil", "buttercup", "primrose", "straw-coloured", "corn-yellow", "honey-yellow",
+               "sunshine-yellow", "maize", "citrine", "chick-yellow"),
+    "purple": ("purple", "mauve", "plum", "amethyst", "grape", "mulberry", "orchid", "heather",
+               "aubergine", "eggplant", "royal purple", "iris", "damson", "blackcurrant",
+               "wisteria", "purplish", "magenta-purple"),
+    "orange": ("orange", "amber", "apricot", "pumpkin", "marigold", "rust-orange", "peach",
+               "copper", "ginger", "mandarin", "persimmon", "papaya", "burnt-orange", "clementine",
+               "cantaloupe", "traffic-cone orange", "orangey"),
+    "white": ("white", "ivory", "milky", "chalk-white", "cream", "bone-white", "alabaster",
+              "porcelain", "eggshell", "paper-white", "frost-white", "linen", "off-white",
+              "whitish", "cotton-white", "lily-white", "milk-white"),
 }
 SHAPE_WORDS = {
     "circle": (("circle", "circles"), ("disk", "disks"), ("round shape", "round shapes"),
-               ("circular shape", "circular shapes"), ("round", "rounds")),
+               ("circular shape", "circular shapes"), ("round", "rounds"), ("orb", "orbs"),
+               ("ring-shaped blob", "ring-shaped blobs"), ("coin shape", "coin shapes"),
+               ("round spot", "round spots"), ("roundel", "roundels")),
     "square": (("square", "squares"), ("box", "boxes"), ("square shape", "square shapes"),
-               ("quadrate", "quadrates")),
+               ("quadrate", "quadrates"), ("four-sided shape", "four-sided shapes"),
+               ("checker", "checkers"), ("square patch", "square patches"),
+               ("equal-sided rectangle", "equal-sided rectangles")),
     "triangle": (("triangle", "triangles"), ("triangular shape", "triangular shapes"),
-                 ("three-sided shape", "three-sided shapes")),
+                 ("three-sided shape", "three-sided shapes"), ("pyramid shape", "pyramid shapes"),
+                 ("arrowhead", "arrowheads"), ("delta", "deltas"),
+                 ("three-pointed shape", "three-pointed shapes")),
     "star": (("star", "stars"), ("five-pointed star", "five-pointed stars"),
-             ("star shape", "star shapes")),
-    "diamond": (("diamond", "diamonds"), ("rhombus", "rhombi"), ("diamond shape", "diamond shapes")),
-    "cross": (("cross", "crosses"), ("plus sign", "plus signs"), ("cross shape", "cross shapes")),
+             ("star shape", "star shapes"), ("starburst", "starbursts"),
+             ("pointy star", "pointy stars"), ("star-shaped piece", "star-shaped pieces"),
+             ("five-armed star", "five-armed stars")),
+    "diamond": (("diamond", "diamonds"), ("rhombus", "rhombi"), ("diamond shape", "diamond shapes"),
+                ("rhomboid", "rhomboids"), ("tilted square", "tilted squares"),
+                ("diamond-shaped piece", "diamond-shaped pieces"), ("rhomb", "rhombs")),
+    "cross": (("cross", "crosses"), ("plus sign", "plus signs"), ("cross shape", "cross shapes"),
+              ("addition sign", "addition signs"), ("swiss cross", "swiss crosses"),
+              ("cross-shaped piece", "cross-shaped pieces"), ("greek cross", "greek crosses")),
 }
-SIZE_WORDS = {"large": ("large", "big", "sizeable", "hefty", "oversized"),
-              "small": ("small", "little", "wee", "minuscule", "compact")}
+SIZE_WORDS = {"large": ("large", "big", "sizeable", "hefty", "oversized", "massive", "jumbo",
+                        "great big", "bulky", "king-size", "whopping"),
+              "small": ("small", "little", "wee", "minuscule", "compact", "miniature", "diminutive",
+                        "pint-sized", "itty-bitty", "undersized", "titchy")}
 THING = (("shape", "shapes"), ("object", "objects"), ("thing", "things"), ("item", "items"),
          ("form", "forms"))
 NUMBERS = {1: "one", 2: "two", 3: "three"}
@@ -114,8 +145,17 @@ def _article(phrase: str) -> str:
     return ("an " if phrase[0] in "aeiou" else "a ") + phrase
 
 
+def _word(words: Sequence, rng: random.Random):
+    """The canonical word (the first) in CANONICAL_SHARE of the draws, else another one."""
+    return words[0] if rng.random() < CANONICAL_SHARE else rng.choice(words[1:])
+
+
+def _colour(colour: str, rng: random.Random) -> str:
+    return _word(COLOUR_WORDS[colour], rng)
+
+
 def _shape(shape: str, rng: random.Random, plural: bool = False) -> str:
-    return rng.choice(SHAPE_WORDS[shape])[plural]
+    return _word(SHAPE_WORDS[shape], rng)[plural]
 
 
 def _thing(rng: random.Random, plural: bool = False) -> str:
@@ -125,8 +165,8 @@ def _thing(rng: random.Random, plural: bool = False) -> str:
 def _np(rng: random.Random, colour: Optional[str] = None, shape: Optional[str] = None,
         size: Optional[str] = None, plural: bool = False) -> str:
     """A noun phrase without article: "big ruby disks", "orange shapes", "small things"."""
-    words = [rng.choice(SIZE_WORDS[size])] if size else []
-    words += [rng.choice(COLOUR_WORDS[colour])] if colour else []
+    words = [_word(SIZE_WORDS[size], rng)] if size else []
+    words += [_colour(colour, rng)] if colour else []
     words.append(_shape(shape, rng, plural) if shape else _thing(rng, plural))
     return " ".join(words)
 
@@ -295,10 +335,10 @@ def double_negation(objects: Objects, rng: random.Random) -> Optional[Triple]:
         colour = colours[0]
         wrong = rng.choice([c for c in COLOURS if c != colour])
         first, second = rng.sample(DOUBLE_NEGATIONS, 2)
-        return (Statement(first.format(thing=_thing(rng), a=rng.choice(COLOUR_WORDS[colour])),
+        return (Statement(first.format(thing=_thing(rng), a=_colour(colour, rng)),
                           f"all({colour})"),
                 Statement(f"only {_np(rng, colour, plural=True)}", f"all({colour})"),
-                Statement(first.format(thing=_thing(rng), a=rng.choice(COLOUR_WORDS[wrong])),
+                Statement(first.format(thing=_thing(rng), a=_colour(wrong, rng)),
                           f"all({wrong})"))
     shape = rng.choice(_present(objects, "shape"))
     absent = _absent(objects, "shape", list(SHAPES))
@@ -319,7 +359,7 @@ def denial_in_place(objects: Objects, rng: random.Random) -> Optional[Triple]:
     first, second = rng.sample(IN_PLACE_DENIALS, 2)
 
     def phrase(frame: str, colour: str) -> str:
-        word = rng.choice(COLOUR_WORDS[colour])
+        word = _colour(colour, rng)
         return frame.format(s=_article(_shape(obj.shape, rng)), c=word, a_c=_article(word))
 
     return (Statement(phrase(first, other), f"some({obj.shape} non-{other})"),
@@ -336,11 +376,11 @@ def relation(objects: Objects, rng: random.Random) -> Optional[Triple]:
         target = (min if side == "leftmost" else max)(objects, key=lambda o: POSITIONS.index(o.position))
         wrong = rng.choice([c for c in COLOURS if c != target.colour])
         first, second = rng.sample(EXTREMES[side], 2)
-        return (Statement(first.format(thing=_thing(rng), a=rng.choice(COLOUR_WORDS[target.colour])),
+        return (Statement(first.format(thing=_thing(rng), a=_colour(target.colour, rng)),
                           f"{side}({target.colour})"),
-                Statement(second.format(thing=_thing(rng), a=rng.choice(COLOUR_WORDS[target.colour])),
+                Statement(second.format(thing=_thing(rng), a=_colour(target.colour, rng)),
                           f"{side}({target.colour})"),
-                Statement(first.format(thing=_thing(rng), a=rng.choice(COLOUR_WORDS[wrong])),
+                Statement(first.format(thing=_thing(rng), a=_colour(wrong, rng)),
                           f"{side}({wrong})"))
     a, b = rng.sample(list(objects), 2)
     if a.size != b.size and rng.random() < 0.5:
