@@ -46,7 +46,9 @@ class ModelPicker(QWidget):
         self.spec.setMinimumContentsLength(12)  # the window fits 1024 px; it grows with it
         self.spec.setToolTip("a checkpoint file, a project config name, or ARCH:PRETRAINED_TAG "
                              "(e.g. ViT-B-32:laion2b_s34b_b79k, online only)")
-        self.spec.addItems(project_config_names())
+        self._shipped = worlds.shipped_models()  # path -> display name
+        self.spec.addItems([*self._shipped, *project_config_names()])
+        self.spec.textActivated.connect(self._on_spec_chosen)
         self.browse = QPushButton("Browse…")
         self.load = QPushButton("Load")
         self.status = QLabel("")
@@ -67,6 +69,11 @@ class ModelPicker(QWidget):
         if self.spec.findText(spec) < 0:
             self.spec.insertItem(0, spec)
         self.spec.setCurrentText(spec)
+
+    def _on_spec_chosen(self, spec: str) -> None:
+        """A shipped model brings its own display name ("CLIP+data"), as the demo pair does."""
+        if spec in self._shipped:
+            self.label_edit.setText(self._shipped[spec])
 
     def load_current(self) -> None:
         spec = self.spec.currentText().strip()

@@ -34,9 +34,10 @@ TINY_DEMO = TrainConfig(name="tiny-demo", model="semclip-shapes-tiny", lock_imag
 
 def panel_presets() -> dict[str, TrainConfig]:
     """The preset drop-down: display name -> the config it fills the form with."""
-    clip, semclip = preset("shapes-demo")
+    clip, semclip, clip_same_data = preset("shapes-demo")
     return {"tiny demo (fast)": replace(TINY_DEMO), "shapes-demo: CLIP baseline": clip,
-            "shapes-demo: SemCLIP": semclip}
+            "shapes-demo: SemCLIP": semclip,
+            "shapes-demo: CLIP on SemCLIP's data": clip_same_data}
 
 
 def ui_threads(cpu_count: Optional[int] = None) -> int:

@@ -23,6 +23,20 @@ PHOTO_DEMO_NAMES = ("photo-clip-baseline", "photo-semclip")  # files in assets/d
 PHOTO_RECIPE = "semclip train --preset photo-demo"
 
 
+# Display names of the shipped models (file stem -> label), for the model pickers.
+SHIPPED_LABELS = {"clip-baseline": "CLIP", "semclip": "SemCLIP",
+                  "clip-same-data": "CLIP+data", "photo-clip-baseline": "CLIP",
+                  "photo-semclip": "SemCLIP"}
+
+
+def shipped_models(root: Optional[Path] = None) -> dict[str, str]:
+    """Every model in ``root`` (default ``assets/demo_models``) with its sidecar: path -> label.
+    The pickers offer them, so a third model (CLIP trained on SemCLIP's data) is one click away."""
+    root = root or DEMO_DIR
+    found = sorted(p for p in root.glob("*.pt") if sidecar_path(p).is_file()) if root.is_dir() else []
+    return {str(p): SHIPPED_LABELS.get(p.stem, p.stem) for p in found}
+
+
 @dataclass(frozen=True)
 class WorldModels:
     """Where a world's demo pair is, or why it is not there."""

@@ -48,13 +48,23 @@ def test_train_reports_bad_usage_and_bad_input(tmp_path, capsys):
 
 
 def test_the_demo_preset_is_clip_versus_semclip_on_the_same_recipe():
-    baseline, semclip = preset("shapes-demo")
+    baseline, semclip, same_data = preset("shapes-demo")
     assert (baseline.alpha, baseline.beta, baseline.gamma) == (1.0, 0.0, 0.0)
+    assert (same_data.alpha, same_data.beta, same_data.gamma) == (1.0, 0.0, 0.0)
     assert (semclip.alpha, semclip.beta, semclip.gamma) == (1.0, 1.0, 1.0)
-    assert semclip.hard_negatives and not baseline.hard_negatives
-    # the same data (true negations and varied wordings included) and optimisation: only the
-    # loss differs
-    assert baseline.shapes_true_negation_prob > 0 and baseline.shapes_varied_wording_prob > 0
+    assert semclip.hard_negatives and not baseline.hard_negatives and not same_data.hard_negatives
+    # CLIP+data sees SemCLIP's very data (the rich language, the bench held out) and
+    # optimisation: only the loss differs
+    assert semclip.shapes_rich_language_prob > 0 and semclip.shapes_held_out_queries
+    assert semclip.shapes_true_negation_prob > 0 and semclip.shapes_varied_wording_prob > 0
     strip = lambda c: {k: v for k, v in c.to_dict().items()
                        if k not in ("alpha", "beta", "gamma", "hard_negatives", "name", "out_dir")}
-    assert strip(baseline) == strip(semclip)
+    assert strip(same_data) == strip(semclip)
+    # the baseline the app opens with: the same recipe on captions as ordinary corpora have them
+    assert baseline.shapes_rich_language_prob == 0
+    rich = ("shapes_rich_language_prob", "shapes_held_out_queries")
+    assert {k: v for k, v in strip(baseline).items() if k not in rich} == \
+        {k: v for k, v in strip(semclip).items() if k not in rich}
+    assert [c.name for c in (baseline, semclip, same_data)] == \
+        ["clip-baseline", "semclip", "clip-same-data"]
+    TrainConfig.from_dict(semclip.to_dict()).validate(check_model=True)  # the bench file is found

@@ -163,3 +163,26 @@ def test_shapes_models_over_photos_say_so_and_a_missing_photo_pair_is_explained(
     window.state.set_gallery(folder_gallery(photo_folder))  # as Compare's "Open folder…" does
     assert window.mismatch_label.isVisibleTo(window)
     assert "only know the shapes world" in window.mismatch_label.text()
+
+
+def test_the_pickers_offer_every_shipped_model_with_its_display_name(qtbot, tiny_models):
+    # the third shipped model (CLIP trained on SemCLIP's data) is one click away on either side
+    from semclip_gui import app as app_module
+    from semclip_gui.worlds import shipped_models
+
+    shipped = shipped_models()
+    assert {"CLIP", "SemCLIP", "CLIP+data"} <= set(shipped.values())
+    window = app_module.MainWindow()
+    qtbot.addWidget(window)
+    window.state.set_model("left", tiny_models[0], label="CLIP")
+    picker = window.pickers["left"]
+    offered = [picker.spec.itemText(i) for i in range(picker.spec.count())]
+    assert set(shipped) <= set(offered)
+    third = next(path for path, label in shipped.items() if label == "CLIP+data")
+    picker.spec.setCurrentIndex(picker.spec.findText(third))  # what choosing it in the list does
+    picker.spec.textActivated.emit(third)
+    assert picker.label_edit.text() == "CLIP+data"
+    with qtbot.waitSignal(window.state.model_changed, timeout=60_000):
+        picker.load_current()
+    assert window.state.label("left") == "CLIP+data"
+    assert window.state.model("left").spec == third

@@ -98,7 +98,7 @@ def test_the_form_builds_the_config_and_presets_fill_it(panel, tmp_path):
     panel.apply_preset("shapes-demo: CLIP baseline")
     clip = panel.form.form_config()
     assert (clip.model, clip.beta, clip.gamma, clip.text_unlocked_layers) == \
-        ("semclip-shapes-minilm", 0.0, 0.0, 3)
+        ("semclip-photo-minilm", 0.0, 0.0, 3)
     semclip = panel_presets()["shapes-demo: SemCLIP"]
     panel.set_form(semclip)
     assert config_from_form(panel.form.form_values(), panel.form.base, cpu_count=8) == \

@@ -29,8 +29,8 @@ def noise_in(*outputs: str) -> list[str]:
 
 def test_loading_a_demo_model_prints_none_of_the_expected_noise(capfd, caplog):
     caplog.set_level(logging.INFO)
-    loaded = load_model(str(DEMO_SEMCLIP))  # a delta over semclip-shapes-minilm (HF text tower)
-    assert loaded.model_name == "semclip-shapes-minilm"
+    loaded = load_model(str(DEMO_SEMCLIP))  # a delta over semclip-photo-minilm (HF text tower)
+    assert loaded.model_name == "semclip-photo-minilm"
     out, err = capfd.readouterr()
     assert noise_in(out, err, caplog.text) == []
 

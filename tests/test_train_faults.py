@@ -130,7 +130,7 @@ def test_two_accumulated_halves_give_the_loss_and_gradients_of_one_batch(hard_ne
         task.zero_grad()
         terms = train_step(task, task, group, loaded.tokenizer, torch.device("cpu"),
                            nullcontext, scaler, truth_of)
-        return ({k: float(v) for k, v in terms.items()},
+        return ({k: float(v.detach()) for k, v in terms.items()},
                 {n: p.grad.clone() for n, p in task.named_parameters() if p.grad is not None})
 
     one_terms, one_grads = grads(whole)
