@@ -291,3 +291,22 @@ def test_the_bench_imports_the_compare_path_without_qt():
     code = ("import sys; import engine.explore.compare, semclip_gui.demo; "
             "sys.exit(any(m.split('.')[0] in ('PySide6', 'pyqtgraph', 'qasync') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
+
+
+def test_the_split_by_training_words_by_hand():
+    from bench.free_queries_by_words import split, training_vocabulary
+
+    queries = [
+        {"query": "no circles at all", "category": "pure_denial", "scores": {"A": {"p@10": 0.8}, "B": {"p@10": 0.2}}},
+        {"query": "a crimson ball", "category": "plain", "scores": {"A": {"p@10": 0.1}, "B": {"p@10": 0.3}}},
+        {"query": "nothing red", "category": "pure_denial", "scores": {"A": {"p@10": 0.4}, "B": {"p@10": 0.6}}},
+    ]
+    vocabulary = {"no", "circles", "at", "all", "nothing", "red", "a"}
+    table = split(queries, vocabulary)
+    assert table[("pure_denial", "known words")] == pytest.approx({"A": 0.6, "B": 0.4, "queries": 2.0})
+    assert table[("plain", "new words")] == pytest.approx({"A": 0.1, "B": 0.3, "queries": 1.0})
+    assert table[("all", "known words")]["queries"] == 2 and table[("all", "new words")]["queries"] == 1
+    # the shipped recipe's training words: the generator's, never the bench's new colour words
+    known = training_vocabulary(2000)
+    assert {"no", "circles", "nothing", "red", "only"} <= known
+    assert not {"crimson", "navy", "emerald", "lozenge"} & known
