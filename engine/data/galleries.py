@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from engine.data.shapes.world import ShapesWorld
+from engine.data.shapes.world import SceneDrawings, ShapesWorld
 from engine.model.embed_cache import ImageSource
 from engine.paths import IMAGE_SUFFIXES
 
@@ -55,8 +55,7 @@ def shapes_gallery(n: int = 200, split: str = "test", seed: int = 0,
     items = [world.item(split, i) for i in range(n)]
 
     def redraw(size: int) -> list[ImageSource]:
-        resized = ShapesWorld(seed=seed, image_size=size)
-        return [resized.render(resized.scene(split, i)) for i in range(n)]
+        return list(SceneDrawings(ShapesWorld(seed=seed, image_size=size), split, n))
 
     return Gallery(sources=[it["image"] for it in items], redraw=redraw, drawn_size=image_size,
                    names=[f"{split} #{i}" for i in range(n)],
