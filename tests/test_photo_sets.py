@@ -137,4 +137,10 @@ def test_real_flickr8k_rows(tmp_path):
     for image, caption in rows[1:]:
         by_image.setdefault(image, set()).add(caption.strip())
     for t in triples:  # a real paraphrase: another caption of the same photo
-        assert t.paraphrase in by_image[t.image.name] and t.paraphrase != t.caption
+        human = by_image[t.image.name]
+        if t.caption in human:
+            assert t.paraphrase in human and t.paraphrase != t.caption
+        elif not t.caption_claim:  # a training denial after a caption: another one follows
+            assert any(t.paraphrase.startswith(c.rstrip(" .")) for c in human)
+            assert not t.paraphrase.startswith(t.caption[:30])
+    assert any(t.caption not in by_image[t.image.name] for t in triples)  # training denials

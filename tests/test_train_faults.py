@@ -341,7 +341,6 @@ def test_a_full_disk_at_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch
     ("batch_size", "64", "batch_size must be a whole number"),
     ("model", "no-such-model", "unknown model architecture"),
     ("precision", "fp8", "precision must be one of"),
-    ("mask_false_negatives", True, "mask_false_negatives needs the shapes world"),
 ])
 def test_bad_configs_are_refused_before_any_model_loads(tmp_path, capsys, monkeypatch,
                                                         field, value, words):
@@ -353,9 +352,6 @@ def test_bad_configs_are_refused_before_any_model_loads(tmp_path, capsys, monkey
     monkeypatch.setattr(train_mod, "load_model", no_loading)
     data = tiny(tmp_path).to_dict()
     data[field] = value
-    if field == "mask_false_negatives":  # over a triples file: no predicates to mask with
-        (tmp_path / "t.csv").write_text("image,caption,paraphrase,negation\na.png,a,b,c\n")
-        data["dataset"] = str(tmp_path / "t.csv")
     (tmp_path / "cfg.json").write_text(json.dumps(data))
     assert main(["train", "--config", str(tmp_path / "cfg.json"), "--quiet"]) == 2
     err = capsys.readouterr().err

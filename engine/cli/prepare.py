@@ -40,6 +40,7 @@ def add_photo_parsers(sources) -> None:
                                             "images/) -> train/dev/test triples")
     s.add_argument("--root", required=True, help="the Flickr8k folder")
     s.add_argument("--out", required=True, help="folder for train.csv, dev.csv, test.csv")
+    _add_denial_share(s)
     s.set_defaults(func=cmd_prepare_photos)
     for name, what in (("captions", "an image,caption CSV (several rows per image)"),
                        ("coco", "a COCO-style captions JSON (images + annotations)")):
@@ -50,21 +51,36 @@ def add_photo_parsers(sources) -> None:
         s.add_argument("--split", default="triples",
                        help="file name (without .csv) when there is no splits file")
         s.add_argument("--out", required=True, help="output folder")
+        _add_denial_share(s)
         s.set_defaults(func=cmd_prepare_photos)
+
+
+def _add_denial_share(parser: argparse.ArgumentParser) -> None:
+    from engine.data.photo_sets import DENIAL_SHARE
+
+    parser.add_argument("--denial-share", type=float, default=DENIAL_SHARE, metavar="P",
+                        help="share of training triples that deny an object no caption of the "
+                             "photo mentions (\"there is no horse in this photo\"), the rest "
+                             f"pair a caption with a rules negation; dev/test splits never "
+                             f"(default {DENIAL_SHARE})")
 
 
 def cmd_prepare_photos(args: argparse.Namespace) -> int:
     from engine.data.photo_sets import (PhotoSetError, make_triples, prepare_flickr8k,
                                         read_captions_csv, read_coco_captions, read_splits)
 
+    if not 0 <= args.denial_share <= 1:
+        print(f"error: --denial-share must lie in [0, 1], got {args.denial_share}", file=sys.stderr)
+        return 2
     try:
         if args.source == "flickr8k":
-            report = prepare_flickr8k(args.root, args.out)
+            report = prepare_flickr8k(args.root, args.out, denial_share=args.denial_share)
         else:
             reader = read_coco_captions if args.source == "coco" else read_captions_csv
             images = reader(args.captions, args.images)
             splits = read_splits(args.splits) if args.splits else None
-            report = make_triples(images, args.out, splits, default_split=args.split)
+            report = make_triples(images, args.out, splits, default_split=args.split,
+                                  denial_share=args.denial_share)
     except (PhotoSetError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -10,11 +10,16 @@ caption}]``), with an optional ``image,split`` CSV. Each caption becomes one tri
   its kind rotating through those the caption allows, so the set holds every frame the rules
   make (determiner, existential, verbal, prepositional, non-verbal). Captions the rules cannot
   negate are dropped and counted;
-* true_negation: the caption plus the denial of a salient object that *no* caption of the image
-  mentions ("... and no horse"), in the frames of the shapes world's true negations. Human
-  captions name what stands out, so a dog, horse or boat none of five people mentioned is very
-  likely absent; likely, not certain: these are for training and the negation-grounding score,
-  not ground truth.
+* true_negation: the caption plus the denial of an object that *no* caption of the image
+  mentions ("... and no horse"; :mod:`engine.data.photo_language`). Human captions name what
+  stands out, so a dog, horse or boat none of five people mentioned is very likely absent;
+  likely, not certain: these are for training and the negation-grounding score, not ground
+  truth;
+* objects: what the captions mention (``dog;person``).
+
+In training splits a share of the captions (``DENIAL_SHARE``) instead make triples that deny an
+absent object, after the caption or as a whole sentence ("there is no horse in this photo"),
+with the affirmation or a denial of a shown object as the negation (:func:`denial_triple`).
 
 Images are never copied: the triples name them by absolute path. Malformed input raises
 :class:`PhotoSetError` naming the file and line (CSV) or entry (JSON).
@@ -24,12 +29,12 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+from engine.data.photo_language import PHOTO_OBJECTS, affirmation, denial, mentioned_objects
 from engine.data.triples import write_triples
 
 PathLike = Union[str, Path]
@@ -128,6 +133,7 @@ class PrepareReport:
     missing_images: int = 0  # images named by the captions but absent on disk
     unassigned: int = 0  # images the splits file leaves out or marks unassigned
     negation_kinds: Counter = field(default_factory=Counter)
+    denials: Counter = field(default_factory=Counter)  # denial triples: appended / standalone
 
     def summary(self) -> str:
         parts = [f"{split}: {n} triples -> {self.files[split]}" for split, n in self.written.items()]
@@ -135,67 +141,95 @@ class PrepareReport:
                    f"{self.single_caption} image(s) with a single caption, "
                    f"{self.missing_images} missing image(s), {self.unassigned} unassigned image(s)")
         kinds = ", ".join(f"{k} {n}" for k, n in self.negation_kinds.most_common())
-        return "\n".join(parts + [skipped, f"negation kinds: {kinds}"])
+        lines = parts + [skipped, f"negation kinds: {kinds}"]
+        if self.denials:
+            lines.append("triples denying an object no caption mentions: " +
+                         ", ".join(f"{k} {n}" for k, n in sorted(self.denials.items())))
+        return "\n".join(lines)
 
 
-# Salient objects (and the words that mention them) for true negations: things five people
-# describing a photo would hardly all leave out if they were there.
-PHOTO_OBJECTS: dict[str, tuple[str, ...]] = {
-    "dog": ("dog", "dogs", "puppy", "puppies"), "cat": ("cat", "cats", "kitten", "kittens"),
-    "horse": ("horse", "horses", "pony", "ponies"),
-    "bicycle": ("bicycle", "bicycles", "bike", "bikes", "cyclist", "cyclists", "biker", "bmx"),
-    "car": ("car", "cars", "truck", "jeep", "vehicle", "taxi"),
-    "boat": ("boat", "boats", "canoe", "kayak", "raft", "sailboat"),
-    "umbrella": ("umbrella", "umbrellas"), "guitar": ("guitar", "guitars", "guitarist"),
-    "snow": ("snow", "snowy", "ski", "skier", "skiing", "snowboard", "snowboarder"),
-    "bird": ("bird", "birds", "duck", "ducks", "seagull", "seagulls", "pigeons"),
-    "motorcycle": ("motorcycle", "motorcycles", "motorbike", "motocross"),
-    "skateboard": ("skateboard", "skateboarder", "skateboarding", "skateboards", "skater"),
-}
-
-
-def _words(texts: list[str]) -> set[str]:
-    return {w for text in texts for w in re.findall(r"[a-z]+", text.lower())}
+# Share of training triples that deny an object instead of pairing a caption with a rules
+# negation. Without them every training caption is affirmative and every hard negative says
+# "no"/"not", so a model learns "a negation word makes a caption wrong" rather than what it
+# denies, and prefers "there is a chair" to "there is no chair" under a photo without chairs.
+DENIAL_SHARE = 0.4
+EVAL_SPLITS = ("dev", "val", "validation", "test")  # kept as the human captions alone
 
 
 def true_negation(caption: str, absent: list[str], index: int) -> str:
     """``caption`` with a denial of one of the ``absent`` objects, frame and object picked by
     ``index`` (so neighbouring captions differ); "" when nothing is known to be absent."""
-    from engine.data.shapes.world import (  # the frames true negations use in the shapes world
-        SHAPE_DENIALS,
-    )
     if not absent:
         return ""
-    frame = SHAPE_DENIALS[index % len(SHAPE_DENIALS)]
-    return frame.format(caption.rstrip(" .").strip(), absent[index % len(absent)])
+    return denial(absent[index % len(absent)], index, caption)
+
+
+def denial_triple(caption: str, other_caption: str, absent: str, shown: list[str],
+                  n: int) -> dict[str, str]:
+    """A training triple about an object the photo lacks (``absent``), the ``n``-th of its
+    kind: the caption denies it, after ``caption`` or (every other one) as a whole sentence;
+    the paraphrase denies it in another frame (after ``other_caption``, another human caption
+    of the photo); the negation affirms it, or denies one of the objects the photo ``shown``.
+    Whole sentences carry claims (``absent:horse``), true of every photo without a horse, so
+    training can mask the other photos of a batch they are true of."""
+    standalone = n % 2 == 1
+    base, other = ("", "") if standalone else (caption, other_caption)
+    frame = n // 2
+    row = {"caption": denial(absent, frame, base), "paraphrase": denial(absent, frame + 1, other)}
+    if shown and (n // 2) % 2 == 1:
+        present = shown[(n // 4) % len(shown)]
+        row["negation"], claim = denial(present, frame, base), f"absent:{present}"
+    else:
+        row["negation"], claim = affirmation(absent, frame, base), f"present:{absent}"
+    if standalone:
+        row.update(caption_claim=f"absent:{absent}", negation_claim=claim)
+    return row
+
+
+def _picked(k: int, share: float) -> bool:
+    """Whether item ``k`` of a sequence is among an evenly spread ``share`` of it."""
+    return int((k + 1) * share) > int(k * share)
 
 
 def image_triples(captions: list[str], image: Path, backend, report: PrepareReport,
-                  offset: int = 0) -> list[dict[str, str]]:
-    """The triples of one image's captions (see the module docstring); ``offset`` rotates
-    which negation kind each caption gets, so neighbouring images differ."""
+                  offset: int = 0, denial_share: float = 0.0) -> list[dict[str, str]]:
+    """The triples of one image's captions (see the module docstring); ``offset`` (the image's
+    position) rotates negation kinds, frames and denied objects, so neighbouring images differ;
+    ``denial_share`` of the captions make :func:`denial_triple` ones instead."""
     rows = []
-    mentioned = _words(captions)
-    absent = [name for name, words in PHOTO_OBJECTS.items() if not mentioned & set(words)]
+    objects = mentioned_objects(captions)
+    absent = [name for name in PHOTO_OBJECTS if name not in objects]
+    shown = sorted(objects)
     for i, caption in enumerate(captions):
+        common = {"image": str(image), "objects": ";".join(shown),
+                  "true_negation": true_negation(caption, absent, offset + i)}
+        k = offset * len(captions) + i
+        if absent and _picked(k, denial_share):
+            row = denial_triple(caption, captions[(i + 1) % len(captions)],
+                                absent[(offset * 7 + i) % len(absent)], shown,
+                                sum(report.denials.values()))
+            report.denials["standalone" if row.get("caption_claim") else "appended"] += 1
+            rows.append({**common, **row})
+            continue
         negations = [g for g in backend.generate(caption).negations if g.usable]
         if not negations:
             report.no_negation += 1
             continue
         chosen = negations[(offset + i) % len(negations)]
         report.negation_kinds[chosen.kind] += 1
-        rows.append({"image": str(image), "caption": caption,
-                     "paraphrase": captions[(i + 1) % len(captions)], "negation": chosen.text,
-                     "true_negation": true_negation(caption, absent, offset + i)})
+        rows.append({**common, "caption": caption, "paraphrase": captions[(i + 1) % len(captions)],
+                     "negation": chosen.text})
     return rows
 
 
 def make_triples(images: CaptionedImages, out_dir: PathLike,
                  splits: Optional[dict[str, str]] = None, backend=None,
-                 default_split: str = "triples", skip_splits: tuple[str, ...] = ("unassigned",)
-                 ) -> PrepareReport:
+                 default_split: str = "triples", skip_splits: tuple[str, ...] = ("unassigned",),
+                 denial_share: float = DENIAL_SHARE) -> PrepareReport:
     """Write ``out_dir/<split>.csv`` triples for every split (one ``default_split`` file when
-    ``splits`` is None); returns what was written and skipped."""
+    ``splits`` is None); returns what was written and skipped. In training splits (all but
+    ``EVAL_SPLITS``) ``denial_share`` of the triples deny an object (:func:`denial_triple`);
+    evaluation splits keep the human captions alone, so retrieval scores stay comparable."""
     if backend is None:
         from engine.captions.rules import RulesBackend
         backend = RulesBackend()
@@ -213,8 +247,9 @@ def make_triples(images: CaptionedImages, out_dir: PathLike,
         if not image.is_file():
             report.missing_images += 1
             continue
+        share = 0.0 if split in EVAL_SPLITS else denial_share
         by_split.setdefault(split, []).extend(image_triples(captions, image, backend, report,
-                                                            offset))
+                                                            offset, share))
     out_dir.mkdir(parents=True, exist_ok=True)
     for split, rows in by_split.items():
         report.files[split] = write_triples(out_dir / f"{split}.csv", rows)
@@ -222,7 +257,8 @@ def make_triples(images: CaptionedImages, out_dir: PathLike,
     return report
 
 
-def prepare_flickr8k(root: PathLike, out_dir: PathLike, backend=None) -> PrepareReport:
+def prepare_flickr8k(root: PathLike, out_dir: PathLike, backend=None,
+                     denial_share: float = DENIAL_SHARE) -> PrepareReport:
     """Flickr8k as distributed in ``../shared/data/flickr8k``: ``captions.csv``, ``splits.csv``
     (train/dev/test) and ``images/``."""
     root = Path(root)
@@ -230,4 +266,5 @@ def prepare_flickr8k(root: PathLike, out_dir: PathLike, backend=None) -> Prepare
         if not (root / name).exists():
             raise FileNotFoundError(f"{root} is not a Flickr8k folder: {root / name} is missing")
     images = read_captions_csv(root / "captions.csv", root / "images")
-    return make_triples(images, out_dir, read_splits(root / "splits.csv"), backend)
+    return make_triples(images, out_dir, read_splits(root / "splits.csv"), backend,
+                        denial_share=denial_share)

@@ -18,7 +18,7 @@ from PIL import Image
 
 # The torch-free reader lives in .triples_io; its names stay importable from here.
 from engine.data.triples_io import (FIELDS, TEXT_FIELDS, Problem, Triple, TriplesFormatError,
-                                    _rows_jsonl, read_triples, write_triples)
+                                    _rows_jsonl, claim_holds, read_triples, write_triples)
 
 __all__ = ["FIELDS", "TEXT_FIELDS", "IMAGE_DECODE_ERRORS", "ImageStore", "Problem", "Triple",
            "TriplesDataset", "TriplesFormatError", "collate", "overlong_captions", "read_image",
@@ -97,6 +97,24 @@ class TriplesDataset:
         t = self.triples[index]
         return {"caption": t.caption, "paraphrase": t.paraphrase, "negation": t.negation,
                 "index": index}
+
+
+    def truth(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Which texts of the items ``indices`` are true of which of their images, as two bool
+        matrices (captions[i, j]: caption i is true of image j; negations[k, j]: negation k is
+        true of image j), for false-negative masking in the contrastive loss.
+
+        Every caption of a photo is true of it (two captions of one photo in a batch are not
+        each other's wrong answers); a text with a claim ("there is no horse":
+        ``absent:horse``) is true of every image whose known objects agree. A negation without
+        a claim is false of its own image and not known of others: they stay wrong answers.
+        """
+        rows = [self.triples[i] for i in indices]
+        captions = torch.tensor([[a.image == b.image or claim_holds(a.caption_claim, b.objects)
+                                  for b in rows] for a in rows], dtype=torch.bool)
+        negations = torch.tensor([[claim_holds(a.negation_claim, b.objects) for b in rows]
+                                  for a in rows], dtype=torch.bool)
+        return captions, negations
 
 
 def collate(batch: list[Optional[dict]]) -> Optional[dict]:

@@ -29,9 +29,14 @@ from engine.atomic import atomic_write_text
 
 FIELDS = ("image", "caption", "paraphrase", "negation")
 TEXT_FIELDS = FIELDS[1:]
-# Optional columns: a true statement that uses negation (it denies something absent), which
-# evaluation compares with the false negation ("negation grounding").
-OPTIONAL_FIELDS = ("true_negation",)
+# Optional columns. ``true_negation``: a true statement that uses negation (it denies something
+# absent), which evaluation compares with the false negation ("negation grounding"). ``objects``:
+# the objects the image is known to show (";"-separated); ``caption_claim`` and ``negation_claim``:
+# what a text says about any image, as ``absent:NAME`` or ``present:NAME`` ("there is no horse"
+# is true of every photo without a horse). Training reads these three to tell which texts of a
+# batch are true of which of its images (false-negative masking).
+OPTIONAL_FIELDS = ("true_negation", "objects", "caption_claim", "negation_claim")
+CLAIM_KINDS = ("absent", "present")
 # Columns of the SemCLIP authors' CSVs, tried when a field's own column is absent.
 AUTHORS_COLUMNS = {"image": ("filename", "image_number"), "paraphrase": ("paraphrased",)}
 IMAGE_NUMBER = "image_number"  # their CC-Neg CSV: 9-digit zero-padded number + .jpg
@@ -51,6 +56,9 @@ class Triple:
     line: int  # 1-based line in the source file (CSV: counting the header)
     refused: str = ""  # why the image must not be read (its path leaves the data folder)
     true_negation: str = ""  # the optional column of that name ("" when absent)
+    objects: frozenset = frozenset()  # what the image is known to show
+    caption_claim: str = ""  # "absent:NAME" / "present:NAME": the caption holds of any image that ...
+    negation_claim: str = ""  # ... lacks / shows NAME; "" when it only speaks of its own image
 
 
 @dataclass
@@ -255,14 +263,44 @@ def read_triples(path: Union[str, Path], root: Optional[Union[str, Path]] = None
             if problems is not None:
                 problems.append(Problem(str(path), str(exc), line))
             continue
-        true_negation = values.get("true_negation")
-        triples.append(make_triple(row, base, line, true_negation.strip()
-                                   if isinstance(true_negation, str) else ""))
+        triples.append(make_triple(row, base, line, **_optional_values(values, f"{path}:{line}")))
     return triples
 
 
-def make_triple(row: dict[str, str], base: Path, line: int, true_negation: str = "") -> Triple:
-    """A Triple of checked ``row`` values, its image resolved against ``base``."""
+def parse_claim(text: str, where: str = "") -> tuple[str, str]:
+    """``"absent:horse"`` as ``("absent", "horse")``; ``("", "")`` for no claim. Raises
+    TriplesFormatError (prefixed with ``where``, a file:line) for anything else."""
+    if not text:
+        return "", ""
+    kind, sep, name = (part.strip() for part in text.partition(":"))
+    if not sep or kind not in CLAIM_KINDS or not name:
+        raise TriplesFormatError(f"{where}: claim {text!r} is not absent:NAME or present:NAME")
+    return kind, name
+
+
+def claim_holds(claim: str, objects: frozenset) -> bool:
+    """Whether ``claim`` holds of an image known to show ``objects`` (no claim: False)."""
+    kind, name = parse_claim(claim)
+    return bool(kind) and (name in objects) == (kind == "present")
+
+
+def _optional_values(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The optional columns of a row, checked: texts stripped, objects as a set."""
+    def text(key: str) -> str:
+        value = values.get(key)
+        return value.strip() if isinstance(value, str) else ""
+    out: dict[str, Any] = {"true_negation": text("true_negation"),
+                           "objects": frozenset(filter(None, (o.strip() for o in
+                                                              text("objects").split(";"))))}
+    for key in ("caption_claim", "negation_claim"):
+        parse_claim(text(key), f"{where}: {key}")
+        out[key] = text(key)
+    return out
+
+
+def make_triple(row: dict[str, str], base: Path, line: int, **optional: Any) -> Triple:
+    """A Triple of checked ``row`` values, its image resolved against ``base``; ``optional``
+    holds the optional fields (see ``OPTIONAL_FIELDS``)."""
     image = Path(row["image"])
     refused = ""
     if not image.is_absolute():
@@ -270,7 +308,7 @@ def make_triple(row: dict[str, str], base: Path, line: int, true_negation: str =
         if not _inside(image, base):
             refused = f"image path leaves the data folder {base}; refused"
     return Triple(image, row["caption"], row["paraphrase"], row["negation"], line, refused,
-                  true_negation)
+                  **optional)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -282,11 +320,11 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def write_triples(path: Union[str, Path], rows: Sequence[dict[str, str]]) -> Path:
     """Write rows (dicts with the four fields) atomically as CSV, TSV or JSONL by extension. An
-    optional field (``true_negation``) is written when every row has it."""
+    optional field (``OPTIONAL_FIELDS``) is written when some row has it, empty in the others."""
     path = Path(path)
-    fields = list(FIELDS) + [k for k in OPTIONAL_FIELDS if rows and all(r.get(k) for r in rows)]
+    fields = list(FIELDS) + [k for k in OPTIONAL_FIELDS if any(r.get(k) for r in rows)]
     if path.suffix.lower() == ".jsonl":
-        text = "".join(json.dumps({k: r[k] for k in fields}, ensure_ascii=False) + "\n" for r in rows)
+        text = "".join(json.dumps({k: r.get(k, "") for k in fields}, ensure_ascii=False) + "\n" for r in rows)
     else:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore",

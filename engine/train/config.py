@@ -89,8 +89,8 @@ class TrainConfig:
     mask_false_negatives: bool = option(
         False, "leave out of the contrastive softmaxes the other images of the batch a caption "
                "(or a negation) is also true of: \"nothing orange\" fits most scenes, and "
-               "scoring them as wrong answers teaches the opposite (shapes world only: its "
-               "captions carry predicates)")
+               "scoring them as wrong answers teaches the opposite (the shapes world's captions carry "
+               "predicates; a triples file knows a photo's own captions and its claim columns)")
     projection_seed: int = option(0, "seed of the random orthonormal V")
 
     # --- optimisation -------------------------------------------------------------------------
@@ -396,9 +396,6 @@ _RULES: tuple[Callable[["TrainConfig"], str], ...] = (
     f"image_unlocked_groups must be 0 or more, got {c.image_unlocked_groups}",
     lambda c: "" if c.text_unlocked_layers >= -1 else
     f"text_unlocked_layers must be -1 (all) or more, got {c.text_unlocked_layers}",
-    lambda c: "" if not c.mask_false_negatives or c.dataset == "shapes" else
-    "mask_false_negatives needs the shapes world (dataset=shapes): only its captions say "
-    "which scenes they are true of",
     lambda c: "" if c.shapes_train_size >= 1 and c.shapes_eval_size >= 0 else
     "shapes_train_size must be at least 1 and shapes_eval_size 0 or more",
     lambda c: "" if all(0 <= p <= 1 for p in (c.shapes_true_negation_prob,
