@@ -170,3 +170,36 @@ def test_real_flickr8k_photos_mention_what_their_captions_name():
     for captions, objects in zip(by_image.values(), mentions):
         if any(" dog " in f" {c.lower()} " for c in captions):
             assert "dog" in objects
+
+
+def test_the_photo_mcq_bench_asks_negbench_templates_in_wording_training_never_uses(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.photo_negation_mcq import AFFIRMATIVE, HYBRID, NEGATIVE, questions
+    from engine.data.photo_language import APPENDED_FRAMES, STANDALONE_FRAMES
+    from engine.eval.benchmarks import load_negbench_mcq
+
+    rows = questions("dog.jpg", shown="dog", absent="horse", k=0)
+    assert [r[-1] for r in rows] == ["negative", "affirmation", "hybrid"]
+    right = {r[-1]: r[2 + int(r[1])] for r in rows}
+    assert right == {"negative": "No horse is present in the image.",
+                     "affirmation": "The image contains a dog.",
+                     "hybrid": "The image includes a dog, and a horse is absent."}
+    for row in rows:  # every wrong option affirms the absent horse or denies the shown dog
+        for option in row[2:6]:
+            if option != right[row[-1]]:
+                assert ("horse" in option and "no horse" not in option
+                        and "horse is absent" not in option) or "No dog" in option
+    training = [f for pair in APPENDED_FRAMES + STANDALONE_FRAMES for f in pair]
+    assert not any("image" in f for f in training)  # training says "photo" and "picture"
+    for frame in NEGATIVE + AFFIRMATIVE + HYBRID:
+        assert "image" in frame and "photo" not in frame and "picture" not in frame
+        assert frame.lower().replace("{a_x}", "{x}").rstrip(".") not in \
+            {f.replace("{a_x}", "{x}") for f in training}
+    with open(tmp_path / "mcq.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["image_path", "correct_answer", "caption_0", "caption_1",
+                                  "caption_2", "caption_3", "correct_answer_template"], *rows])
+    Image.new("RGB", (4, 4)).save(tmp_path / "dog.jpg")
+    data = load_negbench_mcq(tmp_path / "mcq.csv", tmp_path)  # NegBench's own loader reads it
+    assert [r.group for r in data.rows] == ["negation", "affirmation", "hybrid"]
