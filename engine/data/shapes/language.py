@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -27,8 +28,9 @@ from engine.data.shapes.world import COLOURS, POSITIONS, SHAPES, SIZES, ShapeObj
 
 # Words per canonical value: many everyday words (colour names from paint charts, fruit and
 # flowers; shape names from geometry and daily life), so that a model learns to lean on the
-# text tower's knowledge of words rather than on a handful of tokens. None of them is a word of
-# bench/free_queries.json, which measures words never seen (tests check that). The first word
+# text tower's knowledge of words rather than on a handful of tokens. None of these hand-picked
+# ones is a word of bench/free_queries.json (tests check that); the xkcd survey's colour names,
+# added in spoken_colour_words(), were not picked by hand and cover some of its words. The first word
 # is the canonical one, said in CANONICAL_SHARE of the mentions; the rest share the others.
 # Plurals are listed, not derived: "plus signs", "boxes".
 CANONICAL_SHARE = 0.3
@@ -151,7 +153,20 @@ def _word(words: Sequence, rng: random.Random):
 
 
 def _colour(colour: str, rng: random.Random) -> str:
-    return _word(COLOUR_WORDS[colour], rng)
+    return _word(spoken_colour_words()[colour], rng)
+
+
+@lru_cache(maxsize=1)
+def spoken_colour_words() -> dict[str, tuple[str, ...]]:
+    """Per world colour, the words the rich language says it with: the hand lexicon
+    (``COLOUR_WORDS``) and the names the xkcd colour survey's respondents gave that colour
+    (:mod:`.colour_names`), the canonical word first. The survey is what people call colours
+    unprompted, so it covers much of what a class types ("scarlet", "emerald")."""
+    from engine.data.shapes.colour_names import survey_names
+
+    survey = survey_names()
+    return {colour: tuple(dict.fromkeys(words + survey[colour]))
+            for colour, words in COLOUR_WORDS.items()}
 
 
 def _shape(shape: str, rng: random.Random, plural: bool = False) -> str:
