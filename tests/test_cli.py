@@ -40,11 +40,23 @@ def test_train_reports_bad_usage_and_bad_input(tmp_path, capsys):
     assert main(["train", "--preset", "nope"]) == 2
     assert "unknown preset" in capsys.readouterr().err
     assert main(["train", "--preset", "shapes-demo", "--set", "lr=fast"]) == 2
+    assert main(["train", "--preset", "shapes-demo", "--only", "semclip,nope"]) == 2
+    assert "no run named nope in this preset (its runs: clip-baseline, semclip, " \
+           "clip-same-data)" in capsys.readouterr().err
+    assert main(["train", "--config", "x.json", "--only", "semclip"]) == 2
+    assert "--only picks runs of a --preset" in capsys.readouterr().err
     cfg = TrainConfig(model="semclip-tiny", dataset=str(tmp_path / "missing.csv"),
                       out_dir=str(tmp_path / "run"))
     cfg.to_json(tmp_path / "cfg.json")
     assert main(["train", "--config", str(tmp_path / "cfg.json"), "--quiet"]) == 1
     assert "triples file not found" in capsys.readouterr().err
+
+
+def test_only_trains_the_named_runs_of_a_preset(capsys):
+    assert main(["train", "--preset", "shapes-demo", "--only", "clip-same-data,semclip",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "semclip" in out and "clip-same-data" in out and "clip-baseline" not in out
 
 
 def test_the_demo_preset_is_clip_versus_semclip_on_the_same_recipe():

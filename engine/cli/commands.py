@@ -86,8 +86,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if bool(args.preset) == bool(args.config):
         print("give exactly one of --preset NAME or --config FILE", file=sys.stderr)
         return 2
+    if args.only and not args.preset:
+        print("error: --only picks runs of a --preset", file=sys.stderr)
+        return 2
     try:
         configs = preset(args.preset) if args.preset else [TrainConfig.from_json(args.config)]
+        if args.only:
+            configs = only_runs(configs, args.only)
         configs = [c.with_overrides(args.set or []) for c in configs]
         if args.columns:
             configs = [replace(c, columns={**c.columns, **parse_columns(args.columns)})
@@ -224,6 +229,17 @@ LAZY_COMMANDS = {
 }
 
 
+def only_runs(configs: list[TrainConfig], names: str) -> list[TrainConfig]:
+    """The runs of a preset named in ``names`` (comma-separated), in the preset's order;
+    ValueError for a name the preset lacks."""
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = sorted(set(wanted) - {c.name for c in configs})
+    if unknown or not wanted:
+        raise ValueError(f"--only: no run named {', '.join(unknown) or repr(names)} in this "
+                         f"preset (its runs: {', '.join(c.name for c in configs)})")
+    return [c for c in configs if c.name in wanted]
+
+
 def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     """The ``semclip`` parser. ``command`` names the sub-command about to run: the other lazy
     sub-commands get a one-line stand-in for the overview (None builds every one in full)."""
@@ -234,9 +250,11 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="config fields (keys of the --config JSON; override with --set "
                               "KEY=VALUE):\n" + fields_help())
-    p.add_argument("--preset", help="named recipe: shapes-demo (trains CLIP and SemCLIP), "
-                                    "paper-ccneg, paper-sugarcrepe, paper-ccneg-ablations, "
-                                    "paper-sugarcrepe-ablations")
+    p.add_argument("--preset", help="named recipe: shapes-demo (the app's three shapes models), "
+                                    "photo-demo (the photo pair), paper-ccneg, paper-sugarcrepe, "
+                                    "paper-ccneg-ablations, paper-sugarcrepe-ablations")
+    p.add_argument("--only", metavar="NAME[,NAME]",
+                   help="with --preset: train only these of its runs (e.g. semclip)")
     p.add_argument("--config", help="training config JSON (its fields are listed below)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
     p.add_argument("--out", help="output folder (one sub-folder per run)")
