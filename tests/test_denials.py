@@ -12,7 +12,7 @@ import torch
 from engine.data.galleries import Gallery, shapes_gallery
 from engine.data.shapes.world import ShapesWorld
 from engine.explore.compare import rank_gallery, violated_terms
-from engine.explore.denials import Denial, negated_terms, objects_match, parse_denials
+from engine.explore.denials import Denial, negated_terms, objects_match, parse_denials, parse_phrase
 from engine.model.embed_cache import ImageEmbeddings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -134,6 +134,17 @@ def test_pure_denials(query, terms):
 ])
 def test_what_a_denial_is_about(query, terms):
     assert negated_terms(query) == terms
+
+
+@pytest.mark.parametrize("phrase, expected", [
+    ("scarlet orbs", {"colour": "red", "shape": "circle"}),  # survey colour, hand shape word
+    ("a kelly green delta", {"colour": "green", "shape": "triangle"}),
+    ("tangerine things", {"colour": "orange"}),
+    ("a cobalt checker", {"colour": "blue", "shape": "square"}),
+])
+def test_the_red_frame_check_knows_every_colour_and_shape_word_training_uses(phrase, expected):
+    desc = parse_phrase(phrase)
+    assert desc is not None and dict(desc.required) == expected and not desc.excluded
 
 
 def test_labels_read_back_to_the_same_check():

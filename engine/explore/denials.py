@@ -53,16 +53,24 @@ _GENERIC = {"shape", "shapes", "object", "objects", "thing", "things", "figure",
 
 
 def _vocabulary() -> dict[str, tuple[str, str]]:
-    """word (and plural) -> (attribute, canonical value)."""
+    """word (and plural) -> (attribute, canonical value): the world's words, the everyday ones
+    above, and every colour and shape word the models are trained with (the rich language's
+    lexicon, the xkcd survey's colour names among them)."""
+    from engine.data.shapes.language import SHAPE_WORDS, spoken_colour_words
+
     vocab: dict[str, tuple[str, str]] = {}
     groups = (("shape", SHAPES), ("colour", tuple(COLOURS)), ("size", SIZES), ("position", POSITIONS))
     for attribute, values in groups:
         for value in values:
             words = {value, *SYNONYMS.get(value, ()), *WORDINGS.get(value, ()), *EVERYDAY_WORDS.get(value, ())}
+            if attribute == "colour":
+                words |= set(spoken_colour_words()[value])
             for word in words:
                 vocab[word] = (attribute, value)
                 if attribute == "shape":
                     vocab[word + ("es" if word.endswith(("s", "x")) else "s")] = (attribute, value)
+            for singular, plural in SHAPE_WORDS.get(value, ()) if attribute == "shape" else ():
+                vocab[singular] = vocab[plural] = (attribute, value)
     return vocab
 
 
