@@ -128,7 +128,7 @@ def test_real_flickr8k_rows(tmp_path):
         csv.writer(f).writerows(rows)
     images = read_captions_csv(small, FLICKR / "images")
     report = make_triples(images, tmp_path / "out", read_splits(FLICKR / "splits.csv"),
-                          skip_splits=())
+                          skip_splits=(), denial_share=0.4)
     assert sum(report.written.values()) + report.no_negation == 20
     assert report.missing_images == 0
     triples = [t for f in report.files.values() for t in read_triples(f)]

@@ -74,15 +74,14 @@ PRESETS: dict[str, list[TrainConfig]] = {
 # The photo pair (LiT: "locked-image text tuning"): EfficientNet-Lite0's ImageNet trunk is locked
 # and its pooled features come from the on-disk cache, so a step runs only the image MLP head,
 # the text tower's last layers and the text head. Data: `semclip prepare flickr8k --root DIR
-# --out triples/flickr8k` (paraphrase = another human caption, negation = a rules false one;
-# 40% of the triples deny an object no caption mentions, half of them as a whole sentence
-# such as "there is no horse in this photo", true of most photos of a batch: hence the masking).
+# --out triples/flickr8k` (paraphrase = another human caption, negation = a rules false one).
+# With `--denial-share 0.4` (bench/RESULTS.md section 9) add `--set mask_false_negatives=true`:
+# "there is no horse in this photo" is true of most photos of a batch.
 _PHOTO_BASE = TrainConfig(
     model="semclip-photo-minilm",
     lock_image=True,
     text_unlocked_layers=2,
     dataset="triples/flickr8k/train.csv",
-    mask_false_negatives=True,
     epochs=2,  # 468 steps: ~10 min (CLIP) / ~20 min (SemCLIP) with threads=1 on a busy 2-core CPU
     batch_size=128,
     lr=1e-3,
