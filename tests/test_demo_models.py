@@ -63,8 +63,10 @@ def test_semclip_demo_prefers_captions_over_their_negations_where_clip_does_less
 
 def test_against_clip_on_its_very_data_semclip_keeps_retrieval_and_wins_negation(demo_pair,
                                                                                   clip_same_data):
-    """Same data, only the loss differs: the template figures the issue asks to keep."""
-    table = run_evaluation("shapes", "0", None, [clip_same_data, demo_pair[1]], n=100,
+    """Same data, only the loss differs: the template figures the issue asks to keep, on the
+    issue's 500 test scenes (on 100, a 0.03 margin is three captions: the shipped pair reads
+    0.85 vs 0.89 there and 0.608 vs 0.616 on 500)."""
+    table = run_evaluation("shapes", "0", None, [clip_same_data, demo_pair[1]], n=500,
                            use_cache=False)
     clip, semclip = (m["metrics"] for m in table["models"])
     assert semclip["ono_accuracy"] >= 0.95 and semclip["ono_accuracy"] - clip["ono_accuracy"] >= 0.15
