@@ -22,7 +22,8 @@ def test_the_survey_file_holds_all_949_names_with_their_rgb():
     ("canary", "yellow"), ("ice", "white"),
     # not clearly one world colour: another colour, a mixture, a shade the world does not draw
     ("pinkish red", ""), ("blue/purple", ""), ("greenish yellow", ""), ("dark yellow", ""),
-    ("navy", ""), ("teal", ""), ("brown", ""), ("cement", ""), ("eggshell", ""), ("grey", ""), ("pale blue", ""),
+    ("navy", ""), ("teal", ""), ("brown", ""), ("cement", ""), ("eggshell", ""), ("grey", ""),
+    ("pale blue", ""),
 ])
 def test_a_name_joins_a_world_colour_only_when_it_clearly_is_one(name, colour):
     assert world_colour(name, read_survey()[name]) == colour

@@ -98,7 +98,6 @@ class TriplesDataset:
         return {"caption": t.caption, "paraphrase": t.paraphrase, "negation": t.negation,
                 "index": index}
 
-
     def truth(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Which texts of the items ``indices`` are true of which of their images, as two bool
         matrices (captions[i, j]: caption i is true of image j; negations[k, j]: negation k is

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
 from engine.data.shapes.query import ObjectDesc
+from engine.data.shapes.language import SHAPE_WORDS, spoken_colour_words
 from engine.data.shapes.world import COLOURS, POSITIONS, SHAPES, SIZES, SYNONYMS, WORDINGS
 
 # ---------------------------------------------------------------------------------------------
@@ -56,8 +57,6 @@ def _vocabulary() -> dict[str, tuple[str, str]]:
     """word (and plural) -> (attribute, canonical value): the world's words, the everyday ones
     above, and every colour and shape word the models are trained with (the rich language's
     lexicon, the xkcd survey's colour names among them)."""
-    from engine.data.shapes.language import SHAPE_WORDS, spoken_colour_words
-
     vocab: dict[str, tuple[str, str]] = {}
     groups = (("shape", SHAPES), ("colour", tuple(COLOURS)), ("size", SIZES), ("position", POSITIONS))
     for attribute, values in groups:
@@ -65,12 +64,11 @@ def _vocabulary() -> dict[str, tuple[str, str]]:
             words = {value, *SYNONYMS.get(value, ()), *WORDINGS.get(value, ()), *EVERYDAY_WORDS.get(value, ())}
             if attribute == "colour":
                 words |= set(spoken_colour_words()[value])
+            if attribute == "shape":  # the world's words get -s; the lexicon lists its plurals
+                words |= {w + ("es" if w.endswith(("s", "x")) else "s") for w in words}
+                words |= {form for pair in SHAPE_WORDS[value] for form in pair}
             for word in words:
                 vocab[word] = (attribute, value)
-                if attribute == "shape":
-                    vocab[word + ("es" if word.endswith(("s", "x")) else "s")] = (attribute, value)
-            for singular, plural in SHAPE_WORDS.get(value, ()) if attribute == "shape" else ():
-                vocab[singular] = vocab[plural] = (attribute, value)
     return vocab
 
 

@@ -89,8 +89,9 @@ class TrainConfig:
     mask_false_negatives: bool = option(
         False, "leave out of the contrastive softmaxes the other images of the batch a caption "
                "(or a negation) is also true of: \"nothing orange\" fits most scenes, and "
-               "scoring them as wrong answers teaches the opposite (the shapes world's captions carry "
-               "predicates; a triples file knows a photo's own captions and its claim columns)")
+               "scoring them as wrong answers teaches the opposite (the shapes world's captions "
+               "carry predicates; a triples file knows a photo's own captions and its claim "
+               "columns)")
     projection_seed: int = option(0, "seed of the random orthonormal V")
 
     # --- optimisation -------------------------------------------------------------------------

@@ -30,8 +30,8 @@ from engine.data.shapes.world import COLOURS, POSITIONS, SHAPES, SIZES, ShapeObj
 # flowers; shape names from geometry and daily life), so that a model learns to lean on the
 # text tower's knowledge of words rather than on a handful of tokens. None of these hand-picked
 # ones is a word of bench/free_queries.json (tests check that); the xkcd survey's colour names,
-# added in spoken_colour_words(), were not picked by hand and cover some of its words. The first word
-# is the canonical one, said in CANONICAL_SHARE of the mentions; the rest share the others.
+# added in spoken_colour_words(), were not picked by hand and cover some of its words. The first
+# word is the canonical one, said in CANONICAL_SHARE of the mentions; the rest share the others.
 # Plurals are listed, not derived: "plus signs", "boxes".
 CANONICAL_SHARE = 0.3
 COLOUR_WORDS = {
