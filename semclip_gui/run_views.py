@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 
 from engine.events import EvalResult
 
-from .train_state import CURVE_COLOURS, METRIC_COLUMNS, ZEROSHOT_COLOURS
+from .train_state import CURVE_COLOURS, METRIC_COLUMNS, OPTIONAL_CURVES, ZEROSHOT_COLOURS
 
 ERROR_RED = "#c62828"
 
@@ -50,6 +50,8 @@ class RunPlots(QSplitter):
             plot = self.lr_plot if name == "lr" else self.loss_plot
             width = 2 if name == "total" else 1.5
             self.curves[name] = plot.plot([], [], pen=pg.mkPen(colour, width=width), name=name)
+        for name in OPTIONAL_CURVES:
+            self._show_in_legend(name, False)
         self.zeroshot_plot = step_plot("zero-shot", 120)  # "accuracy" clips at 1024 px: tooltip
         self.zeroshot_plot.setToolTip("zero-shot accuracy on the zero-shot folder, with plain "
                                       "and with negated prompts")
@@ -71,10 +73,24 @@ class RunPlots(QSplitter):
         """Every curve from the run's step history and zero-shot points."""
         steps = np.asarray(history["step"], dtype=float)
         for name, curve in self.curves.items():
-            curve.setData(steps, np.asarray(history[name], dtype=float))
+            values = np.asarray(history[name], dtype=float)
+            curve.setData(steps, values)
+            if name in OPTIONAL_CURVES:
+                self._show_in_legend(name, bool(np.isfinite(values).any()))
         for name, curve in self.zeroshot_curves.items():
             curve.setData(np.asarray(zeroshot["step"], dtype=float),
                           np.asarray(zeroshot[name], dtype=float))
+
+    def _show_in_legend(self, name: str, shown: bool) -> None:
+        """A loss term this run does not have (all NaN) leaves the legend, and comes back with a
+        run that has it."""
+        curve, legend = self.curves[name], self.loss_plot.getPlotItem().legend
+        if shown != curve.isVisible():
+            curve.setVisible(shown)
+            if shown:
+                legend.addItem(curve, name)
+            else:
+                legend.removeItem(curve)
 
     def set_x_span(self, span: tuple[int, int]) -> None:
         for plot in (self.loss_plot, self.lr_plot, self.zeroshot_plot):

@@ -18,9 +18,12 @@ from engine.train.presets import preset
 
 # curve name -> StepMetrics.losses key (or "lr")
 CURVE_KEYS = {"total": "total", "contrastive": "contrastive_loss",
-              "paraphrase": "paraphrase_loss", "negation": "negation_loss", "lr": "lr"}
+              "paraphrase": "paraphrase_loss", "negation": "negation_loss",
+              "claims": "claim_loss", "lr": "lr"}
 CURVE_COLOURS = {"total": (20, 20, 20), "contrastive": (40, 110, 220),
-                 "paraphrase": (30, 150, 60), "negation": (210, 40, 40), "lr": (150, 80, 190)}
+                 "paraphrase": (30, 150, 60), "negation": (210, 40, 40),
+                 "claims": (230, 140, 20), "lr": (150, 80, 190)}
+OPTIONAL_CURVES = ("claims",)  # terms only some losses have (delta > 0): drawn when present
 ZEROSHOT_COLOURS = {"plain": (30, 150, 60), "negated": (210, 40, 40)}  # zeroshot EvalResult keys
 METRIC_COLUMNS = {"ono_accuracy": "O>N", "caption_top1": "cap@1", "caption_top5": "cap@5",
                   "paraphrase_top1": "para@1", "paraphrase_top5": "para@5"}  # EvalResult keys

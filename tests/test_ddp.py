@@ -64,6 +64,45 @@ def test_two_gloo_processes_give_the_loss_of_one_process(tmp_path, masked):
             assert b[key] == pytest.approx(a[key], rel=1e-6, abs=1e-7), key
 
 
+def _photos_with_objects(root) -> str:
+    """24 generated photos, each with what it shows (none, one or two of 20 objects: more than
+    a step draws, so which objects the batch shows decides the draw), one caption each."""
+    import csv
+
+    import torch
+    from PIL import Image
+
+    names = [f"object{k}" for k in range(20)]
+    shows = ["", *names[:8], *(f"{a};{b}" for a, b in zip(names[8:], names[14:]))]
+    rows = []
+    for i in range(24):
+        pixels = torch.randint(0, 255, (32, 32, 3), generator=torch.Generator().manual_seed(i))
+        Image.fromarray(pixels.to(torch.uint8).numpy()).save(root / f"{i}.png")
+        rows.append([f"{i}.png", f"photo {i}", f"picture {i}", f"no photo {i}",
+                     shows[i % len(shows)]])
+    with open(root / "photos.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["image", "caption", "paraphrase", "negation", "objects"], *rows])
+    return str(root / "photos.csv")
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_give_the_claim_term_of_one_process(tmp_path):
+    # every rank draws the claims of the whole batch and normalises by its pairs
+    base = TrainConfig(model="semclip-tiny", lock_image=False, dataset=_photos_with_objects(tmp_path),
+                       epochs=1, lr=1e-3, warmup_steps=1, threads=1, eval_every_epochs=0,
+                       hard_negatives=True, delta=1.0)
+    single = _losses(replace(base, batch_size=8, out_dir=str(tmp_path / "single")))
+    two = replace(base, batch_size=4, out_dir=str(tmp_path / "ddp"))
+    mp.start_processes(_worker, args=(2, _free_port(), json.dumps(two.to_dict()), str(tmp_path)),
+                       nprocs=2, join=True, start_method="spawn")
+    rank0 = json.loads((tmp_path / "rank0.json").read_text())
+    assert len(single) == len(rank0) == 3
+    for one, a in zip(single, rank0):
+        assert one["claim_loss"] > 0
+        for key in one:
+            assert a[key] == pytest.approx(one[key], rel=1e-4, abs=1e-5), key
+
+
 def _projection_worker(rank: int, world: int, port: int, cfg_json: str, out_dir: str) -> None:
     """Train under DDP, recording V as every forward pass of this rank sees it."""
     from engine.model.losses import SemClipLoss

@@ -126,6 +126,10 @@ def test_a_tiny_run_draws_every_curve_fills_the_table_and_hands_over_its_checkpo
     for name in (*LOSS_CURVES, "lr"):
         x, y = panel.plots.curves[name].getData()
         assert list(x) == [1, 2, 3, 4, 5, 6, 7, 8] and len(y) == 8, name
+    # the shapes loss has no claim term: its curve stays out of the plot and the legend
+    legend = [label.text for _, label in panel.plots.loss_plot.getPlotItem().legend.items]
+    assert "claims" not in legend and "negation" in legend
+    assert not panel.plots.curves["claims"].isVisible()
     assert panel.metrics_table.rowCount() == 2
     assert [panel.metrics_table.item(1, col).text() for col in (0, 1)] == ["2", "8"]
     assert panel.progress_bar.value() == panel.progress_bar.maximum() == 8
@@ -343,3 +347,27 @@ def test_the_forms_tooltips_are_the_configs_own_help_texts(qtbot):
     assert {"alpha", "beta", "gamma", "lr", "model", "dataset", "zeroshot_dataset"} <= set(widgets)
     for name, widget in widgets.items():
         assert widget.toolTip() == f"{name}: {field_help(name)}" and field_help(name)
+
+
+def test_a_run_with_the_claim_term_draws_its_curve_and_names_it_in_the_legend(qtbot):
+    import math
+
+    from semclip_gui.run_views import RunPlots
+    from semclip_gui.train_state import CURVE_KEYS
+
+    plots = RunPlots()
+    qtbot.addWidget(plots)
+
+    def legend() -> list[str]:
+        return [label.text for _, label in plots.loss_plot.getPlotItem().legend.items]
+
+    def history(claims: list[float]) -> dict[str, list[float]]:
+        return {"step": [1, 2], **{name: [0.5, 0.4] for name in CURVE_KEYS}, "claims": claims}
+
+    no_zeroshot = {"step": [], "plain": [], "negated": []}
+    assert "claims" not in legend()
+    plots.draw(history([0.9, 0.7]), no_zeroshot)
+    assert "claims" in legend() and plots.curves["claims"].isVisible()
+    assert list(plots.curves["claims"].getData()[1]) == [0.9, 0.7]
+    plots.draw(history([math.nan, math.nan]), no_zeroshot)  # a run of the paper's loss
+    assert "claims" not in legend() and not plots.curves["claims"].isVisible()

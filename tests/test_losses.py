@@ -148,6 +148,7 @@ def test_projection_is_orthonormal_frozen_and_learnable():
     ({"n_projections": 9}, "n_projections"),
     ({"alpha": -1.0}, "alpha"),
     ({"alpha": 0, "beta": 0, "gamma": 0}, "positive"),
+    ({"delta": -0.5}, "delta"),
 ])
 def test_bad_arguments_are_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -204,3 +205,62 @@ def test_masking_leaves_out_a_negation_that_is_true_of_another_image():
     img_grad = img.clone().requires_grad_()
     loss(img_grad, img, img, neg, torch.tensor(1.0), truth=truth).backward()
     assert torch.isfinite(img_grad.grad).all()
+
+
+# --- the claim term -------------------------------------------------------------------------------
+
+def test_claim_term_by_hand_ranks_each_true_claim_above_the_false_ones():
+    # s = 1; images e0, e1 and a third e0 of which every claim holds; claims c0 = e0, c1 = e1,
+    # c2 = -e0. Image 0 ([1, 0, -1]): c0 true -> softplus(log(1 + 1/e) - 1). Image 1
+    # ([0, 1, 0]): c1 and c2 true, c0 false -> softplus(0 - 1) and softplus(0 - 0); the other
+    # true claim stays out of each softmax. Image 2: nothing false, so nothing to rank.
+    from engine.model.losses import claim_loss
+
+    images = t([[1, 0], [0, 1], [1, 0]])
+    claims = t([[1, 0], [0, 1], [-1, 0]])
+    truth = torch.tensor([[True, False, False], [False, True, True], [True, True, True]])
+
+    def softplus(x: float) -> float:
+        return math.log1p(math.exp(x))
+
+    expected = (softplus(math.log(1 + math.exp(-1)) - 1) + softplus(-1) + softplus(0)) / 3
+    value = claim_loss(images, claims, truth, torch.tensor(1.0))
+    assert value.item() == pytest.approx(expected, rel=1e-6)
+    # each row's own claims (N, C, d) give the same as shared ones (C, d)
+    per_row = claim_loss(images, claims.expand(3, -1, -1), truth, torch.tensor(1.0))
+    assert per_row.item() == pytest.approx(expected, rel=1e-6)
+    # the temperature multiplies the logits
+    hot = claim_loss(images, claims, truth, torch.tensor(2.0))
+    assert hot.item() == pytest.approx(
+        (softplus(math.log(1 + math.exp(-2)) - 2) + softplus(-2) + softplus(0)) / 3, rel=1e-6)
+
+
+def test_claim_term_without_a_rankable_pair_is_zero_with_finite_gradients():
+    from engine.model.losses import claim_loss
+
+    images = t([[1, 0], [0, 1]]).requires_grad_()
+    claims = t([[1, 0], [0, 1]])
+    for truth in (torch.zeros(2, 2, dtype=torch.bool), torch.ones(2, 2, dtype=torch.bool)):
+        value = claim_loss(images, claims, truth, torch.tensor(1.0))
+        value.backward()
+        assert value.item() == 0.0 and torch.isfinite(images.grad).all()
+
+
+def test_claim_term_joins_the_weighted_mean_only_when_delta_is_set():
+    from engine.model.losses import claim_loss
+
+    claims, truth = t([[1, 0, 0], [-1, 0, 0]]), torch.tensor([[True, False], [False, True]])
+    lc, lclaim = math.log(1 + math.exp(-2)), claim_loss(IMG, claims, truth, torch.tensor(2.0))
+    loss = loss_with_v(V2, alpha=1, beta=0, gamma=0, delta=3)
+    out = loss(IMG, TEXT, PARA, NEG, torch.tensor(2.0), output_dict=True,
+               claim_features=claims, claim_truth=truth)
+    assert out["contrastive_loss"].item() == pytest.approx(lc / 4)
+    assert out["claim_loss"].item() == pytest.approx(3 * lclaim.item() / 4)
+    assert lclaim.item() > 0
+    # without claims for the batch, the term is present and 0; delta = 0 leaves the paper's loss
+    assert loss(IMG, TEXT, PARA, NEG, torch.tensor(2.0), output_dict=True)["claim_loss"] == 0
+    plain = loss_with_v(V2, alpha=1, beta=0, gamma=0)(IMG, TEXT, PARA, NEG, torch.tensor(2.0),
+                                                      output_dict=True, claim_features=claims,
+                                                      claim_truth=truth)
+    assert "claim_loss" not in plain and plain["contrastive_loss"].item() == pytest.approx(lc)
+    assert SemClipLoss(**loss.config()).delta == 3.0

@@ -5,6 +5,7 @@ and only the texts a loss reads encoded."""
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import replace
 
 import pytest
@@ -172,10 +173,10 @@ def test_drawn_scenes_over_a_locked_trunk_run_the_trunk_once_per_scene(tmp_path,
     seen: list[torch.Tensor] = []
     real_features = SemClipTask.features
 
-    def recording_features(self, images, tokens, index=None):
+    def recording_features(self, images, tokens, index=None, *rest):
         if self.image_cache is not None:  # what the image head is fed, per scene
             seen.append((index.clone(), self.image_cache.features[index].clone()))
-        return real_features(self, images, tokens, index)
+        return real_features(self, images, tokens, index, *rest)
     monkeypatch.setattr(SemClipTask, "features", recording_features)
     cfg = TrainConfig(model="semclip-photo-minilm", lock_image=True, text_unlocked_layers=1,
                       dataset="shapes", shapes_train_size=8, shapes_eval_size=4, batch_size=4,
@@ -203,3 +204,86 @@ def test_drawn_scenes_over_a_locked_trunk_run_the_trunk_once_per_scene(tmp_path,
         live = timm_trunk(model.model).eval()(live_input)
     assert cached.shape == live.shape == (4, 1280)
     assert torch.allclose(live, cached, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def photo_triples_with_objects(tmp_path_factory, photo_triples):
+    """The six photos, saying what each shows: the warm colours a dog, the others a horse."""
+    root = photo_triples.parent
+    rows = list(csv.reader(open(photo_triples)))
+    shows = {c: "dog" if c in ("red", "yellow", "white") else "horse" for c in COLOURS}
+    out = root / "with_objects.csv"
+    with open(out, "w", newline="") as f:
+        csv.writer(f).writerows([rows[0] + ["objects"]] +
+                                [row + [shows[row[0].removesuffix(".jpg")]] for row in rows[1:]])
+    return out
+
+
+def claim_ranking(checkpoint, dataset) -> float:
+    """Share of (photo, object) pairs whose true claim ("no horse ..." under a dog photo) the
+    model scores above the false one, over every standalone frame."""
+    from engine.data.photo_language import STANDALONE_FRAMES, affirmation, denial
+    from engine.data.triples import TriplesDataset
+    from engine.data.triples_io import read_triples
+    from engine.model.encoding import embed_texts
+
+    loaded = load_model(str(checkpoint))
+    data = TriplesDataset(read_triples(dataset))
+    right = total = 0
+    with torch.no_grad():
+        for t in data.triples[::2]:
+            image = loaded.model.encode_image(loaded.preprocess(Image.open(t.image))[None],
+                                              normalize=True)[0]
+            for name in ("dog", "horse"):
+                for frame in range(len(STANDALONE_FRAMES)):
+                    no, yes = embed_texts(loaded.model, loaded.tokenizer,
+                                          [denial(name, frame), affirmation(name, frame)])
+                    prefers_denial = bool(image @ no > image @ yes)
+                    right += prefers_denial == (name not in t.objects)
+                    total += 1
+    return right / total
+
+
+def test_the_claim_term_teaches_each_photo_which_object_claims_hold(tmp_path,
+                                                                   photo_triples_with_objects):
+    base = replace(photo_config(tmp_path, photo_triples_with_objects, 1), max_steps=45,
+                   epochs=20, lr=3e-3)
+    plain = list(train(replace(base, out_dir=str(tmp_path / "plain"))))
+    claims = list(train(replace(base, delta=1.0, out_dir=str(tmp_path / "claims"))))
+    assert isinstance(claims[-1], Done), claims[-1]
+    logged = [json.loads(line) for line in open(tmp_path / "claims" / "metrics.jsonl")]
+    assert all(r["claim_loss"] > 0 for r in logged if r["type"] == "step")
+    before = claim_ranking(plain[-1].result.checkpoint, photo_triples_with_objects)
+    after = claim_ranking(claims[-1].result.checkpoint, photo_triples_with_objects)
+    assert after > before and after > 0.75, (before, after)
+
+
+def test_the_claim_term_without_an_objects_column_is_a_clear_error(tmp_path, photo_triples):
+    from engine.events import Error
+
+    events = list(train(replace(photo_config(tmp_path, photo_triples, 1), delta=1.0)))
+    assert isinstance(events[-1], Error) and "'objects'" in events[-1].message
+    assert not (tmp_path / "semclip" / "checkpoint.pt").exists()
+    with pytest.raises(Exception, match="objects column"):
+        replace(photo_config(tmp_path, photo_triples, 1), dataset="shapes", delta=1.0).validate()
+
+
+def test_a_run_with_the_claim_term_resumes_exactly(tmp_path, photo_triples_with_objects):
+    import threading
+
+    from engine.events import StepMetrics
+
+    whole = replace(photo_config(tmp_path, photo_triples_with_objects, 1), max_steps=6,
+                    epochs=2, delta=1.0, out_dir=str(tmp_path / "whole"))
+    assert isinstance(list(train(whole))[-1], Done)
+    stop = threading.Event()
+    for event in train(replace(whole, out_dir=str(tmp_path / "part")), stop=stop):
+        if isinstance(event, StepMetrics) and event.step == 2:  # mid-epoch 1
+            stop.set()
+    resumed = list(train(replace(whole, out_dir=str(tmp_path / "resumed"),
+                                 resume=str(tmp_path / "part" / "checkpoint.pt"))))
+    assert [e.step for e in resumed if isinstance(e, StepMetrics)] == [3, 4, 5, 6]
+    a, b = (torch.load(tmp_path / name / "checkpoint.pt", map_location="cpu",
+                       weights_only=True)["state_dict"] for name in ("whole", "resumed"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)

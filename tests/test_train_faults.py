@@ -103,9 +103,11 @@ def _batches(preprocess, sizes: list[int], rich: float = 0.0) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("hard_negatives,masked", [(False, False), (True, False), (False, True),
-                                                   (True, True)])
-def test_two_accumulated_halves_give_the_loss_and_gradients_of_one_batch(hard_negatives, masked):
+@pytest.mark.parametrize("hard_negatives,masked,claims", [
+    (False, False, False), (True, False, False), (False, True, False), (True, True, False),
+    (True, False, True)])
+def test_two_accumulated_halves_give_the_loss_and_gradients_of_one_batch(hard_negatives, masked,
+                                                                         claims):
     from contextlib import nullcontext
 
     from engine.model.loading import load_model
@@ -114,7 +116,7 @@ def test_two_accumulated_halves_give_the_loss_and_gradients_of_one_batch(hard_ne
 
     loaded = load_model("semclip-tiny")
     loss = SemClipLoss(embed_dim=loaded.embed_dim, n_projections=2, learnable_projections=True,
-                       hard_negatives=hard_negatives)
+                       hard_negatives=hard_negatives, delta=1.0 if claims else 0.0)
     task = SemClipTask(loaded.model, loss).train()
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     # masked: rich statements, some true of several of the 8 scenes, and the batch's truth
@@ -126,15 +128,23 @@ def test_two_accumulated_halves_give_the_loss_and_gradients_of_one_batch(hard_ne
         captions, _ = truth_of(list(range(8)))
         assert int(captions.sum()) > 8  # something is masked across the two halves
 
+    # claims: object claims for the 8 rows, each micro-batch meeting them through its own encoding
+    step_claims = None
+    if claims:
+        from engine.data.claims import ClaimSampler
+        shown = [frozenset({"dog"}), frozenset(), frozenset({"horse", "dog"}), frozenset({"cat"})] * 2
+        step_claims = ClaimSampler(["cat", "dog", "horse", "bird"], per_step=3).draw(0, shown)
+
     def grads(group):
         task.zero_grad()
         terms = train_step(task, task, group, loaded.tokenizer, torch.device("cpu"),
-                           nullcontext, scaler, truth_of)
+                           nullcontext, scaler, truth_of, step_claims)
         return ({k: float(v.detach()) for k, v in terms.items()},
                 {n: p.grad.clone() for n, p in task.named_parameters() if p.grad is not None})
 
     one_terms, one_grads = grads(whole)
     acc_terms, acc_grads = grads(halves)
+    assert ("claim_loss" in one_terms) == claims and one_terms.get("claim_loss", 1) > 0
     for key in one_terms:
         assert acc_terms[key] == pytest.approx(one_terms[key], abs=1e-5), key
     assert one_grads.keys() == acc_grads.keys() and "loss.projector.parametrizations.weight.original" in one_grads

@@ -15,7 +15,7 @@ caption}]``), with an optional ``image,split`` CSV. Each caption becomes one tri
   stands out, so a dog, horse or boat none of five people mentioned is very likely absent;
   likely, not certain: these are for training and the negation-grounding score, not ground
   truth;
-* objects: what the captions mention (``dog;person``).
+* objects: what the captions mention (``dog;person``); the claim term of the loss reads it.
 
 In training splits a share of the captions (``denial_share``, 0 by default) can instead make
 triples that deny an absent object, after the caption or as a whole sentence ("there is no

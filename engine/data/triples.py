@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Protocol, Sequence, Union
 
 import torch
 from PIL import Image
@@ -97,6 +97,10 @@ class TriplesDataset:
         t = self.triples[index]
         return {"caption": t.caption, "paraphrase": t.paraphrase, "negation": t.negation,
                 "index": index}
+
+    def objects_of(self, indices: Iterable[int]) -> list[frozenset]:
+        """What the images of items ``indices`` are known to show (the ``objects`` column)."""
+        return [self.triples[i].objects for i in indices]
 
     def truth(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Which texts of the items ``indices`` are true of which of their images, as two bool

@@ -1,9 +1,13 @@
 """The SemCLIP loss, in the style of open_clip's ``loss.py``.
 
-    L = (α·L_contrastive + β·L_paraphrase + γ·L_negation) / (α + β + γ)
+    L = (α·L_contrastive + β·L_paraphrase + γ·L_negation + δ·L_claims) / (α + β + γ + δ)
     L_paraphrase = mean(1 − cos(p(t), p(t+)))
     L_negation   = mean(max(0, cos(p(t), p(t−))))
     p(x) = V x, V an n×d matrix with orthonormal rows (frozen or learnable)
+
+δ = 0 is the paper's loss. The claim term (this project's, off by default) is the image side of
+negation: each image ranks the object claims that hold of it ("no horse can be seen here" under
+a photo without horses) above those that do not ("no dog can be seen here" under a dog photo).
 
 The contrastive term is open_clip's ``ClipLoss`` (so gathering across DDP ranks works the same
 way), optionally with the negated captions as hard negatives in the image-to-text logits.
@@ -120,6 +124,34 @@ class HardNegativeClipLoss(ClipLoss):
                 F.cross_entropy(logits_per_text, labels)) / 2
 
 
+def claim_loss(image_features: torch.Tensor, claim_features: torch.Tensor, truth: torch.Tensor,
+               logit_scale: torch.Tensor) -> torch.Tensor:
+    """Mean over (image, true claim) pairs of −log softmax of the true claim against the image's
+    false claims: ``softplus(logsumexp(false logits) − true logit)``. The other true claims of a
+    row stay out of its softmax (another right answer is not a wrong one).
+
+    Args:
+        image_features: (N, d) unit image embeddings.
+        claim_features: (C, d) unit claim embeddings, or (N, C, d): each row's own.
+        truth: (N, C) bool, claim k holds of image i.
+        logit_scale: the CLIP temperature s (logits are s·cos).
+    Rows with no false claim add nothing; no true pair at all gives 0 (with a gradient path).
+    """
+    if claim_features.dim() == 2:
+        logits = logit_scale * image_features @ claim_features.T
+    else:
+        logits = logit_scale * torch.einsum("nd,ncd->nc", image_features, claim_features)
+    has_false = (~truth).any(dim=1, keepdim=True)
+    # a row without false claims gets finite stand-in logits: logsumexp of only -inf has a NaN
+    # gradient; its pairs are left out below
+    wrong = logits.masked_fill(truth, float("-inf")).masked_fill(~has_false, 0.0)
+    rankable = truth & has_false
+    if not bool(rankable.any()):
+        return logits.sum() * 0.0
+    margins = F.softplus(torch.logsumexp(wrong, dim=1, keepdim=True) - logits)[rankable]
+    return margins.mean()
+
+
 class SemClipLoss(nn.Module):
     """Contrastive + paraphrase + negation loss over a projection subspace.
 
@@ -131,6 +163,7 @@ class SemClipLoss(nn.Module):
             starts from the same seeded V a frozen loss uses.
         alpha, beta, gamma: non-negative weights of the three terms (positive sum); the total
             is their weighted mean, so α = 1, β = γ = 0 is plain CLIP fine-tuning.
+        delta: weight of the claim term (:func:`claim_loss`; 0, the paper's loss, by default).
         hard_negatives: add the negated captions as extra text columns of the image-to-text
             logits (see :class:`HardNegativeClipLoss`).
         projection_seed: seed of the initial V.
@@ -147,7 +180,7 @@ class SemClipLoss(nn.Module):
     """
 
     def __init__(self, embed_dim: int, n_projections: int = 2, learnable_projections: bool = False,
-                 alpha: float = 1.0, beta: float = 1.0, gamma: float = 1.0,
+                 alpha: float = 1.0, beta: float = 1.0, gamma: float = 1.0, delta: float = 0.0,
                  hard_negatives: bool = False, projection_seed: int = 0, local_loss: bool = False,
                  gather_with_grad: bool = False, cache_labels: bool = True, rank: int = 0,
                  world_size: int = 1, use_horovod: bool = False):
@@ -155,16 +188,17 @@ class SemClipLoss(nn.Module):
         if not 1 <= n_projections <= embed_dim:
             raise ValueError(f"n_projections must be between 1 and embed_dim={embed_dim}, "
                              f"got {n_projections}")
-        weights = {"alpha": alpha, "beta": beta, "gamma": gamma}
+        weights = {"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta}
         for name, w in weights.items():
             if not isinstance(w, (int, float)) or w < 0 or w != w:
                 raise ValueError(f"{name} must be a non-negative number, got {w!r}")
-        if alpha + beta + gamma <= 0:
-            raise ValueError("alpha + beta + gamma must be positive (all three weights are 0)")
+        if alpha + beta + gamma + delta <= 0:
+            raise ValueError("alpha + beta + gamma + delta must be positive (all weights are 0)")
         self.embed_dim, self.n_projections = embed_dim, n_projections
         self.learnable_projections, self.hard_negatives = learnable_projections, hard_negatives
         self.projection_seed = projection_seed
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
+        self.delta = float(delta)
         self._dist = dict(local_loss=local_loss, gather_with_grad=gather_with_grad,
                           cache_labels=cache_labels, rank=rank, world_size=world_size,
                           use_horovod=use_horovod)
@@ -211,7 +245,9 @@ class SemClipLoss(nn.Module):
     def forward(self, image_features: torch.Tensor, text_features: torch.Tensor,
                 paraphrase_features: Optional[torch.Tensor],
                 negation_features: Optional[torch.Tensor], logit_scale: torch.Tensor, output_dict: bool = False,
-                detach_projection: bool = False, truth: Optional[BatchTruth] = None
+                detach_projection: bool = False, truth: Optional[BatchTruth] = None,
+                claim_features: Optional[torch.Tensor] = None,
+                claim_truth: Optional[torch.Tensor] = None
                 ) -> Union[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss, or with ``output_dict`` the weighted terms (they sum to the total).
 
@@ -224,8 +260,11 @@ class SemClipLoss(nn.Module):
 
         ``truth`` (which texts of the gathered batch are true of which images) leaves the other
         right answers of each row out of the contrastive softmaxes (false-negative masking).
+
+        ``claim_features`` ((C, d), or (N, C, d) per image) and ``claim_truth`` ((N, C)) feed
+        the claim term; with delta > 0 and no claims it is 0.
         """
-        norm = self.alpha + self.beta + self.gamma
+        norm = self.alpha + self.beta + self.gamma + self.delta
         zero = text_features.new_zeros(())
         if self.alpha:
             negations = negation_features if self.hard_negatives else None
@@ -250,13 +289,19 @@ class SemClipLoss(nn.Module):
             negation = negation * (self.gamma / norm)
         terms = {"contrastive_loss": contrastive, "paraphrase_loss": paraphrase,
                  "negation_loss": negation}
-        return terms if output_dict else contrastive + paraphrase + negation
+        if self.delta:  # the paper's three terms alone otherwise, as logs and exports expect
+            claims = zero
+            if claim_features is not None and claim_truth is not None:
+                claims = claim_loss(image_features, claim_features, claim_truth, logit_scale)
+            terms["claim_loss"] = claims * (self.delta / norm)
+        return terms if output_dict else sum(terms.values())
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-ready) that rebuild this loss, e.g. from a sidecar."""
         return {"embed_dim": self.embed_dim, "n_projections": self.n_projections,
                 "learnable_projections": self.learnable_projections, "alpha": self.alpha,
-                "beta": self.beta, "gamma": self.gamma, "hard_negatives": self.hard_negatives,
+                "beta": self.beta, "gamma": self.gamma, "delta": self.delta,
+                "hard_negatives": self.hard_negatives,
                 "projection_seed": self.projection_seed}
 
     def extra_repr(self) -> str:

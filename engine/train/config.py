@@ -81,6 +81,10 @@ class TrainConfig:
     beta: float = option(
         1.0, "weight of the paraphrase term; beta = gamma = 0 is plain CLIP fine-tuning")
     gamma: float = option(1.0, "weight of the negation term")
+    delta: float = option(
+        0.0, "weight of the claim term (0: the paper's loss): each image ranks the object "
+             "claims that hold of it (\"no horse can be seen here\" under a photo without "
+             "horses) above those that do not; needs a triples file with an objects column")
     n_projections: int = option(2, "rows of the projection matrix V (the paper uses 2)")
     learnable_projections: bool = option(
         False, "learn V (kept orthonormal) instead of a fixed random V")
@@ -389,9 +393,13 @@ _RULES: tuple[Callable[["TrainConfig"], str], ...] = (
     f"grad_clip must be 0 (off) or more, got {c.grad_clip}",
     lambda c: "" if _finite(c.init_logit_scale) and c.init_logit_scale >= 0 else
     f"init_logit_scale must be 0 (keep) or more, got {c.init_logit_scale}",
-    lambda c: "" if all(_finite(w) and w >= 0 for w in (c.alpha, c.beta, c.gamma)) else
-    f"alpha, beta and gamma must be non-negative numbers, got {c.alpha}, {c.beta}, {c.gamma}",
-    lambda c: "" if c.alpha + c.beta + c.gamma > 0 else "alpha, beta and gamma are all 0",
+    lambda c: "" if all(_finite(w) and w >= 0 for w in (c.alpha, c.beta, c.gamma, c.delta)) else
+    f"alpha, beta, gamma and delta must be non-negative numbers, got {c.alpha}, {c.beta}, "
+    f"{c.gamma}, {c.delta}",
+    lambda c: "" if c.alpha + c.beta + c.gamma + c.delta > 0 else
+    "alpha, beta, gamma and delta are all 0",
+    lambda c: "" if not c.delta or c.dataset != "shapes" else
+    "delta > 0 (the claim term) needs a triples file with an objects column, not the shapes world",
     lambda c: "" if c.n_projections >= 1 else f"n_projections must be at least 1, got {c.n_projections}",
     lambda c: "" if c.image_unlocked_groups >= 0 else
     f"image_unlocked_groups must be 0 or more, got {c.image_unlocked_groups}",

@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from engine.data.claims import ClaimBatch, ClaimSampler
 from engine.data.triples import collate
 from engine.events import (CheckpointSaved, Done, Error, EvalResult, Event, JobError, Log,
                            NeverStop, Progress, StepMetrics, StopFlag)
@@ -527,9 +528,26 @@ def batch_truth(group: list[dict], truth_of: TruthOf, device: torch.device) -> B
     return BatchTruth(captions, negations).to(device)
 
 
+def step_claims(sampler: ClaimSampler, step: int, group: list[dict],
+                objects_of: Callable[[list[int]], list[frozenset]],
+                device: torch.device) -> ClaimBatch:
+    """The step's claims, drawn from what the whole batch shows (every rank's items, so every
+    rank meets the claims one process would), with this rank's rows of the truth."""
+    indices = torch.cat([b["index"] for b in group]).to(device)
+    mine = slice(0, len(indices))
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        parts = [torch.empty_like(indices) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, indices)
+        mine = slice(dist.get_rank() * len(indices), (dist.get_rank() + 1) * len(indices))
+        indices = torch.cat(parts)
+    drawn = sampler.draw(step, objects_of(indices.tolist()))
+    return ClaimBatch(drawn.texts, drawn.truth[mine])
+
+
 def train_step(task: SemClipTask, runner: torch.nn.Module, group: list[dict], tokenizer,
                device: torch.device, autocast, scaler: torch.amp.GradScaler,
-               truth_of: Optional[TruthOf] = None) -> dict[str, torch.Tensor]:
+               truth_of: Optional[TruthOf] = None, claims: Optional[ClaimBatch] = None
+               ) -> dict[str, torch.Tensor]:
     """Forward and backward over one accumulated step's micro-batches; returns the loss terms.
 
     One micro-batch: a plain forward and backward. Several: every micro-batch's features are
@@ -537,22 +555,27 @@ def train_step(task: SemClipTask, runner: torch.nn.Module, group: list[dict], to
     company of all the others, so loss and gradients equal those of one big batch (open_clip's
     ``--accum-freq``). ``runner`` is the task itself or its DDP wrapper; gradients are
     all-reduced only on the last backward. ``truth_of`` (item indices -> which captions and
-    negations are true of which items' images) turns on false-negative masking.
+    negations are true of which items' images) turns on false-negative masking. ``claims``
+    (rows: the group's items in order) feed the claim term.
     """
     truth = batch_truth(group, truth_of, device) if truth_of is not None else None
     cached = task.image_cache is not None
     inputs = [_as_inputs(b, tokenizer, device, cached, task.text_fields) for b in group]
+    claim_args: dict[str, Any] = {}
+    if claims is not None:
+        claim_args = {"claim_tokens": tokenizer(claims.texts).to(device),
+                      "claim_truth": claims.truth.to(device)}
     context = None
     if len(inputs) > 1:
         with torch.no_grad(), autocast():
-            context = [task.features(*x) for x in inputs]
+            context = [task.features(*x, claim_args.get("claim_tokens")) for x in inputs]
     terms: dict[str, torch.Tensor] = {}
     for slot, x in enumerate(inputs):
         last = slot == len(inputs) - 1
         sync = nullcontext() if last or runner is task else runner.no_sync()
         with sync:
             with autocast():
-                terms = runner(*x, context=context, slot=slot, truth=truth)
+                terms = runner(*x, context=context, slot=slot, truth=truth, **claim_args)
             total = sum(terms.values())
             if not torch.isfinite(total):
                 return terms  # the caller stops the run; nothing is stepped
@@ -617,7 +640,8 @@ def _build_task(cfg: TrainConfig, device: torch.device, dist_info: DistInfo
     loss = SemClipLoss(
         embed_dim=loaded.embed_dim, n_projections=cfg.n_projections,
         learnable_projections=cfg.learnable_projections, alpha=cfg.alpha, beta=cfg.beta,
-        gamma=cfg.gamma, hard_negatives=cfg.hard_negatives, projection_seed=cfg.projection_seed,
+        gamma=cfg.gamma, delta=cfg.delta, hard_negatives=cfg.hard_negatives,
+        projection_seed=cfg.projection_seed,
         gather_with_grad=True, rank=dist_info.rank, world_size=dist_info.world_size)
     task = SemClipTask(loaded.model, loss).to(device)
     task.train()
@@ -698,6 +722,7 @@ class _Run:
     zeroshot: Any = None  # a ZeroShotMonitor, on rank 0 only
     checkpointer: Optional[Checkpointer] = None
     metrics_log: Optional[FanOut] = None  # metrics.jsonl and the report_to trackers
+    claim_sampler: Optional[ClaimSampler] = None  # the claim term's (delta > 0)
 
     def checkpoint(self, epoch: int) -> Optional[CheckpointSaved]:
         """Save ``checkpoint.pt`` with everything an exact resume needs."""
@@ -751,6 +776,8 @@ def _start(cfg: TrainConfig) -> Generator[Event, None, _Run]:
     run = _Run(cfg, dist_info, device, autocast, scaler, out_dir, loaded, task,
                build_optimizer(task, cfg.lr, cfg.weight_decay, cfg.text_lr_scale),
                train_set, val_set, steps_per_epoch, total_steps)
+    if cfg.delta:
+        run.claim_sampler = _claim_sampler(train_set, cfg)
     last_good = _resume(run) if cfg.resume else None
     if last_good:
         yield Log(f"resumed from {cfg.resume} at step {run.step} "
@@ -771,6 +798,17 @@ def _start(cfg: TrainConfig) -> Generator[Event, None, _Run]:
                                  cfg.name or out_dir.name, resume_step)
         run.metrics_log = FanOut([MetricsLog(out_dir / "metrics.jsonl", resume_step), *trackers])
     return run
+
+
+def _claim_sampler(train_set: Dataset, cfg: TrainConfig) -> ClaimSampler:
+    """The claim term's sampler, over every object the training set's photos show."""
+    objects_of = getattr(train_set, "objects_of", None)
+    vocabulary = set().union(*objects_of(range(len(train_set)))) if objects_of else set()
+    if not vocabulary:
+        raise TrainingError("config", f"delta = {cfg.delta} needs a triples file whose 'objects' "
+                                      f"column names what each photo shows (e.g. `semclip prepare "
+                                      f"flickr8k`); {cfg.dataset} has none")
+    return ClaimSampler(vocabulary, seed=cfg.seed)
 
 
 def _resume(run: _Run) -> tuple[int, str]:
@@ -874,8 +912,12 @@ def _optimizer_step(run: _Run, group: list[dict], lr: float) -> dict[str, float]
     for g in optimizer.param_groups:
         g["lr"] = lr * g.get("lr_scale", 1.0)
     truth_of = run.train_set.truth if cfg.mask_false_negatives else None
+    claims = None
+    if run.claim_sampler is not None:
+        claims = step_claims(run.claim_sampler, run.step, group, run.train_set.objects_of,
+                             run.device)
     terms = train_step(run.task, run.runner, group, run.loaded.tokenizer, run.device,
-                       run.autocast, run.scaler, truth_of)
+                       run.autocast, run.scaler, truth_of, claims)
     total = sum(terms.values())
     if not torch.isfinite(total):
         raise TrainingError("nan_loss", (

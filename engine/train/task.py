@@ -31,14 +31,15 @@ LOGIT_SCALE_MAX = math.log(100.0)  # OpenCLIP clamps the learnable temperature a
 
 @dataclass
 class Features:
-    """Embeddings of one micro-batch: images (B, d), captions, paraphrases and negations.
-    Paraphrases and negations are None when no loss term reads them (they were not encoded)."""
+    """Embeddings of one micro-batch: images (B, d), captions, paraphrases and negations, and
+    the step's object claims (C, d). Each is None when no loss term reads it (not encoded)."""
 
     image: torch.Tensor
     caption: torch.Tensor
     paraphrase: Optional[torch.Tensor]
     negation: Optional[torch.Tensor]
     logit_scale: torch.Tensor
+    claims: Optional[torch.Tensor] = None
 
 
 class ImageFeatureCache:
@@ -132,8 +133,11 @@ class SemClipTask(nn.Module):
         return self.clip.encode_image(images, normalize=True).float()
 
     def features(self, images: Optional[torch.Tensor], tokens: torch.Tensor,
-                 index: Optional[torch.Tensor] = None) -> Features:
-        """Embeddings of a micro-batch; images come from the cache when there is one."""
+                 index: Optional[torch.Tensor] = None,
+                 claim_tokens: Optional[torch.Tensor] = None) -> Features:
+        """Embeddings of a micro-batch; images come from the cache when there is one.
+        ``claim_tokens``: the step's object claims (the claim term), encoded on their own:
+        they are few and short, and every micro-batch shares them."""
         if self.image_cache is not None:
             if index is None:
                 raise ValueError("a cached image tower needs the items' indices")
@@ -145,18 +149,24 @@ class SemClipTask(nn.Module):
         text = encode_text(self.clip, tokens, max_buckets=self.max_buckets)
         fields = self.text_fields
         parts = dict(zip(fields, text.float().split(text.shape[0] // len(fields))))
+        claims = None
+        if claim_tokens is not None:
+            claims = encode_text(self.clip, claim_tokens, max_buckets=self.max_buckets).float()
         return Features(image.float(), parts["caption"], parts.get("paraphrase"),
-                        parts.get("negation"), self.clip.logit_scale.exp().float())
+                        parts.get("negation"), self.clip.logit_scale.exp().float(), claims)
 
     def forward(self, images: Optional[torch.Tensor], tokens: torch.Tensor,
                 index: Optional[torch.Tensor] = None,
                 context: Optional[Sequence[Features]] = None, slot: int = 0,
-                truth: Optional[BatchTruth] = None) -> dict[str, torch.Tensor]:
+                truth: Optional[BatchTruth] = None, claim_tokens: Optional[torch.Tensor] = None,
+                claim_truth: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         """Loss terms of a micro-batch. With ``context`` (the gradient-free features of every
         micro-batch of an accumulated step), this micro-batch's fresh features replace
         ``context[slot]`` and the loss covers all of them. ``truth`` covers the whole gathered
-        batch (false-negative masking, :class:`BatchTruth`)."""
-        own = self.features(images, tokens, index)
+        batch (false-negative masking, :class:`BatchTruth`); ``claim_truth`` (rows: this
+        process's items of the step, micro-batch order) says which of the step's claims
+        (``claim_tokens``) hold of which image."""
+        own = self.features(images, tokens, index, claim_tokens)
         parts = list(context) if context is not None else [own]
         parts[slot] = own
         joined = {key: None if getattr(own, key) is None else
@@ -166,9 +176,14 @@ class SemClipTask(nn.Module):
         # batch's loss: only the last one carries their gradient, or it would count k times.
         last = slot == len(parts) - 1
         logit_scale = own.logit_scale if last else own.logit_scale.detach()
+        # each micro-batch's images meet the claims as that micro-batch encoded them, so the
+        # claim encoder's gradient comes from the fresh micro-batch's rows alone
+        claims = None if own.claims is None else \
+            torch.cat([p.claims.expand(len(p.image), -1, -1) for p in parts])
         return self.loss(joined["image"], joined["caption"], joined["paraphrase"],
                          joined["negation"], logit_scale, output_dict=True,
-                         detach_projection=not last, truth=truth)
+                         detach_projection=not last, truth=truth, claim_features=claims,
+                         claim_truth=claim_truth)
 
     @torch.no_grad()
     def clamp_logit_scale(self) -> None:
