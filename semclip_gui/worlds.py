@@ -26,7 +26,7 @@ PHOTO_RECIPE = "semclip train --preset photo-demo"
 # Display names of the shipped models (file stem -> label), for the model pickers.
 SHIPPED_LABELS = {"clip-baseline": "CLIP", "semclip": "SemCLIP",
                   "clip-same-data": "CLIP+data", "photo-clip-baseline": "CLIP",
-                  "photo-semclip": "SemCLIP"}
+                  "photo-semclip": "SemCLIP", "photo-semclip-claims": "SemCLIP+claims"}
 
 
 def shipped_models(root: Optional[Path] = None) -> dict[str, str]:

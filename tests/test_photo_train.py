@@ -139,10 +139,11 @@ def test_captions_retrieval_runs_both_models_through_one_cached_trunk(photo_trip
 
 
 def test_photo_preset_prints_the_held_out_table_of_the_test_split_beside_its_data(
-        photo_triples, tmp_path, capsys):
+        photo_triples_with_objects, tmp_path, capsys):
     from engine.cli.commands import main
     from engine.eval.run import load_results
 
+    photo_triples = photo_triples_with_objects  # the claims run reads what each photo shows
     test = photo_triples.with_name("test.csv")
     test.write_bytes(photo_triples.read_bytes())
     try:
@@ -156,7 +157,8 @@ def test_photo_preset_prints_the_held_out_table_of_the_test_split_beside_its_dat
     out = capsys.readouterr().out
     assert f"held-out split {test}: clip-baseline vs semclip" in out
     results = load_results(tmp_path / "table.json")
-    assert results["benchmark"] == "captions_retrieval" and len(results["models"]) == 2
+    assert results["benchmark"] == "captions_retrieval"
+    assert [m["label"] for m in results["models"]] == ["clip-baseline", "semclip", "semclip-claims"]
 
 
 def test_drawn_scenes_over_a_locked_trunk_run_the_trunk_once_per_scene(tmp_path, monkeypatch):
