@@ -72,8 +72,15 @@ class ModelPicker(QWidget):
 
     def _on_spec_chosen(self, spec: str) -> None:
         """A shipped model brings its own display name ("CLIP+data"), as the demo pair does."""
+        label = self.shipped_label(spec)
+        if label:
+            self.label_edit.setText(label)
+
+    def shipped_label(self, spec: str) -> Optional[str]:
+        """The display name of ``spec`` when it is a shipped model (by any path to it)."""
         if spec in self._shipped:
-            self.label_edit.setText(self._shipped[spec])
+            return self._shipped[spec]
+        return self._shipped.get(str(Path(spec).resolve())) if Path(spec).suffix else None
 
     def load_current(self) -> None:
         spec = self.spec.currentText().strip()
@@ -168,17 +175,21 @@ class MainWindow(QMainWindow):
     def load_models(self, left: str, right: str) -> None:
         """Load a spec on each side (in the background)."""
         for side, spec in zip(SIDES, (left, right)):
-            self.pickers[side].set_spec(spec)
-            self.state.load_model_async(side, spec)
+            picker = self.pickers[side]
+            picker.set_spec(spec)
+            self.state.load_model_async(side, spec, label=picker.shipped_label(spec))
 
     @property
     def world(self) -> str:
         return self.world_combo.currentText()
 
-    def set_world(self, world: str, folder: Optional[str] = None) -> bool:
+    def set_world(self, world: str, folder: Optional[str] = None,
+                  models: tuple[Optional[str], Optional[str]] = (None, None)) -> bool:
         """Load ``world``'s demo pair and gallery in every tab. Photos need a folder: ``folder``,
-        else the one chosen last time, else the user is asked (and it is remembered). Returns
-        False, with the world unchanged, when the models or the folder are not there."""
+        else the one chosen last time, else the user is asked (and it is remembered).
+        ``models`` (left, right) replace the pair's members where given (e.g. SemCLIP+claims on
+        the right). Returns False, with the world unchanged, when the models or the folder are
+        not there."""
         if world == worlds.PHOTOS:
             found = worlds.photo_demo_models()
             if found.specs is None:
@@ -200,7 +211,7 @@ class MainWindow(QMainWindow):
             gallery = shapes_gallery(n=200, split="test")
         self.world_combo.setCurrentText(world)
         self.state.set_gallery(gallery)
-        self.load_models(*specs)
+        self.load_models(*(given or default for given, default in zip(models, specs)))
         return True
 
     def _photo_folder(self) -> str:
@@ -265,8 +276,8 @@ def launch(args: argparse.Namespace) -> MainWindow:
         window.resize(args.size)
     window.show()
     left, right = args.left, args.right
-    if args.world == "photos" and not (left or right):
-        if window.set_world(worlds.PHOTOS, args.photos):
+    if args.world == "photos":
+        if window.set_world(worlds.PHOTOS, args.photos, models=(left, right)):
             _after_launch(window, args)
             return window
         window.statusBar().showMessage("the Photos world is not available: shapes instead")

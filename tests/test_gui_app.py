@@ -186,3 +186,30 @@ def test_the_pickers_offer_every_shipped_model_with_its_display_name(qtbot, tiny
         picker.load_current()
     assert window.state.label("left") == "CLIP+data"
     assert window.state.model("left").spec == third
+
+
+def test_the_photos_world_from_the_command_line_takes_a_model_for_one_side(
+        qtbot, monkeypatch, tmp_path, photo_folder):
+    # `semclip-gui --world photos --right photo-semclip-claims.pt`: the photo folder and the pair's
+    # CLIP on the left, the given model on the right (it used to drop back to the shapes world)
+    from PySide6.QtCore import QSettings
+
+    from semclip_gui import app as app_module
+    from semclip_gui import worlds
+
+    monkeypatch.setattr(app_module, "settings",
+                        lambda: QSettings(str(tmp_path / "studio.ini"), QSettings.IniFormat))
+    monkeypatch.setattr(worlds, "photo_demo_models",
+                        lambda: worlds.WorldModels(("semclip-tiny", "semclip-shapes-tiny")))
+    import os
+
+    from engine.paths import ASSETS_DIR
+    claims = os.path.relpath(ASSETS_DIR / "demo_models" / "photo-semclip-claims.pt")
+    window = launch(parse_args(["--world", "photos", "--photos", str(photo_folder),
+                                "--right", claims]))
+    qtbot.addWidget(window)
+    qtbot.waitUntil(window.state.models_ready, timeout=60_000)
+    assert window.world == worlds.PHOTOS and not window.state.gallery.has_scene_labels
+    assert window.state.model("left").spec == "semclip-tiny"  # the pair's left member
+    assert window.state.model("right").spec == claims  # the given one, not the pair's
+    assert window.state.label("right") == "SemCLIP+claims"  # a shipped model keeps its name
