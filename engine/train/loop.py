@@ -516,14 +516,21 @@ def _usable(batch: Optional[dict], cache: Optional[ImageFeatureCache]) -> Option
     return out
 
 
-def batch_truth(group: list[dict], truth_of: TruthOf, device: torch.device) -> BatchTruth:
-    """What the texts of a step's whole batch (every micro-batch, on every rank, in the order
-    the loss gathers features) say truly of its images."""
+def step_indices(group: list[dict], device: torch.device) -> tuple[torch.Tensor, slice]:
+    """The item indices of a step's whole batch (every micro-batch, on every rank, in the order
+    the loss gathers features), and where this rank's items lie among them."""
     indices = torch.cat([b["index"] for b in group]).to(device)
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        parts = [torch.empty_like(indices) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, indices)
-        indices = torch.cat(parts)
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return indices, slice(0, len(indices))
+    parts = [torch.empty_like(indices) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, indices)
+    rank = dist.get_rank()
+    return torch.cat(parts), slice(rank * len(indices), (rank + 1) * len(indices))
+
+
+def batch_truth(group: list[dict], truth_of: TruthOf, device: torch.device) -> BatchTruth:
+    """What the texts of a step's whole batch (:func:`step_indices`) say truly of its images."""
+    indices, _ = step_indices(group, device)
     captions, negations = truth_of(indices.tolist())
     return BatchTruth(captions, negations).to(device)
 
@@ -533,13 +540,7 @@ def step_claims(sampler: ClaimSampler, step: int, group: list[dict],
                 device: torch.device) -> ClaimBatch:
     """The step's claims, drawn from what the whole batch shows (every rank's items, so every
     rank meets the claims one process would), with this rank's rows of the truth."""
-    indices = torch.cat([b["index"] for b in group]).to(device)
-    mine = slice(0, len(indices))
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        parts = [torch.empty_like(indices) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, indices)
-        mine = slice(dist.get_rank() * len(indices), (dist.get_rank() + 1) * len(indices))
-        indices = torch.cat(parts)
+    indices, mine = step_indices(group, device)
     drawn = sampler.draw(step, objects_of(indices.tolist()))
     return ClaimBatch(drawn.texts, drawn.truth[mine])
 
