@@ -58,6 +58,31 @@ def questions(image: str, shown: str, absent: str, k: int) -> list[list[str]]:
     return rows
 
 
+def build_questions(triples: Path, seed: int = 0) -> list[list[str]]:
+    """The questions (NegBench CSV rows, header excluded) over the photos of a triples split."""
+    captions: dict[str, list[str]] = {}
+    with open(triples, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            captions.setdefault(row["image"], []).append(row["caption"])
+    rng = random.Random(seed)
+    rows = []
+    for k, (image, texts) in enumerate(captions.items()):
+        shown = sorted(mentioned_objects(texts))
+        absent = [name for name in PHOTO_OBJECTS if name not in shown]
+        if shown and absent:
+            rows += questions(Path(image).name, rng.choice(shown), rng.choice(absent), k)
+    return rows
+
+
+def write_mcq(rows: list[list[str]], out: Path) -> None:
+    """Write ``rows`` in NegBench's MCQ CSV layout."""
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image_path", "correct_answer", "caption_0", "caption_1", "caption_2",
+                         "caption_3", "correct_answer_template"])
+        writer.writerows(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,23 +90,8 @@ def main() -> None:
     parser.add_argument("--out", required=True, type=Path, help="NegBench-layout MCQ CSV")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-
-    captions: dict[str, list[str]] = {}
-    with open(args.triples, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            captions.setdefault(row["image"], []).append(row["caption"])
-    rng = random.Random(args.seed)
-    rows = []
-    for k, (image, texts) in enumerate(captions.items()):
-        shown = sorted(mentioned_objects(texts))
-        absent = [name for name in PHOTO_OBJECTS if name not in shown]
-        if shown and absent:
-            rows += questions(Path(image).name, rng.choice(shown), rng.choice(absent), k)
-    with open(args.out, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image_path", "correct_answer", "caption_0", "caption_1", "caption_2",
-                         "caption_3", "correct_answer_template"])
-        writer.writerows(rows)
+    rows = build_questions(args.triples, args.seed)
+    write_mcq(rows, args.out)
     print(f"{len(rows)} questions over {len(rows) // 3} photos -> {args.out}")
 
 
