@@ -19,7 +19,10 @@ from engine.paths import ASSETS_DIR, sidecar_path
 SHAPES, PHOTOS = "Shapes", "Photos"
 WORLDS = (SHAPES, PHOTOS)
 DEMO_DIR = ASSETS_DIR / "demo_models"
-PHOTO_DEMO_NAMES = ("photo-clip-baseline", "photo-semclip")  # files in assets/demo_models
+# The Photos world opens with CLIP against SemCLIP+claims: of the photo models only the claim term
+# teaches "no X" about photos (held-out NegBench negation template 0.755, paper-loss SemCLIP
+# 0.024, CLIP 0.078; bench/RESULTS.md sections 10-11); the paper-loss SemCLIP is in the pickers.
+PHOTO_DEMO_NAMES = ("photo-clip-baseline", "photo-semclip-claims")  # files in assets/demo_models
 PHOTO_RECIPE = "semclip train --preset photo-demo"
 
 

@@ -52,11 +52,12 @@ def small_test_split(tmp_path: Path) -> Path:
 
 
 @pytest.mark.skipif(not FLICKR.is_dir(), reason=f"{FLICKR} is absent (Flickr8k test photos)")
-def test_semclip_photo_model_prefers_captions_over_their_negations_more_than_clip(tmp_path):
+@pytest.mark.parametrize("name", ["semclip", "semclip-claims"])
+def test_semclip_photo_models_prefer_captions_over_their_negations_more_than_clip(tmp_path, name):
     from engine.eval.run import run_evaluation
     from engine.model.loading import load_model
 
-    models = [load_model(str(SHIPPED["clip-baseline"])), load_model(str(SHIPPED["semclip"]))]
+    models = [load_model(str(SHIPPED["clip-baseline"])), load_model(str(SHIPPED[name]))]
     results = run_evaluation("captions_retrieval", small_test_split(tmp_path), None, models)
     clip, semclip = (m["metrics"] for m in results["models"])
     assert semclip["ono_accuracy"] > clip["ono_accuracy"] + 0.1
@@ -64,21 +65,25 @@ def test_semclip_photo_model_prefers_captions_over_their_negations_more_than_cli
 
 
 @pytest.mark.skipif(not FLICKR.is_dir(), reason=f"{FLICKR} is absent (Flickr8k test photos)")
-def test_photo_semclip_with_claims_picks_true_denials_of_held_out_photos_where_clip_does_not(tmp_path):
+def test_the_photos_worlds_semclip_picks_true_denials_of_held_out_photos_where_clip_does_not(tmp_path):
     # NegBench's negation template ("No horse is present in the image.", no horse in sight)
-    # asked of 40 test photos in wording training never uses (bench/photo_negation_mcq.py)
+    # asked of 40 test photos in wording training never uses (bench/photo_negation_mcq.py), of
+    # the pair the app's Photos world opens with: CLIP left, SemCLIP+claims right
     import subprocess
     import sys
 
     from engine.eval.run import run_evaluation
     from engine.model.loading import load_model
+    from semclip_gui.worlds import photo_demo_models
 
     test_split = small_test_split(tmp_path)
     mcq = tmp_path / "mcq.csv"
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, str(root / "bench" / "photo_negation_mcq.py"), "--triples",
                     str(test_split), "--out", str(mcq)], check=True, capture_output=True)
-    models = [load_model(str(SHIPPED[name])) for name in ("clip-baseline", "semclip-claims")]
+    pair = photo_demo_models().specs
+    assert pair == (str(SHIPPED["clip-baseline"]), str(SHIPPED["semclip-claims"]))
+    models = [load_model(spec) for spec in pair]
     results = run_evaluation("negbench_mcq", mcq, FLICKR / "images", models)
     clip, claims = (m["metrics"] for m in results["models"])
     assert claims["mcq_accuracy_negation"] > clip["mcq_accuracy_negation"] + 0.3
