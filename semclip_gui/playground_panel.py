@@ -31,7 +31,7 @@ from engine.paths import IMAGE_SUFFIXES
 from .aio import spawn
 from .editable_list import EditableList
 from .images import load_thumbnail
-from .projection_view import PLOT_TITLE_SIZE, ProjectionPlot, frame_plots, text_tags
+from .projection_view import ProjectionPlot, fit_title, frame_plots, text_tags
 from .state import SIDES, AppState
 from .views import set_stale
 from .workers import LatestOnly
@@ -39,6 +39,7 @@ from .workers import LatestOnly
 DEBOUNCE_MS = 300
 SIDE_COLOURS = {"left": (110, 110, 110), "right": (40, 110, 220)}
 DEFAULT_CAPTION = "a large red circle and a small blue square"
+PHOTO_CAPTION = "a dog running on the grass"  # a photo folder has no captions of its own
 
 
 class PlaygroundPanel(QWidget):
@@ -80,10 +81,8 @@ class PlaygroundPanel(QWidget):
         state.model_changed.connect(self._on_model_changed)
         state.gallery_changed.connect(self._fill_gallery_combo)
         self.use_caption_button.clicked.connect(self.use_image_caption)
+        self._opening_caption = ""
         self._fill_gallery_combo()
-        gallery = state.gallery
-        # Start on a caption that describes the image shown, so the bars start out meaningful.
-        self.caption_edit.setText(gallery.captions[0] if gallery.captions else DEFAULT_CAPTION)
 
     # -- layout ----------------------------------------------------------------------------------
 
@@ -286,6 +285,12 @@ class PlaygroundPanel(QWidget):
         self.image_combo.blockSignals(False)
         if len(gallery):
             self.select_gallery_image(0)
+        # Open on a caption of the world shown (the first scene's own, so the bars start out
+        # meaningful); a caption the user typed stays when the gallery changes.
+        if self.caption_edit.text() == self._opening_caption:
+            self._opening_caption = (gallery.captions[0] if gallery.captions else
+                                     DEFAULT_CAPTION if gallery.has_scene_labels else PHOTO_CAPTION)
+            self.caption_edit.setText(self._opening_caption)
 
     def select_gallery_image(self, index: int) -> None:
         """Show gallery image ``index`` and score the texts against it."""
@@ -403,9 +408,11 @@ class PlaygroundPanel(QWidget):
         plot.setXRange(min(0.0, float(values.min()) * 1.05), max(0.05, float(values.max())) * 1.05,
                        padding=0)
         # the colour key in the title: a legend box would sit on top of the bars
-        plot.setTitle("cosine to image: " + " ".join(
-            f"<span style='color: rgb{SIDE_COLOURS[side]}'>■ {self.state.label(side)}</span>"
-            for side in SIDES), size=PLOT_TITLE_SIZE)
+        key = " ".join(f"<span style='color: rgb{SIDE_COLOURS[side]}'>■ {self.state.label(side)}</span>"
+                       for side in SIDES)
+        plain = " ".join(f"■ {self.state.label(side)}" for side in SIDES)
+        fit_title(plot, [(f"cosine to image: {key}", f"cosine to image: {plain}"),
+                         (f"cosine: {key}", f"cosine: {plain}"), (key, plain)])
 
 def _describe(generation) -> str:
     """Tooltip of a generated text: how it was made and whether a validator accepted it."""

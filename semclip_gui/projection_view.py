@@ -4,11 +4,12 @@ directions for n > 2. Two plots can share one scale, so distances compare across
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont, QFontMetrics
 
 from engine.explore.explain import Explanation
 
@@ -16,6 +17,31 @@ from .label_layout import MARKER_RADIUS, place_labels
 
 ROLE_COLOURS = {"caption": (20, 20, 20), "paraphrase": (30, 150, 60), "negation": (210, 40, 40)}
 PLOT_TITLE_SIZE = "9pt"  # pyqtgraph's default (~11pt) clips the titles at 1024 px
+TITLE_MARGIN_PX = 16
+
+
+def fit_title(plot: pg.PlotWidget, candidates: Sequence[tuple[str, str]]) -> None:
+    """Title ``plot`` with the first of ``candidates`` ((html, its plain text), longest first)
+    whose text fits the plot's width, the last one when none does, and choose again whenever
+    the plot is resized: a long model name ("SemCLIP+claims") in a small window gets the short
+    form rather than a clipped one."""
+    plot.title_candidates = list(candidates)
+    if not getattr(plot, "_refits_title", False):
+        plot.getViewBox().sigResized.connect(lambda *_: _refit_title(plot))
+        plot._refits_title = True
+    _refit_title(plot)
+
+
+def _refit_title(plot: pg.PlotWidget) -> None:
+    font = QFont(plot.font())
+    font.setPointSizeF(float(PLOT_TITLE_SIZE.removesuffix("pt")))
+    room = plot.getViewBox().width() - TITLE_MARGIN_PX  # the title spans the data area only
+    metrics = QFontMetrics(font)
+    html = next((h for h, text in plot.title_candidates if metrics.horizontalAdvance(text) <= room),
+                plot.title_candidates[-1][0])
+    if html != getattr(plot, "shown_title", None):
+        plot.shown_title = html
+        plot.setTitle(html, size=PLOT_TITLE_SIZE)
 
 
 def text_tags(roles: list[str]) -> list[str]:
@@ -63,7 +89,8 @@ class ProjectionPlot(pg.PlotWidget):
             self.setLabel("left", "p₂(t)")
             self.setAspectLocked(True)
         extra = f", first 2 of {n}" if n > 2 else f", n = {n}"
-        self.setTitle(f"{title}: subspace p(t){extra}", size=PLOT_TITLE_SIZE)
+        fit_title(self, [(t, t) for t in (f"{title}: subspace p(t){extra}", f"{title}: p(t){extra}",
+                                          title)])
         for i in range(1, len(xy)):  # arrows from the caption to each generation
             colour = ROLE_COLOURS[expl.roles[i]]
             self.plot([xy[0, 0], xy[i, 0]], [xy[0, 1], xy[i, 1]],

@@ -287,3 +287,53 @@ def test_each_model_scores_a_gallery_scene_drawn_at_its_own_input_size(qtbot, pa
     plain = explain(loaded, *panel.texts(), image=gallery.sources[5]).image_similarity
     qtbot.waitUntil(lambda: torch.allclose(panel.explanations["left"].image_similarity, plain,
                                            atol=1e-5), timeout=10_000)
+
+
+def test_a_photo_gallery_brings_a_photo_caption_but_keeps_one_the_user_typed(qtbot, panel, app_state,
+                                                                            tmp_path):
+    # switching to the Photos world used to leave the shapes scene's caption over a photo
+    from PIL import Image
+
+    from engine.data.galleries import folder_gallery
+    from semclip_gui.playground_panel import PHOTO_CAPTION
+
+    shapes = app_state.gallery
+    for i in range(2):
+        Image.new("RGB", (32, 24), (40 * i, 120, 60)).save(tmp_path / f"p{i}.jpg")
+    app_state.set_gallery(folder_gallery(tmp_path))
+    assert panel.caption() == PHOTO_CAPTION and panel.image_combo.count() == 2
+    app_state.set_gallery(shapes)  # back: the first scene's own caption again
+    assert panel.caption() == shapes.captions[0]
+    qtbot.keyClicks(panel.caption_edit, " and no star")
+    app_state.set_gallery(folder_gallery(tmp_path))
+    assert panel.caption() == shapes.captions[0] + " and no star"  # the user's words stay
+
+
+def test_plot_titles_shorten_to_fit_a_long_model_name_in_a_small_window(qtbot, panel, app_state,
+                                                                       tiny_models):
+    # "SemCLIP+claims: subspace p(t), n = 2" ran off the plot at 1024 px
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    from semclip_gui.projection_view import PLOT_TITLE_SIZE
+
+    def shown(plot) -> str:
+        return next(text for html, text in plot.title_candidates if html == plot.shown_title)
+
+    def fits(plot) -> bool:
+        font = QFont(plot.font())
+        font.setPointSizeF(float(PLOT_TITLE_SIZE.removesuffix("pt")))
+        return QFontMetrics(font).horizontalAdvance(shown(plot)) <= plot.getViewBox().width()
+
+    app_state.set_model("right", tiny_models[1], label="SemCLIP+claims")
+    wait_scored(qtbot, panel)
+    panel.resize(1600, 900)
+    panel.show()
+    qtbot.waitExposed(panel)
+    right = panel.projection_plots["right"]
+    qtbot.waitUntil(lambda: shown(right).startswith("SemCLIP+claims: subspace p(t)"))
+    assert "cosine to image" in shown(panel.bars)
+    panel.resize(700, 500)
+    qtbot.waitUntil(lambda: not shown(right).startswith("SemCLIP+claims: subspace"))
+    assert shown(right).startswith("SemCLIP+claims")  # the name itself always stays
+    for plot in (right, panel.projection_plots["left"], panel.bars):
+        assert fits(plot) or shown(plot) == plot.title_candidates[-1][1]
