@@ -40,6 +40,8 @@ DEBOUNCE_MS = 300
 SIDE_COLOURS = {"left": (110, 110, 110), "right": (40, 110, 220)}
 DEFAULT_CAPTION = "a large red circle and a small blue square"
 PHOTO_CAPTION = "a dog running on the grass"  # a photo folder has no captions of its own
+THUMBNAIL_PX, SMALL_THUMBNAIL_PX = 160, 96
+SHORT_PANEL_PX = 560  # below this panel height the thumbnail shrinks (the app at 1024x700: ~610)
 
 
 class PlaygroundPanel(QWidget):
@@ -122,7 +124,7 @@ class PlaygroundPanel(QWidget):
         self.negations = EditableList("Negations (c−)", "add your own negation…")
 
         self.thumbnail = QLabel()
-        self.thumbnail.setFixedSize(160, 160)
+        self.thumbnail.setFixedSize(THUMBNAIL_PX, THUMBNAIL_PX)
         self.thumbnail.setAlignment(Qt.AlignCenter)
         self.thumbnail.setStyleSheet("border: 1px solid #999; background: #333;")
         self.image_combo = QComboBox()
@@ -332,11 +334,25 @@ class PlaygroundPanel(QWidget):
             return
         self.set_image(image, path)
 
+    def _show_thumbnail(self) -> None:
+        if self._image is not None:
+            side = self.thumbnail.width() - 10
+            self.thumbnail.setPixmap(QPixmap.fromImage(load_thumbnail(self._image, side)))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        # A short window (a projector at 800x560) would leave the plots a sliver under the
+        # image column: the thumbnail gives up some height first.
+        side = THUMBNAIL_PX if event.size().height() >= SHORT_PANEL_PX else SMALL_THUMBNAIL_PX
+        if self.thumbnail.width() != side:
+            self.thumbnail.setFixedSize(side, side)
+            self._show_thumbnail()
+        super().resizeEvent(event)
+
     def set_image(self, image: Image.Image, note: str = "", scene: Optional[int] = None) -> None:
         """Score the texts against ``image`` from now on; ``scene`` (an index of a drawn
         gallery) lets each model see that scene drawn at its own input size instead."""
         self._image, self._scene = image.convert("RGB"), scene
-        self.thumbnail.setPixmap(QPixmap.fromImage(load_thumbnail(self._image, 150)))
+        self._show_thumbnail()
         self.image_caption.setText(note)
         self.use_caption_button.setEnabled(bool(self.state.gallery.captions) and note in self.state.gallery.captions)
         self.rescore()

@@ -337,3 +337,23 @@ def test_plot_titles_shorten_to_fit_a_long_model_name_in_a_small_window(qtbot, p
     assert shown(right).startswith("SemCLIP+claims")  # the name itself always stays
     for plot in (right, panel.projection_plots["left"], panel.bars):
         assert fits(plot) or shown(plot) == plot.title_candidates[-1][1]
+
+
+PLOTS_AT_470 = 130  # px of plot height (150 measured; 86 when the 160 px thumbnail stayed)
+
+
+def test_a_short_window_shrinks_the_thumbnail_so_the_plots_keep_their_height(qtbot, panel):
+    # at 800x560 the fixed 160 px image column left the plots about 70 px
+    from semclip_gui.playground_panel import SMALL_THUMBNAIL_PX, THUMBNAIL_PX
+
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.resize(1000, 700)
+    qtbot.waitUntil(lambda: panel.thumbnail.width() == THUMBNAIL_PX)
+    panel.resize(780, 470)  # the panel in an 800x560 window
+    qtbot.waitUntil(lambda: panel.thumbnail.width() == SMALL_THUMBNAIL_PX)
+    assert panel.thumbnail.pixmap().width() <= SMALL_THUMBNAIL_PX  # the image is redrawn to fit
+    qtbot.waitUntil(lambda: panel.plots_widget.height() >= PLOTS_AT_470)
+    panel.resize(1000, 700)
+    qtbot.waitUntil(lambda: panel.thumbnail.width() == THUMBNAIL_PX)
+    assert panel.thumbnail.pixmap().width() > SMALL_THUMBNAIL_PX
