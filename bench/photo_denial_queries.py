@@ -23,7 +23,6 @@ words are the ones people type ("people", not the vocabulary's "person").
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import json
 import statistics
@@ -35,6 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from engine.data.photo_language import mentioned_objects, with_article  # noqa: E402
+from engine.data.photo_sets import read_captions_csv  # noqa: E402
 from engine.model.embed_cache import embed_images_cached  # noqa: E402
 from engine.model.encoding import embed_texts  # noqa: E402
 from engine.model.loading import load_model  # noqa: E402
@@ -44,13 +44,12 @@ DENIAL_FRAMES = ("{a_y} but no {x} in sight", "{a_y}, without any {x}",
 PLAIN_FRAME = "a picture of {a_y}"
 CANDIDATES = ("dog", "person", "ball", "bicycle", "car", "snow", "bird", "boat", "horse", "bench")
 TYPED = {"person": "people", "dog": "dogs", "ball": "balls", "car": "cars", "bicycle": "bicycles",
-         "bird": "birds", "boat": "boats", "horse": "horses", "bench": "benches", "snow": "snow"}
+         "bird": "birds", "boat": "boats", "horse": "horses", "bench": "benches"}
 
 
 def query(frame: str, shown: str, denied: str) -> str:
-    """``frame`` with Y (as typed, with its article) and the denied X (plural as typed)."""
-    return frame.format(a_y=with_article(shown),
-                        x=TYPED.get(denied, denied))
+    """``frame`` with Y (with its article) and the denied X (plural, as people type it)."""
+    return frame.format(a_y=with_article(shown), x=TYPED.get(denied, denied))
 
 
 def object_pairs(shows: list[frozenset]) -> list[tuple[str, str]]:
@@ -74,10 +73,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    captions: dict[str, list[str]] = {}
-    with open(args.triples, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            captions.setdefault(row["image"], []).append(row["caption"])
+    captions = read_captions_csv(args.triples, args.triples.parent).captions
     images = list(captions)
     shows = [mentioned_objects(texts) for texts in captions.values()]
     pairs = object_pairs(shows)

@@ -25,6 +25,7 @@ import random
 from pathlib import Path
 
 from engine.data.photo_language import PHOTO_OBJECTS, mentioned_objects, with_article
+from engine.data.photo_sets import read_captions_csv
 
 NEGATIVE = ("No {x} is present in the image.", "The image does not contain {a_x}.",
             "{A_x} is absent from the image.", "There isn't {a_x} anywhere in the image.")
@@ -60,10 +61,7 @@ def questions(image: str, shown: str, absent: str, k: int) -> list[list[str]]:
 
 def build_questions(triples: Path, seed: int = 0) -> list[list[str]]:
     """The questions (NegBench CSV rows, header excluded) over the photos of a triples split."""
-    captions: dict[str, list[str]] = {}
-    with open(triples, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            captions.setdefault(row["image"], []).append(row["caption"])
+    captions = read_captions_csv(triples, triples.parent).captions  # images relative to the file
     rng = random.Random(seed)
     rows = []
     for k, (image, texts) in enumerate(captions.items()):
