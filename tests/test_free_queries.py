@@ -8,6 +8,7 @@ import math
 import random
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,23 @@ def test_the_query_file_is_big_varied_and_every_predicate_is_informative():
         assert 10 <= sum(truth) < len(truth), q.query  # precision@10 can reach 1
         if q.denied is not None:
             assert not any(q.where(s) and q.denied(s) for s in scenes if q.category == "pure_denial")
+
+
+def test_the_unseen_words_file_is_valid_and_every_predicate_is_informative():
+    """bench/free_queries_unseen.json: queries in words no training sentence uses
+    (tests/test_scene_language.py checks that), over the categories words matter most to."""
+    queries = fq.load_queries(fq.QUERY_FILE.with_name("free_queries_unseen.json"))
+    assert len(queries) >= 40 and len({q.query.lower() for q in queries}) == len(queries)
+    categories = {q.category for q in queries}
+    assert {"plain", "denial_not", "denial_other", "pure_denial", "paraphrase"} <= categories
+    scenes = [[o.__dict__ for o in ShapesWorld(seed=0).scene("test", i).objects] for i in range(500)]
+    for q in queries:
+        truth = [q.where(s) for s in scenes]
+        assert 10 <= sum(truth) < len(truth), q.query
+        if q.category == "pure_denial":  # what it denies is never part of a right answer
+            assert not any(q.where(s) and q.denied(s) for s in scenes), q.query
+    pairs = Counter(q.pair for q in queries if q.pair)
+    assert pairs and set(pairs.values()) == {2}
 
 
 @pytest.mark.parametrize("expr, message", [
@@ -306,8 +324,9 @@ def test_the_split_by_training_words_by_hand():
     assert table[("pure_denial", "known words")] == pytest.approx({"A": 0.6, "B": 0.4, "queries": 2.0})
     assert table[("plain", "new words")] == pytest.approx({"A": 0.1, "B": 0.3, "queries": 1.0})
     assert table[("all", "known words")]["queries"] == 2 and table[("all", "new words")]["queries"] == 1
-    # the shipped recipe's training words: the generator's, the xkcd survey's colour names among
-    # them ("crimson"), but neither colours the world lacks ("navy") nor the bench's shape words
+    # the shipped recipe's training words: the generator's, everyday words ("navy", "lozenge")
+    # and the xkcd survey's colour names among them, but neither colours the world lacks
+    # ("teal") nor bench/free_queries_unseen.json's words ("lapis", "pellet")
     known = training_vocabulary(2000)
-    assert {"no", "circles", "nothing", "red", "only", "crimson", "scarlet"} <= known
-    assert not {"navy", "lozenge", "teal"} & known
+    assert {"no", "circles", "nothing", "red", "only", "crimson", "scarlet", "navy", "lozenge"} <= known
+    assert not {"lapis", "pellet", "teal"} & known

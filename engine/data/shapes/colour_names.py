@@ -25,6 +25,8 @@ from engine.data.shapes.world import COLOURS
 
 SURVEY = Path(__file__).with_name("xkcd_colours.tsv")
 # Basic colour terms the world does not draw: a name with one of them is not a world colour.
+# (The hand lexicon still says a bare shade, "navy", for the colour the world draws it as;
+# here the word keeps survey compounds such as "navy green" out.)
 OTHER_COLOURS = frozenset({
     "pink", "brown", "grey", "gray", "black", "teal", "turquoise", "aqua", "cyan", "magenta",
     "violet", "lavender", "lilac", "tan", "beige", "maroon", "navy", "olive", "khaki", "mauve",
