@@ -61,6 +61,21 @@ def test_contrastive_term_by_hand_and_equal_to_open_clip():
         ClipLoss()(IMG, TEXT, torch.tensor(2.0)).item())
 
 
+
+def test_paraphrase_positives_average_infonce_over_captions_and_paraphrases_by_hand():
+    # captions: as above, log(1 + e^-2). Paraphrases PARA with s = 2: image->text logits
+    # [[2S, 0], [2S, 2]], text->image logits (their transpose) [[2S, 2S], [0, 2]].
+    x = 2 * S
+    image_to_text = ((math.log(math.exp(x) + 1) - x) + (math.log(math.exp(x) + math.exp(2)) - 2)) / 2
+    text_to_image = (math.log(2) + (math.log(1 + math.exp(2)) - 2)) / 2
+    expected = (math.log(1 + math.exp(-2)) + (image_to_text + text_to_image) / 2) / 2
+    loss = loss_with_v(V2, alpha=1, beta=0, gamma=0, paraphrase_positives=True)
+    assert loss(IMG, TEXT, PARA, NEG, torch.tensor(2.0)).item() == pytest.approx(expected)
+    # paraphrases worded as their captions change nothing; without paraphrases the term is CLIP's
+    assert loss(IMG, TEXT, TEXT, NEG, torch.tensor(2.0)).item() == pytest.approx(math.log(1 + math.exp(-2)))
+    assert loss(IMG, TEXT, None, NEG, torch.tensor(2.0)).item() == pytest.approx(math.log(1 + math.exp(-2)))
+    assert SemClipLoss(**loss.config()).paraphrase_positives
+
 def test_weighted_total_is_normalised_by_the_weight_sum_and_the_dict_sums_to_it():
     a, b, g = 0.5, 2.0, 1.5
     loss = loss_with_v(V2, alpha=a, beta=b, gamma=g)

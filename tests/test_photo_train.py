@@ -101,6 +101,8 @@ def test_only_the_texts_a_loss_reads_are_encoded_and_locked_batchnorm_stays_in_e
     assert task(alpha=1, beta=0, gamma=0).text_fields == ("caption",)
     assert task(alpha=1, beta=0, gamma=0, hard_negatives=True).text_fields == ("caption",
                                                                                 "negation")
+    assert task(alpha=1, beta=0, gamma=0, paraphrase_positives=True).text_fields == ("caption",
+                                                                                     "paraphrase")
     semclip = task(alpha=1, beta=1, gamma=1, hard_negatives=True)
     assert semclip.text_fields == ("caption", "paraphrase", "negation")
     bns = [m for m in loaded.model.visual.trunk.modules()

@@ -166,6 +166,10 @@ class SemClipLoss(nn.Module):
         delta: weight of the claim term (:func:`claim_loss`; 0, the paper's loss, by default).
         hard_negatives: add the negated captions as extra text columns of the image-to-text
             logits (see :class:`HardNegativeClipLoss`).
+        paraphrase_positives: the contrastive term is the mean of InfoNCE over the captions and
+            over their paraphrases (each the right text of its image), so that every wording a
+            data set holds is tied to its picture, not only the caption's (LaCLIP's rewrites as
+            extra captions); False, the paper's loss, reads paraphrases in the paraphrase term only.
         projection_seed: seed of the initial V.
         local_loss, gather_with_grad, cache_labels, rank, world_size, use_horovod: as in
             open_clip's ``ClipLoss`` (DDP feature gathering).
@@ -181,7 +185,8 @@ class SemClipLoss(nn.Module):
 
     def __init__(self, embed_dim: int, n_projections: int = 2, learnable_projections: bool = False,
                  alpha: float = 1.0, beta: float = 1.0, gamma: float = 1.0, delta: float = 0.0,
-                 hard_negatives: bool = False, projection_seed: int = 0, local_loss: bool = False,
+                 hard_negatives: bool = False, paraphrase_positives: bool = False,
+                 projection_seed: int = 0, local_loss: bool = False,
                  gather_with_grad: bool = False, cache_labels: bool = True, rank: int = 0,
                  world_size: int = 1, use_horovod: bool = False):
         super().__init__()
@@ -196,6 +201,7 @@ class SemClipLoss(nn.Module):
             raise ValueError("alpha + beta + gamma + delta must be positive (all weights are 0)")
         self.embed_dim, self.n_projections = embed_dim, n_projections
         self.learnable_projections, self.hard_negatives = learnable_projections, hard_negatives
+        self.paraphrase_positives = paraphrase_positives
         self.projection_seed = projection_seed
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
         self.delta = float(delta)
@@ -274,6 +280,11 @@ class SemClipLoss(nn.Module):
                 else:
                     contrastive = self._masked_loss(image_features, text_features, negations,
                                                     logit_scale, truth=truth)
+            if self.paraphrase_positives and paraphrase_features is not None:
+                with _quiet_gather(self._dist["world_size"]):
+                    reworded = self._masked_loss(image_features, paraphrase_features, negations,
+                                                 logit_scale, truth=truth)
+                contrastive = (contrastive + reworded) / 2
             contrastive = contrastive * (self.alpha / norm)
         else:
             contrastive = zero
@@ -302,6 +313,7 @@ class SemClipLoss(nn.Module):
                 "learnable_projections": self.learnable_projections, "alpha": self.alpha,
                 "beta": self.beta, "gamma": self.gamma, "delta": self.delta,
                 "hard_negatives": self.hard_negatives,
+                "paraphrase_positives": self.paraphrase_positives,
                 "projection_seed": self.projection_seed}
 
     def extra_repr(self) -> str:

@@ -90,6 +90,10 @@ class TrainConfig:
         False, "learn V (kept orthonormal) instead of a fixed random V")
     hard_negatives: bool = option(
         False, "add negations as extra columns of the image-to-text logits")
+    paraphrase_positives: bool = option(
+        False, "the contrastive term also ties each paraphrase to its image (the mean of InfoNCE "
+               "over captions and over paraphrases), so that both wordings are learnt; off in "
+               "the paper's loss, where paraphrases feed the paraphrase term only")
     mask_false_negatives: bool = option(
         False, "leave out of the contrastive softmaxes the other images of the batch a caption "
                "(or a negation) is also true of: \"nothing orange\" fits most scenes, and "

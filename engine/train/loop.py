@@ -642,7 +642,7 @@ def _build_task(cfg: TrainConfig, device: torch.device, dist_info: DistInfo
         embed_dim=loaded.embed_dim, n_projections=cfg.n_projections,
         learnable_projections=cfg.learnable_projections, alpha=cfg.alpha, beta=cfg.beta,
         gamma=cfg.gamma, delta=cfg.delta, hard_negatives=cfg.hard_negatives,
-        projection_seed=cfg.projection_seed,
+        paraphrase_positives=cfg.paraphrase_positives, projection_seed=cfg.projection_seed,
         gather_with_grad=True, rank=dist_info.rank, world_size=dist_info.world_size)
     task = SemClipTask(loaded.model, loss).to(device)
     task.train()

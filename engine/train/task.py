@@ -104,7 +104,7 @@ class SemClipTask(nn.Module):
         baseline (no paraphrase or negation term, no hard negatives) encodes captions alone,
         a third of SemCLIP's text work."""
         fields = ["caption"]
-        if self.loss.beta:
+        if self.loss.beta or (self.loss.alpha and self.loss.paraphrase_positives):
             fields.append("paraphrase")
         if self.loss.gamma or (self.loss.alpha and self.loss.hard_negatives):
             fields.append("negation")
