@@ -73,8 +73,10 @@ def test_the_demo_preset_is_clip_versus_semclip_on_the_same_recipe():
                        if k not in ("alpha", "beta", "gamma", "hard_negatives", "name", "out_dir")}
     assert strip(same_data) == strip(semclip)
     # the baseline the app opens with: the same recipe on captions as ordinary corpora have them
-    assert baseline.shapes_rich_language_prob == 0
-    rich = ("shapes_rich_language_prob", "shapes_held_out_queries")
+    # (no rich language, and no paraphrase as a second caption: such corpora have one)
+    assert baseline.shapes_rich_language_prob == 0 and not baseline.paraphrase_positives
+    assert semclip.paraphrase_positives and same_data.paraphrase_positives
+    rich = ("shapes_rich_language_prob", "shapes_held_out_queries", "paraphrase_positives")
     assert {k: v for k, v in strip(baseline).items() if k not in rich} == \
         {k: v for k, v in strip(semclip).items() if k not in rich}
     assert [c.name for c in (baseline, semclip, same_data)] == \

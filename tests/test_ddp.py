@@ -46,11 +46,12 @@ def _worker(rank: int, world: int, port: int, cfg_json: str, out_dir: str) -> No
 @pytest.mark.slow
 @pytest.mark.parametrize("masked", [False, True])
 def test_two_gloo_processes_give_the_loss_of_one_process(tmp_path, masked):
-    # masked: each rank's truth must cover the gathered global batch, in the gathered order
+    # masked: each rank's truth must cover the gathered global batch, in the gathered order;
+    # with the shapes demo's paraphrases as positives, gathered the same way
     base = TrainConfig(model="semclip-tiny", lock_image=False, shapes_train_size=48,
                        shapes_eval_size=16, epochs=1, lr=1e-3, warmup_steps=1, threads=1,
                        eval_every_epochs=0, hard_negatives=True, mask_false_negatives=masked,
-                       shapes_rich_language_prob=0.7 if masked else 0.0)
+                       paraphrase_positives=masked, shapes_rich_language_prob=0.7 if masked else 0.0)
     single = _losses(replace(base, batch_size=8, out_dir=str(tmp_path / "single")))
     two = replace(base, batch_size=4, out_dir=str(tmp_path / "ddp"))
     mp.start_processes(_worker, args=(2, _free_port(), json.dumps(two.to_dict()), str(tmp_path)),
