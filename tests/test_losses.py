@@ -61,7 +61,6 @@ def test_contrastive_term_by_hand_and_equal_to_open_clip():
         ClipLoss()(IMG, TEXT, torch.tensor(2.0)).item())
 
 
-
 def test_paraphrase_positives_average_infonce_over_captions_and_paraphrases_by_hand():
     # captions: as above, log(1 + e^-2). Paraphrases PARA with s = 2: image->text logits
     # [[2S, 0], [2S, 2]], text->image logits (their transpose) [[2S, 2S], [0, 2]].
@@ -75,6 +74,7 @@ def test_paraphrase_positives_average_infonce_over_captions_and_paraphrases_by_h
     assert loss(IMG, TEXT, TEXT, NEG, torch.tensor(2.0)).item() == pytest.approx(math.log(1 + math.exp(-2)))
     assert loss(IMG, TEXT, None, NEG, torch.tensor(2.0)).item() == pytest.approx(math.log(1 + math.exp(-2)))
     assert SemClipLoss(**loss.config()).paraphrase_positives
+
 
 def test_weighted_total_is_normalised_by_the_weight_sum_and_the_dict_sums_to_it():
     a, b, g = 0.5, 2.0, 1.5
@@ -199,6 +199,24 @@ def test_masking_drops_the_other_right_answers_by_hand():
     same = loss(img, img, img, img, torch.tensor(1.0), truth=BatchTruth(torch.eye(3, dtype=torch.bool)))
     assert same.item() == pytest.approx(unmasked.item(), rel=1e-6)
 
+
+
+def test_paraphrases_meet_the_same_masks_and_hard_negatives_as_their_captions():
+    # one gathered call over captions and paraphrases = the mean of one call over each
+    from engine.model.losses import BatchTruth, HardNegativeClipLoss
+
+    unit = [torch.nn.functional.normalize(torch.randn(6, 8, generator=torch.Generator().manual_seed(k)),
+                                          dim=-1) for k in range(4)]
+    image, caption, paraphrase, negation = unit
+    captions = torch.eye(6, dtype=torch.bool)
+    captions[0, 3] = captions[2, 5] = True
+    negations = torch.zeros(6, 6, dtype=torch.bool)
+    negations[1, 4] = True
+    truth, scale, loss = BatchTruth(captions, negations), torch.tensor(3.0), HardNegativeClipLoss()
+    each = (loss(image, caption, negation, scale, truth=truth) +
+            loss(image, paraphrase, negation, scale, truth=truth)) / 2
+    both = loss(image, caption, negation, scale, truth=truth, paraphrase_features=paraphrase)
+    assert both.item() == pytest.approx(each.item(), rel=1e-6)
 
 def test_masking_leaves_out_a_negation_that_is_true_of_another_image():
     # Hard negatives as in test_hard_negatives_by_hand; negation 1 = (0,-1) is true of image 0,

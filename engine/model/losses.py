@@ -84,30 +84,30 @@ class HardNegativeClipLoss(ClipLoss):
     logits_per_image = s · I [T; T−]ᵀ (N × 2N, the right caption at column i), so each image has
     to prefer its caption over all captions and all negations of the (gathered) batch — the
     CoN-CLIP / NegCLIP idea. The text-to-image direction is ClipLoss's. Without negations and
-    truth it computes exactly ClipLoss.
+    truth it computes exactly ClipLoss. With paraphrases it is the mean of that loss over the
+    captions and over the paraphrases (each the right text of its image, under the same truth).
     """
 
     def forward(self, image_features, text_features, negation_features, logit_scale,
-                truth: Optional[BatchTruth] = None):
-        dim = text_features.shape[1]
-        stacked = text_features if negation_features is None else \
-            torch.cat([text_features, negation_features], dim=1)
+                truth: Optional[BatchTruth] = None, paraphrase_features=None):
+        texts = [text_features] if paraphrase_features is None else [text_features, paraphrase_features]
+        stacked = torch.cat(texts + ([] if negation_features is None else [negation_features]), dim=1)
         if self.world_size > 1:
-            # gather captions and negations in one call by stacking them along the feature axis
+            # gather captions, paraphrases and negations in one call, stacked along the feature axis
             all_image, all_stacked = gather_features(
                 image_features, stacked, local_loss=self.local_loss,
                 gather_with_grad=self.gather_with_grad, rank=self.rank,
                 world_size=self.world_size, use_horovod=self.use_horovod)
             query_image = image_features if self.local_loss else all_image
-            query_text = text_features if self.local_loss else all_stacked[:, :dim]
+            query_stacked = stacked if self.local_loss else all_stacked
         else:
             all_image, all_stacked = image_features, stacked
-            query_image, query_text = image_features, text_features
-        all_text = all_stacked[:, :dim]
-        columns = all_text if negation_features is None else torch.cat([all_text, all_stacked[:, dim:]])
-        logits_per_image = logit_scale * query_image @ columns.T
-        logits_per_text = logit_scale * query_text @ all_image.T
-        labels = self.get_ground_truth(image_features.device, logits_per_image.shape[0])
+            query_image, query_stacked = image_features, stacked
+        dim = text_features.shape[1]
+        gathered, queries = all_stacked.split(dim, dim=1), query_stacked.split(dim, dim=1)
+        all_negations = None if negation_features is None else gathered[len(texts)]
+        labels = self.get_ground_truth(image_features.device, query_image.shape[0])
+        right_texts = right_images = None
         if truth is not None:
             rows = slice(None)
             if self.world_size > 1 and self.local_loss:
@@ -118,10 +118,18 @@ class HardNegativeClipLoss(ClipLoss):
                 negations = truth.negations if truth.negations is not None else \
                     torch.zeros_like(truth.captions)
                 right_texts = torch.cat([right_texts, negations.T], dim=1)
-            logits_per_image = _drop_other_right_answers(logits_per_image, right_texts[rows], labels)
-            logits_per_text = _drop_other_right_answers(logits_per_text, truth.captions[rows], labels)
-        return (F.cross_entropy(logits_per_image, labels) +
-                F.cross_entropy(logits_per_text, labels)) / 2
+            right_texts, right_images = right_texts[rows], truth.captions[rows]
+        losses = []
+        for k in range(len(texts)):
+            columns = gathered[k] if all_negations is None else torch.cat([gathered[k], all_negations])
+            logits_per_image = logit_scale * query_image @ columns.T
+            logits_per_text = logit_scale * queries[k] @ all_image.T
+            if truth is not None:
+                logits_per_image = _drop_other_right_answers(logits_per_image, right_texts, labels)
+                logits_per_text = _drop_other_right_answers(logits_per_text, right_images, labels)
+            losses.append((F.cross_entropy(logits_per_image, labels) +
+                           F.cross_entropy(logits_per_text, labels)) / 2)
+        return sum(losses) / len(losses)
 
 
 def claim_loss(image_features: torch.Tensor, claim_features: torch.Tensor, truth: torch.Tensor,
@@ -274,17 +282,15 @@ class SemClipLoss(nn.Module):
         zero = text_features.new_zeros(())
         if self.alpha:
             negations = negation_features if self.hard_negatives else None
+            paraphrases = paraphrase_features if self.paraphrase_positives else None
             with _quiet_gather(self._dist["world_size"]):
-                if negations is None and truth is None:  # open_clip's own loss, untouched
+                if negations is None and truth is None and paraphrases is None:
+                    # open_clip's own loss, untouched
                     contrastive = self.clip_loss(image_features, text_features, logit_scale)
                 else:
                     contrastive = self._masked_loss(image_features, text_features, negations,
-                                                    logit_scale, truth=truth)
-            if self.paraphrase_positives and paraphrase_features is not None:
-                with _quiet_gather(self._dist["world_size"]):
-                    reworded = self._masked_loss(image_features, paraphrase_features, negations,
-                                                 logit_scale, truth=truth)
-                contrastive = (contrastive + reworded) / 2
+                                                    logit_scale, truth=truth,
+                                                    paraphrase_features=paraphrases)
             contrastive = contrastive * (self.alpha / norm)
         else:
             contrastive = zero
