@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.data.shapes.language import KINDS, load_held_out, normalised, statement_triple
+from engine.data.shapes.language import (KINDS, PARTIAL_SHARE, SHAPE_WORDS, load_held_out,
+                                         normalised, statement_triple)
 from engine.data.shapes.query import parse_predicate
-from engine.data.shapes.world import ShapesWorld
+from engine.data.shapes.world import COLOURS, SHAPES, ShapesWorld
 
 FREE_QUERIES = Path(__file__).resolve().parent.parent / "bench" / "free_queries.json"
 FREE_QUERIES_UNSEEN = FREE_QUERIES.with_name("free_queries_unseen.json")
@@ -52,6 +53,21 @@ def test_denials_come_with_and_without_no_or_not():
     assert 0.3 <= len(without) / len(denials) <= 0.7, len(without) / len(denials)
     assert any("free of" in t for t in without) and any("absent" in t for t in without)
     assert any("lacking" in t for t in without) and any("missing" in t for t in without)
+
+
+def test_objects_are_also_named_by_one_attribute_and_in_bare_plurals():
+    """"a navy shape and no circles", "squares but no triangles": people often name an object by
+    its colour or its shape alone, and say "squares" for some squares."""
+    described = [(t.text, t.predicate) for _, kind, (t, _, _) in draws(600)
+                 if kind in ("plain", "description_with_denial")]
+    clauses = [c for _, p in described for c in re.findall(r"some\(([^)]*)\)", p)]
+    colour_only = [c for c in clauses if not any(s in c for s in SHAPES)]
+    shape_only = [c for c in clauses if not any(k in c for k in COLOURS)]
+    # PARTIAL_SHARE of the objects, half by colour alone and half by shape alone
+    for alone in (colour_only, shape_only):
+        assert 0.5 * PARTIAL_SHARE / 2 <= len(alone) / len(clauses) <= 1.5 * PARTIAL_SHARE / 2
+    bare_plural = re.compile(r"^(?:" + "|".join(p for _, p in SHAPE_WORDS["square"]) + r")\b")
+    assert any(bare_plural.match(text) for text, _ in described)
 
 
 def test_the_false_twin_keeps_the_frame_of_the_true_statement():
