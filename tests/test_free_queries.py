@@ -101,14 +101,14 @@ def test_file_predicates_by_hand():
         assert (None if q.denied is None else tuple(q.denied(s) for s in (A, B, C))) == denied, text
 
 
-def assert_distinct_and_informative(queries):
+def assert_distinct_and_informative(queries, at_least: int = 10):
     """No query twice; each separates the 500 test scenes (true of at least 10, so precision@10
     can reach 1, and not of all); a pure denial's right answers never show what it denies."""
     assert len({q.query.lower() for q in queries}) == len(queries)
     scenes = [[o.__dict__ for o in ShapesWorld(seed=0).scene("test", i).objects] for i in range(500)]
     for q in queries:
         truth = [q.where(s) for s in scenes]
-        assert 10 <= sum(truth) < len(truth), q.query
+        assert at_least <= sum(truth) < len(truth), q.query
         if q.category == "pure_denial":
             assert q.denied is not None, q.query
             assert not any(q.where(s) and q.denied(s) for s in scenes), q.query
@@ -131,6 +131,16 @@ def test_the_unseen_words_file_is_valid_and_every_predicate_is_informative():
     assert {"plain", "denial_not", "denial_other", "pure_denial", "paraphrase"} <= categories
     assert any(q.pair for q in queries)
     assert_distinct_and_informative(queries)
+
+
+def test_the_recheck_file_is_valid():
+    """bench/free_queries_recheck.json: 22 queries written after section 15's training, to try
+    it on sentences no other bench file has (bench/RESULTS.md section 15). Kept as written, so
+    one is true of only 6 test scenes ("a little yellow triangle": p@10 at most 0.6)."""
+    queries = fq.load_queries(fq.QUERY_FILE.with_name("free_queries_recheck.json"))
+    assert len(queries) == 22
+    assert {"plain", "denial_not", "denial_other", "pure_denial"} == {q.category for q in queries}
+    assert_distinct_and_informative(queries, at_least=6)
 
 
 @pytest.mark.parametrize("expr, message", [
