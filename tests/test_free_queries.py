@@ -102,8 +102,9 @@ def test_file_predicates_by_hand():
 
 
 def assert_distinct_and_informative(queries, at_least: int = 10):
-    """No query twice; each separates the 500 test scenes (true of at least 10, so precision@10
-    can reach 1, and not of all); a pure denial's right answers never show what it denies."""
+    """No query twice; each separates the 500 test scenes (true of at least ``at_least``, 10 so
+    that precision@10 can reach 1, and not of all); a pure denial's right answers never show
+    what it denies."""
     assert len({q.query.lower() for q in queries}) == len(queries)
     scenes = [[o.__dict__ for o in ShapesWorld(seed=0).scene("test", i).objects] for i in range(500)]
     for q in queries:

@@ -200,7 +200,6 @@ def test_masking_drops_the_other_right_answers_by_hand():
     assert same.item() == pytest.approx(unmasked.item(), rel=1e-6)
 
 
-
 def test_paraphrases_meet_the_same_masks_and_hard_negatives_as_their_captions():
     # one gathered call over captions and paraphrases = the mean of one call over each
     from engine.model.losses import BatchTruth, HardNegativeClipLoss
@@ -217,6 +216,7 @@ def test_paraphrases_meet_the_same_masks_and_hard_negatives_as_their_captions():
             loss(image, paraphrase, negation, scale, truth=truth)) / 2
     both = loss(image, caption, negation, scale, truth=truth, paraphrase_features=paraphrase)
     assert both.item() == pytest.approx(each.item(), rel=1e-6)
+
 
 def test_masking_leaves_out_a_negation_that_is_true_of_another_image():
     # Hard negatives as in test_hard_negatives_by_hand; negation 1 = (0,-1) is true of image 0,
