@@ -308,16 +308,14 @@ def plain(objects: Objects, rng: random.Random) -> Optional[Triple]:
     def shown(c: Optional[str], x: Optional[str]) -> bool:
         return any((c is None or o.colour == c) and (x is None or o.shape == x) for o in objects)
 
+    # the false twin changes the colour (or the shape) to one no object has with the rest
     if shape is None or (colour is not None and rng.random() < 0.5):
-        choices = [c for c in COLOURS if not shown(c, shape)]
-        if not choices:
-            return None
-        colour = rng.choice(choices)
+        changed = [(c, shape) for c in COLOURS if not shown(c, shape)]
     else:
-        choices = [x for x in SHAPES if not shown(colour, x)]
-        if not choices:
-            return None
-        shape = rng.choice(choices)
+        changed = [(colour, x) for x in SHAPES if not shown(colour, x)]
+    if not changed:
+        return None
+    colour, shape = rng.choice(changed)
     wrong = described[:k] + [(colour, shape, size)] + described[k + 1:]
     frame = rng.choice(DESCRIPTION_FRAMES)
     return (_description(described, rng, frame),
