@@ -342,3 +342,17 @@ def test_the_split_by_training_words_by_hand():
     known = training_vocabulary(2000)
     assert {"no", "circles", "nothing", "red", "only", "crimson", "scarlet", "navy", "lozenge"} <= known
     assert not {"lapis", "pellet", "teal"} & known
+
+
+def test_the_probe_file_is_valid():
+    """bench/free_queries_probe.json: 41 everyday phrasings written on 2026-12-08, after every
+    shipped model was trained (bench/RESULTS.md section 18): contractions, "I don't see any
+    green", "triangles? none", pronoun exclusives, plain colour + shape pairs."""
+    queries = fq.load_queries(fq.QUERY_FILE.with_name("free_queries_probe.json"))
+    assert len(queries) == 41
+    assert {"plain", "denial_not", "pure_denial", "exclusive", "count"} == {q.category for q in queries}
+    others = {q.query.lower() for name in ("free_queries.json", "free_queries_recheck.json",
+                                           "free_queries_unseen.json")
+              for q in fq.load_queries(fq.QUERY_FILE.with_name(name))}
+    assert not others & {q.query.lower() for q in queries}
+    assert_distinct_and_informative(queries, at_least=2)

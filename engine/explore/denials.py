@@ -9,14 +9,17 @@ A query is read into :class:`Denial` s. A denial names the objects a picture mus
 "green is absent", "orange is nowhere"    green / orange             free of, lacking, absent,
 "anything but a circle", "except green"   circle / green             without, except, nowhere,
 "a star-free scene", "crosses missing"    star / crosses             missing, devoid of, minus...)
-"nothing red", "no circles at all"        red / circles             (pure denials)
+"nothing red", "no circles at all",       red / circles             (pure denials)
+"triangles: none"                         triangles
 "only squares", "diamonds only",          something other than squares / diamonds / blue
-"every shape is blue"                     (exclusives: any other object violates)
+"every shape is blue",                    (exclusives: any other object violates)
+"they're all stars", "both are circles"
 "exclusively circles and squares"         something other than circles or squares
 "no shape is yellow"                      yellow
 "nothing that isn't red"                  something other than red   (double negation: red is
 "no circle that is not blue"              circle other than blue      required, not denied)
 "not without a red shape",                nothing                    (a cancelled denial)
+"not every shape is red"                  nothing                    (red ones are allowed)
 "it is not true that there is no star"
 "a star that is not on the left"          star on the left
 ========================================  =====================================================
@@ -155,7 +158,7 @@ _COUNTED = re.compile(r"^(?:more|fewer|less|other|else)\b")
 _PICTURE_OF = re.compile(r"^(?:picture|image|photo|scene|drawing) (?:of|with|showing) ")
 
 _CONTRACTIONS = [(r"\bwon't\b", "will not"), (r"\bcan't\b", "can not"), (r"\bcannot\b", "can not"),
-                 (r"n't\b", " not"), (r"\b(it|there|that)'s\b", r"\1 is"),
+                 (r"n't\b", " not"), (r"\b(it|there|that)'s\b", r"\1 is"), (r"\bthey're\b", "they are"),
                  (r"\b([a-z]+)-free\b", r"free of \1,")]  # the comma ends the denied phrase
 
 # (pattern, kind) in the order they are tried; a match is blanked out for later patterns.
@@ -167,8 +170,10 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
      "only_unless"),
     # a cancelled denial: "not without a red shape", "never lacking yellow"
     (rf"\b(?:not|never) (?:without|lacking|free of|free from|missing|devoid of) {_FILLER}{_PHRASE}{_END}", "none"),
-    # "not only circles" adds, "all but one are red" counts: neither denies a thing
-    (r"\bnot (?:only|just|solely|merely|exclusively)\b|\ball (?:but|except) (?:one|two)\b[^;,.!?]*", "none"),
+    # "not only circles" adds, "all but one are red" counts, "not every shape is red" allows
+    # red ones: none of them denies a thing
+    (r"\bnot (?:only|just|solely|merely|exclusively)\b|\ball (?:but|except) (?:one|two)\b[^;,.!?]*"
+     r"|\bnot (?:all|every|each|both)\b[^;,.!?]*", "none"),
     # "no shape is yellow", "nothing is green": what no object is
     (rf"\b{_NO}\s*(?P<subject>(?:{_WORD} )*?)(?:here |in the picture )?(?:is|are) {_FILLER}"
      rf"(?P<pred>{_PHRASE}){_END}", "no_is"),
@@ -180,6 +185,10 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
     (rf"\b(?:every|each|all(?: of)?(?: the)?) (?:shape|object|thing|figure|item)s? (?:here |in the picture )?"
      rf"(?:is|are) (?:all )?{_FILLER}(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
     (rf"\beverything (?:here |in the picture )?(?:is|are) {_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
+    # "all of them are stars", "they are all red", "each one is blue", "both are circles"
+    (rf"(?:^|(?<=[;,:])|\band\b|\bbut\b)\s*(?:(?:all|each|every one|both) of (?:them|these|those)|they"
+     rf"|all|each one|every one|both) (?:here |in the picture )?(?:is|are) (?:all |both )?{_FILLER}"
+     rf"(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
     (rf"\bthe (?:shapes|objects|things|figures) are all {_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
     (rf"(?:^|(?<=[;,:]))\s*{_FILLER}(?P<unless>{_PHRASE})(?: only\b|,? (?:and )?nothing (?:else|more)\b"
      rf"| (?:is|are) the only\b| (?:(?:is|are) )?(?:on its own|(?:all )?alone|by itself)\b"
@@ -196,6 +205,8 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
      rf"|(?:is|are) not (?:present|there|visible|shown|included|here)\b)",
      "postfix"),
     (r"\bthe (?P<subject>left|right|middle|centre|center)(?: side| third| part)? (?:is|are) empty\b", "postfix"),
+    # "triangles: none", "red? none", "circles - zero"
+    (rf"(?:^|(?<=[;,]))\s*{_FILLER}(?P<subject>{_PHRASE})\s*[:?\-]\s*(?:none|zero|nil)\b", "postfix"),
     # prefix denials, with or without "no/not"
     (rf"\b(?:(?:any|every|all)(?: [a-z]+)? (?:but|except(?: for)?|besides|other than)|but not|not|no|"
      rf"nothing|(?:none|neither) of (?:them|the \w+)(?: (?:is|are))?|none|without|free of|free from|"
