@@ -344,6 +344,31 @@ def test_the_split_by_training_words_by_hand():
     assert not {"lapis", "pellet", "teal"} & known
 
 
+def test_the_colour_word_bench_asks_every_word_in_each_frame_and_averages_by_hand():
+    from bench import colour_words as cw
+    from engine.data.shapes.language import spoken_colour_words
+
+    rows = cw.colour_word_queries()
+    words = {(c, w) for c, ws in spoken_colour_words().items() for w in ws[1:]}
+    assert {(c, w) for c, _, w, _ in rows} == words
+    assert len(rows) == len(words) * len(cw.FRAMES)
+    sources = {w: s for _, s, w, _ in rows}
+    assert sources["navy"] == "hand" and sources["algae"] == "survey"
+    nothing_navy = next(q for _, _, _, q in rows if q.query == "there is nothing navy")
+    assert nothing_navy.where([RED_CIRCLE_L]) and not nothing_navy.where([BLUE_SQUARE_M])
+    assert nothing_navy.denied([BLUE_SQUARE_M]) and not nothing_navy.denied([RED_CIRCLE_L])
+    big_navy = next(q for _, _, _, q in rows if q.query == "a big navy shape")
+    assert not big_navy.where([BLUE_SQUARE_M])  # small
+    # one word's four frames: (1 + 0.5 + 0 + 0.5) / 4
+    navy = [i for i, row in enumerate(rows) if row[2] == "navy"]
+    results = {"queries": [{"scores": {"M": {"p@10": 0.0}}} for _ in rows]}
+    for i, p in zip(navy, (1.0, 0.5, 0.0, 0.5)):
+        results["queries"][i]["scores"]["M"]["p@10"] = p
+    scores = cw.word_scores(rows, results, "M")
+    assert scores[("blue", "hand", "navy")] == pytest.approx(0.5)
+    assert scores[("green", "hand", "emerald")] == 0.0
+
+
 def test_the_probe_file_is_valid():
     """bench/free_queries_probe.json: 41 everyday phrasings written on 2026-12-08, after every
     shipped model was trained (bench/RESULTS.md section 18): contractions, "I don't see any
