@@ -94,6 +94,7 @@ def test_double_negation_requires_instead_of_denying(query, terms, expected):
     ("they're all red", {"red and blue", "only squares", "orange triangle"}),
     ("each of them is a square", {"all red", "red and blue", "orange triangle"}),
     ("both are squares", {"all red", "red and blue", "orange triangle"}),
+    ("they are either red or blue", {"only squares", "orange triangle"}),
 ])
 
 def test_exclusives_frame_every_other_object(query, expected):
@@ -117,6 +118,8 @@ def test_counts_additions_and_relations_frame_nothing(query):
     ("there is nothing red here", ["red"]),
     ("not one triangle to be seen", ["triangle"]),
     ("you won't find a diamond here", ["diamond"]),
+    ("every shape is not red", ["red"]),  # framed every picture but the red ones before
+    ("they are all not circles", ["circles"]),
     ("triangles: none", ["triangles"]),  # a frame of the training language
     ("circles? none", ["circles"]),
     ("green is not present", ["green"]),

@@ -145,7 +145,7 @@ _END = (r"(?=\s*(?:[,;.!?:]|\band\b|\bbut\b|\bwith\b|\bor\b|\bnor\b|\bthough\b|\
 # a word that does not open a new clause, and a run of them
 _WORD = r"(?:(?!(?:and|but|with|or|nor|that|which|while|though)\b)[a-z][a-z\-]*)"
 _PHRASE = rf"(?:{_WORD}(?:\s+{_WORD})*?)"
-_FILLER = r"(?:(?:any|a|an|the|one|single|even|of|some)\s+)*"
+_FILLER = r"(?:(?:any|a|an|the|one|single|even|of|some|either)\s+)*"
 _NO = r"(?:there (?:is|are) )?(?:no|nothing|none|not (?:a single|one|any|a|an))\b"
 # "only circles and squares": more things an exclusive allows (never a denial: "and no stars")
 _ALTS = (rf"(?P<alts>(?:(?:\s*,)?\s+(?:and|or) (?!(?:no|not|nothing|none|without)\b){_FILLER}"
@@ -297,6 +297,10 @@ def _denials_of(match: re.Match, kind: str) -> Optional[list[Denial]]:
     if kind == "none":
         return []
     if kind in ("only", "only_unless"):
+        universal_no = re.match(r"(?:not|no|never)\s+(?P<rest>.*)", groups["unless"])
+        if kind == "only" and universal_no:  # "every shape is not red", "they are no circles"
+            denied = _clean(universal_no.group("rest"))
+            return [Denial(denied)] if parse_phrase(denied) and denied not in _GENERIC else None
         if _NOT_EXCLUSIVE.match(groups["unless"]):
             return []  # "only one circle" counts, it does not exclude
         allowed = [_clean(groups["unless"])] + [_clean(m.group("phrase")) for m in
