@@ -3,6 +3,7 @@ pure denials, double negation and exclusives (issue 12, item 6)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -183,6 +184,42 @@ def test_red_frames_agree_with_the_free_query_sets_on_every_test_scene(name):
         if marks != [bool(q.denied and q.denied(s)) for s in scenes]:
             wrong.append((q.query, terms))
     assert not wrong
+
+
+PHRASINGS = Path(__file__).with_name("data") / "red_frame_phrasings.json"
+
+
+def test_red_frames_agree_with_235_phrasings_written_by_someone_else():
+    """tests/data/red_frame_phrasings.json: 235 queries a reviewer wrote as a class would type
+    them, each with the predicate of what it denies (null: it denies nothing), before the check
+    read them (20 disagreed then: "crosses don't show up", "it's all circles", "not everything
+    is green", "can't be without orange" ...). A relation between two objects ("no circle left
+    of a square") stays unreadable by design and must frame nothing rather than guess."""
+    from engine.data.shapes.query import parse_predicate
+
+    scenes = [[o.__dict__ for o in ShapesWorld(seed=0).scene("test", i).objects] for i in range(500)]
+    rows = json.loads(PHRASINGS.read_text(encoding="utf-8"))
+    assert len(rows) == 235 and len({r["query"] for r in rows}) == 235
+    wrong = []
+    for row in rows:
+        terms = negated_terms(row["query"])
+        marks = [any(objects_match(s, t) for t in terms) for s in scenes]
+        denied = parse_predicate(row["denied"]) if row["denied"] else None
+        expected = ([False] * len(scenes) if row.get("frames_nothing")
+                    else [bool(denied and denied(s)) for s in scenes])
+        if marks != expected:
+            wrong.append((row["kind"], row["query"], terms))
+    assert not wrong
+
+
+@pytest.mark.parametrize("query, label", [
+    ("I don't want to see any stars", "stars"), ("zero circles please", "circles"),
+    ("no trace of navy", "navy"), ("each shape is on the left", "something other than on the left"),
+    ("a red star but no plus sign please", "plus sign"),
+])
+def test_labels_keep_only_the_words_the_check_reads(query, label):
+    """The card says "✗ has stars", not "✗ has want to see any stars"."""
+    assert negated_terms(query) == [label]
 
 
 def test_the_compare_ranking_marks_what_the_query_rules_out(tiny_models):

@@ -8,7 +8,8 @@ A query is read into :class:`Denial` s. A denial names the objects a picture mus
 "free of triangles", "lacking any circle" triangles / circle        (no "no/not" needed:
 "green is absent", "orange is nowhere"    green / orange             free of, lacking, absent,
 "anything but a circle", "except green"   circle / green             without, except, nowhere,
-"a star-free scene", "crosses missing"    star / crosses             missing, devoid of, minus...)
+"a star-free scene", "crosses missing"    star / crosses             missing, devoid of, minus,
+"crosses don't show up", "skip the stars" crosses / stars            left out, avoid, skip...)
 "nothing red", "no circles at all",       red / circles             (pure denials)
 "triangles: none"                         triangles
 "only squares", "diamonds only",          something other than squares / diamonds / blue
@@ -19,13 +20,17 @@ A query is read into :class:`Denial` s. A denial names the objects a picture mus
 "nothing that isn't red"                  something other than red   (double negation: red is
 "no circle that is not blue"              circle other than blue      required, not denied)
 "not without a red shape",                nothing                    (a cancelled denial)
-"not every shape is red"                  nothing                    (red ones are allowed)
 "it is not true that there is no star"
+"not every shape is red"                  nothing                    (red ones are allowed)
+"every shape is not red"                  red
 "a star that is not on the left"          star on the left
 ========================================  =====================================================
 
 Each denial renders as a short label ("blue square", "something other than squares") that
-:func:`objects_match` reads back, so the app can show and check the same strings.
+:func:`objects_match` reads back, so the app can show and check the same strings. A label keeps
+only the span of words the check reads ("I don't want to see any stars" -> "stars"). A relation
+between two objects ("no circle left of a square") is not read: it frames nothing rather than
+guess which object breaks it.
 """
 
 from __future__ import annotations
@@ -159,21 +164,24 @@ _PICTURE_OF = re.compile(r"^(?:picture|image|photo|scene|drawing) (?:of|with|sho
 
 _CONTRACTIONS = [(r"\bwon't\b", "will not"), (r"\bcan't\b", "can not"), (r"\bcannot\b", "can not"),
                  (r"n't\b", " not"), (r"\b(it|there|that)'s\b", r"\1 is"), (r"\bthey're\b", "they are"),
+                 (r"\b([a-z]+)'s (nowhere|absent|missing|gone|not)\b", r"\1 is \2"),
                  (r"\b([a-z]+)-free\b", r"free of \1,")]  # the comma ends the denied phrase
 
 # (pattern, kind) in the order they are tried; a match is blanked out for later patterns.
 _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in [
     # "it is not true that there is no star": what follows is flipped
-    (r"\b(?:it is |that is )?(?:not true|false|untrue|not the case) that (?P<rest>[^;,.!?]*)", "flip"),
+    (r"\b(?:it is |that is )?(?:(?:not true|untrue|not the case)(?: that)?|false that) (?P<rest>[^;,.!?]*)",
+     "flip"),
     # double negation: "nothing that is not red", "no circle that is not blue"
-    (rf"\b{_NO}\s*(?P<subject>(?:{_WORD} )*?)(?:that |which )?(?:is|are) not {_FILLER}(?P<unless>{_PHRASE}){_END}",
-     "only_unless"),
+    (rf"\b{_NO}\s*(?P<subject>(?:{_WORD} )*?)(?:here |in (?:the|this) (?:picture|image|scene) )?"
+     rf"(?:that |which )?(?:is|are) not {_FILLER}(?P<unless>{_PHRASE}){_END}{_ALTS}", "only_unless"),
     # a cancelled denial: "not without a red shape", "never lacking yellow"
-    (rf"\b(?:not|never) (?:without|lacking|free of|free from|missing|devoid of) {_FILLER}{_PHRASE}{_END}", "none"),
+    (rf"\b(?:not|never) (?:be |being )?(?:without|lacking|lacks?|free of|free from|missing|devoid of) "
+     rf"{_FILLER}{_PHRASE}{_END}", "none"),
     # "not only circles" adds, "all but one are red" counts, "not every shape is red" allows
     # red ones: none of them denies a thing
     (r"\bnot (?:only|just|solely|merely|exclusively)\b|\ball (?:but|except) (?:one|two)\b[^;,.!?]*"
-     r"|\bnot (?:all|every|each|both)\b[^;,.!?]*", "none"),
+     r"|\bnot (?:all|every|everything|each|both)\b[^;,.!?]*", "none"),
     # "no shape is yellow", "nothing is green": what no object is
     (rf"\b{_NO}\s*(?P<subject>(?:{_WORD} )*?)(?:here |in the picture )?(?:is|are) {_FILLER}"
      rf"(?P<pred>{_PHRASE}){_END}", "no_is"),
@@ -182,15 +190,20 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
      rf"(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
     (rf"\b(?:only|just|solely|exclusively|purely|(?:no|nothing) (?:{_GENERIC_NOUN} )?(?:but|besides|"
      rf"other than|except(?: for)?|apart from)) (?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
-    (rf"\b(?:every|each|all(?: of)?(?: the)?) (?:shape|object|thing|figure|item)s? (?:here |in the picture )?"
+    (rf"\b(?:(?:every|each)(?: single)?|all(?: of)?(?: the)?) (?:shape|object|thing|figure|item)s? "
+     rf"(?:here |in the picture )?"
      rf"(?:is|are) (?:all )?{_FILLER}(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
     (rf"\beverything (?:here |in the picture )?(?:is|are) {_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
     # "all of them are stars", "they are all red", "each one is blue", "both are circles"
-    (rf"(?:^|(?<=[;,:])|\band\b|\bbut\b)\s*(?:(?:all|each|every one|both) of (?:them|these|those)|they"
-     rf"|all|each one|every one|both) (?:here |in the picture )?(?:is|are) (?:all |both )?{_FILLER}"
+    (rf"(?:^|(?<=[;,:])|\band\b|\bbut\b)\s*(?:(?:(?:all|each|every one|both) of (?:them|these|those)|they"
+     rf"|these|those|all|each one|every one|both) (?:here |in the picture )?(?:is|are) (?:all |both )?"
+     rf"|it is (?:all|just) ){_FILLER}"
      rf"(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
     (rf"\bthe (?:shapes|objects|things|figures) are all {_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
-    (rf"(?:^|(?<=[;,:]))\s*{_FILLER}(?P<unless>{_PHRASE})(?: only\b|,? (?:and )?nothing (?:else|more)\b"
+    (rf"(?:^|(?<=[;,:]))\s*{_FILLER}(?P<unless>{_PHRASE})(?P<alts>(?:,?\s+(?:and|or) {_FILLER}{_PHRASE})+)"
+     rf"(?: only\b|,? (?:and )?(?:nothing (?:else|more)|that is it|that is all)\b)", "only"),
+    (rf"(?:^|(?<=[;,:]))\s*{_FILLER}(?P<unless>{_PHRASE})(?: only\b|,? (?:and )?(?:nothing (?:else|more)"
+     rf"|that is it|that is all)\b"
      rf"| (?:is|are) the only\b| (?:(?:is|are) )?(?:on its own|(?:all )?alone|by itself)\b"
      rf"|,? (?:with|and|but) (?:no|nothing) other(?P<other> {_GENERIC_NOUN})?\b)", "only"),
     # "a star that is not on the left", "the circle is not red": the subject and what it is not,
@@ -201,7 +214,7 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
     # postfix denials: "orange is nowhere", "crosses are missing", "red absent", "blue excepted"
     (rf"(?:^|(?<=[;,:])|\band\b|\bwith\b|\bbut\b|\bwhile\b)\s*{_FILLER}(?P<subject>{_PHRASE}) "
      rf"(?:(?:is|are|appears?|shows? up) )?(?:absent|missing|excluded|excepted|gone|nowhere"
-     rf"|(?:does|do) not(?: appear| show| exist)?{_END}"
+     rf"|left out|(?:does|do) not(?: appear| show(?: up)?| turn up| exist)?{_END}"
      rf"|(?:is|are) not (?:present|there|visible|shown|included|here)\b)",
      "postfix"),
     (r"\bthe (?P<subject>left|right|middle|centre|center)(?: side| third| part)? (?:is|are) empty\b", "postfix"),
@@ -211,7 +224,8 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
     (rf"\b(?:(?:any|every|all)(?: [a-z]+)? (?:but|except(?: for)?|besides|other than)|but not|not|no|"
      rf"nothing|(?:none|neither) of (?:them|the \w+)(?: (?:is|are))?|none|without|free of|free from|"
      rf"lacking|lacks?|lack of|devoid of|(?:in the |complete )?absence of|minus|excluding|except(?: for)?|"
-     rf"anything but|everything but|other than|instead of|rather than|never|neither|nor|zero|sans|no sign of)"
+     rf"anything but|everything but|other than|instead of|rather than|never|neither|nor|zero|sans|no sign of|"
+     rf"leave out|leaving out|clear of|empty of|avoid|avoiding|skip|skipping|exclude)"
      rf"(?: (?:find|see|show|contain|have|include)s?)? {_FILLER}(?P<subject>{_PHRASE}){_END}"
      rf"(?P<more>(?:\s*,?\s*(?:or|nor) {_FILLER}{_PHRASE}{_END})*)", "deny"),
 ]]
@@ -268,11 +282,38 @@ def _scan(text: str) -> list[tuple[int, Denial]]:
             denials = _denials_of(match, kind)
             if denials is None:
                 continue  # named nothing we know ("there is not any circle"): left for the rest
-            found.extend((match.start(), _resolve_one(d, text[:match.start()])) for d in denials)
+            found.extend((match.start(), _tidy(_resolve_one(d, text[:match.start()]))) for d in denials)
             # read: blank it (same length, so positions still order the results)
             start, end = match.span()
             text = text[:start] + ";" + " " * (end - start - 1) + text[end:]
     return found
+
+
+def _known_span(phrase: str) -> str:
+    """The phrase from its first to its last word the vocabulary knows, so the label the app
+    shows reads "stars", not "want to see any stars" ("I don't want to see any stars"); the
+    phrase itself when it knows none of them."""
+    words = phrase.split()
+    known = [i for i, w in enumerate(words) if w in VOCABULARY or w in _GENERIC
+             or w.rsplit("-", 1)[-1] in VOCABULARY]
+    for multi in _PHRASES:  # "plus sign": "sign" alone is no word of the world
+        size = len(multi.split())
+        known += [i + j for i in range(len(words) - size + 1)
+                  if " ".join(words[i:i + size]) == multi for j in range(size)]
+    if not known:
+        return phrase
+    first = min(known)
+    if first >= 2 and VOCABULARY.get(words[first], ("",))[0] == "position" and words[first - 1] == "the":
+        first -= 2  # "on the left", "in the middle"
+    return " ".join(words[first:max(known) + 1])
+
+
+def _tidy(denial: Denial) -> Denial:
+    """The denial with each of its phrases cut to the words the check reads."""
+    subject = denial.subject if denial.subject == _SOMETHING else _known_span(denial.subject)
+    unless = (ALTERNATIVE.join(_known_span(p) for p in denial.unless.split(ALTERNATIVE))
+              if denial.unless else "")
+    return Denial(subject, unless)
 
 
 def _resolve_one(denial: Denial, before: str) -> Denial:
@@ -308,6 +349,8 @@ def _denials_of(match: re.Match, kind: str) -> Optional[list[Denial]]:
         if re.match(r" colou?rs?", groups.get("other") or ""):  # "a red circle with no other colours"
             colours = [v for a in allowed for k, v in (parse_phrase(a) or ObjectDesc()).required if k == "colour"]
             allowed = colours if len(colours) == len(allowed) else allowed
+        if all(a in _GENERIC for a in allowed):
+            return None  # "stars are the only shapes": "only shapes" allows everything; read on
         if any(parse_phrase(a) is None for a in allowed):
             return None
         return [Denial(_subject(groups.get("subject") or ""), ALTERNATIVE.join(allowed))]
