@@ -11,7 +11,8 @@ A query is read into :class:`Denial` s. A denial names the objects a picture mus
 "a star-free scene", "crosses missing"    star / crosses             missing, devoid of, minus,
 "crosses don't show up", "skip the stars" crosses / stars            left out, avoid, skip...)
 "nothing red", "no circles at all",       red / circles             (pure denials)
-"triangles: none"                         triangles
+"triangles: none", "squares no"           triangles / squares
+"nothing non-red"                         non-red (a shape of another colour)
 "only squares", "diamonds only",          something other than squares / diamonds / blue
 "every shape is blue",                    (exclusives: any other object violates)
 "they're all stars", "both are circles"
@@ -98,14 +99,17 @@ def parse_phrase(phrase: str) -> Optional[ObjectDesc]:
             found.setdefault(attribute, value)
             text = text.replace(f" {multi} ", " ")
     generic = False
+    excluded: dict[str, str] = {}
     for word in text.split():
+        negated = word.startswith("non-")  # "non-red shapes" are the shapes that are not red
+        word = word[4:] if negated else word
         known = VOCABULARY.get(word) or VOCABULARY.get(word.rsplit("-", 1)[-1])  # "sea-blue"
         if known:
-            found.setdefault(*known)
+            (excluded if negated else found).setdefault(*known)
         generic = generic or word in _GENERIC
-    if not found and not generic:
+    if not found and not excluded and not generic:
         return None
-    return ObjectDesc(tuple(found.items()))
+    return ObjectDesc(tuple(found.items()), tuple(excluded.items()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,9 +157,11 @@ _PHRASE = rf"(?:{_WORD}(?:\s+{_WORD})*?)"
 _FILLER = r"(?:(?:any|a|an|the|one|single|even|of|some|either)\s+)*"
 _NO = r"(?:there (?:is|are) )?(?:no|nothing|none|not (?:a single|one|any|a|an))\b"
 # "only circles and squares": more things an exclusive allows (never a denial: "and no stars")
-_ALTS = (rf"(?P<alts>(?:(?:\s*,)?\s+(?:and|or) (?!(?:no|not|nothing|none|without)\b){_FILLER}"
+_ALTS = (rf"(?P<alts>(?:(?:\s*,)?\s+(?:and|or) (?!(?:no|not|nothing|none|without|they|it|these|those"
+         rf"|all|each|every|both)\b){_FILLER}"
          rf"{_PHRASE}{_END})*)")
 _GENERIC_NOUN = r"(?:shape|object|thing|figure|item|colou?r)s?"
+_HERE = r"(?:(?:here|in there|in (?:the|this|each|every) (?:picture|pic|image|scene|photo|frame))\s+)?"
 # "only one circle" counts and "just left of" places: neither excludes anything
 _NOT_EXCLUSIVE = re.compile(r"^(?:one|two|three|a single|single|a couple|a pair|a few|\d"
                             r"|left|right|above|below|next|beside|behind|in front)\b")
@@ -165,18 +171,22 @@ _PICTURE_OF = re.compile(r"^(?:picture|image|photo|scene|drawing) (?:of|with|sho
 _CONTRACTIONS = [(r"\bwon't\b", "will not"), (r"\bcan't\b", "can not"), (r"\bcannot\b", "can not"),
                  (r"n't\b", " not"), (r"\b(it|there|that)'s\b", r"\1 is"), (r"\bthey're\b", "they are"),
                  (r"\b([a-z]+)'s (nowhere|absent|missing|gone|not)\b", r"\1 is \2"),
+                 (r"\b(do|does|did|is|are|was|were|has|have|should|could|would)nt\b", r"\1 not"),
+                 (r"\bcant\b", "can not"), (r"(?<![a-z])'em\b", "them"),
+                 (r",? (?:but |and )?(?:it|they) (?:is|are) not ", " that is not "),
                  (r"\b([a-z]+)-free\b", r"free of \1,")]  # the comma ends the denied phrase
 
 # (pattern, kind) in the order they are tried; a match is blanked out for later patterns.
 _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in [
     # "it is not true that there is no star": what follows is flipped
-    (r"\b(?:it is |that is )?(?:(?:not true|untrue|not the case)(?: that)?|false that) (?P<rest>[^;,.!?]*)",
-     "flip"),
+    (r"\b(?:it is |that is )?(?:(?:not true|untrue|not the case|not like|not as if)(?: that)?|false that) "
+     r"(?P<rest>[^;,.!?]*)", "flip"),
     # double negation: "nothing that is not red", "no circle that is not blue"
-    (rf"\b{_NO}\s*(?P<subject>(?:{_WORD} )*?)(?:here |in (?:the|this) (?:picture|image|scene) )?"
-     rf"(?:that |which )?(?:is|are) not {_FILLER}(?P<unless>{_PHRASE}){_END}{_ALTS}", "only_unless"),
+    (rf"\b(?:{_NO}|not (?:want|need|like|see|show me) (?:anything|any))\s*(?P<subject>(?:{_WORD} )*?)"
+     rf"{_HERE}(?:that |which )?(?:is|are) not {_FILLER}(?P<unless>{_PHRASE}){_END}{_ALTS}", "only_unless"),
     # a cancelled denial: "not without a red shape", "never lacking yellow"
-    (rf"\b(?:not|never) (?:be |being )?(?:without|lacking|lacks?|free of|free from|missing|devoid of) "
+    (rf"\b(?:not|never) (?:an? (?:picture|pic|image|scene|photo) )?(?:be |being )?"
+     rf"(?:without|lacking|lacks?|free of|free from|missing|devoid of) "
      rf"{_FILLER}{_PHRASE}{_END}", "none"),
     # "not only circles" adds, "all but one are red" counts, "not every shape is red" allows
     # red ones: none of them denies a thing
@@ -193,7 +203,7 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
     (rf"\b(?:(?:every|each)(?: single)?|all(?: of)?(?: the)?) (?:shape|object|thing|figure|item)s? "
      rf"(?:here |in the picture )?"
      rf"(?:is|are) (?:all )?{_FILLER}(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
-    (rf"\beverything (?:here |in the picture )?(?:is|are) {_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
+    (rf"\beverything {_HERE}(?:is|are) {_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
     # "all of them are stars", "they are all red", "each one is blue", "both are circles"
     (rf"(?:^|(?<=[;,:])|\band\b|\bbut\b)\s*(?:(?:(?:all|each|every one|both) of (?:them|these|those)|they"
      rf"|these|those|all|each one|every one|both) (?:here |in the picture )?(?:is|are) (?:all |both )?"
@@ -213,21 +223,29 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
      rf"{_FILLER}(?P<pred>{_PHRASE}){_END}", "merge"),
     # postfix denials: "orange is nowhere", "crosses are missing", "red absent", "blue excepted"
     (rf"(?:^|(?<=[;,:])|\band\b|\bwith\b|\bbut\b|\bwhile\b)\s*{_FILLER}(?P<subject>{_PHRASE}) "
-     rf"(?:(?:is|are|appears?|shows? up) )?(?:absent|missing|excluded|excepted|gone|nowhere"
+     rf"(?:(?:is|are|appears?|shows? up) )?(?:absent|missing|excluded|excepted|gone|removed|hidden|nowhere"
      rf"|left out|(?:does|do) not(?: appear| show(?: up)?| turn up| exist)?{_END}"
      rf"|(?:is|are) not (?:present|there|visible|shown|included|here)\b)",
      "postfix"),
     (r"\bthe (?P<subject>left|right|middle|centre|center)(?: side| third| part)? (?:is|are) empty\b", "postfix"),
     # "triangles: none", "red? none", "circles - zero"
-    (rf"(?:^|(?<=[;,]))\s*{_FILLER}(?P<subject>{_PHRASE})\s*[:?\-]\s*(?:none|zero|nil)\b", "postfix"),
+    (rf"(?:^|(?<=[;,]))\s*{_FILLER}(?P<subject>{_PHRASE})(?:\s*[:?\-]\s*(?:none|zero|nil)\b"
+     rf"|,?\s+no(?=\s*(?:[,;.!?]|$)))", "postfix"),
+    (rf"\b(?:keep|leave) {_FILLER}(?P<subject>{_PHRASE}) out\b", "postfix"),
+    (rf"\b(?:hide|skip|avoid|remove|drop|exclude|without) {_FILLER}"
+     rf"(?:ones|pictures|pics|images|scenes|photos) (?:with|that have|that show|showing) "
+     rf"{_FILLER}(?P<subject>{_PHRASE}){_END}", "postfix"),
     # prefix denials, with or without "no/not"
     (rf"\b(?:(?:any|every|all)(?: [a-z]+)? (?:but|except(?: for)?|besides|other than)|but not|not|no|"
      rf"nothing|(?:none|neither) of (?:them|the \w+)(?: (?:is|are))?|none|without|free of|free from|"
      rf"lacking|lacks?|lack of|devoid of|(?:in the |complete )?absence of|minus|excluding|except(?: for)?|"
      rf"anything but|everything but|other than|instead of|rather than|never|neither|nor|zero|sans|no sign of|"
-     rf"leave out|leaving out|clear of|empty of|avoid|avoiding|skip|skipping|exclude)"
+     rf"leave out|leaving out|clear of|empty of|avoid|avoiding|skip|skipping|exclude|hide|apart from|"
+     rf"aside from|missing)"
      rf"(?: (?:find|see|show|contain|have|include)s?)? {_FILLER}(?P<subject>{_PHRASE}){_END}"
      rf"(?P<more>(?:\s*,?\s*(?:or|nor) {_FILLER}{_PHRASE}{_END})*)", "deny"),
+    # a bare "all red", "all circles": the whole query is an exclusive
+    (rf"^\s*all {_FILLER}(?P<unless>{_PHRASE})\s*[.!]?\s*$", "only"),
 ]]
 _MORE = re.compile(rf"(?:or|nor) {_FILLER}(?P<phrase>{_PHRASE}){_END}")
 _AND_OR = re.compile(rf"(?:and|or) {_FILLER}(?P<phrase>{_PHRASE}){_END}")
@@ -255,7 +273,8 @@ def _merged(subject: str, pred: str) -> Optional[str]:
     """The one object a subject and what it is not describe together: "star" + "on the left"
     -> "star on the left", "cross" + "green" -> "green cross", "red shape" + "circle" -> "red
     circle"; None when they do not combine ("a red circle, not a blue square")."""
-    subject, pred = _clean(subject), _clean(pred)
+    subject = _clean(subject)
+    pred = " ".join(w for w in _clean(pred).split() if w not in ("one", "ones"))  # "a golden one"
     about, denied = parse_phrase(subject), parse_phrase(pred)
     if about is None or denied is None or about.is_empty or denied.is_empty:
         return None
@@ -282,7 +301,8 @@ def _scan(text: str) -> list[tuple[int, Denial]]:
             denials = _denials_of(match, kind)
             if denials is None:
                 continue  # named nothing we know ("there is not any circle"): left for the rest
-            found.extend((match.start(), _tidy(_resolve_one(d, text[:match.start()]))) for d in denials)
+            found.extend((match.start(), _tidy(_resolve_one(d, text[:match.start()]))) for d in denials
+                         if _readable(d))
             # read: blank it (same length, so positions still order the results)
             start, end = match.span()
             text = text[:start] + ";" + " " * (end - start - 1) + text[end:]
@@ -303,9 +323,18 @@ def _known_span(phrase: str) -> str:
     if not known:
         return phrase
     first = min(known)
+    while first < max(known) and words[first] in ("anything", "something", "everything"):
+        first += 1  # "anything yellow" -> "yellow"
     if first >= 2 and VOCABULARY.get(words[first], ("",))[0] == "position" and words[first - 1] == "the":
         first -= 2  # "on the left", "in the middle"
     return " ".join(words[first:max(known) + 1])
+
+
+def _readable(denial: Denial) -> bool:
+    """Whether the check can tell which pictures show the denial's subject: "not sure" and
+    "no circle left of a square" (a relation) name no object it can check, so they are left out
+    rather than shown as a label that frames nothing."""
+    return denial.subject == _SOMETHING or parse_phrase(denial.subject) is not None
 
 
 def _tidy(denial: Denial) -> Denial:
