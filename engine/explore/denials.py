@@ -25,6 +25,8 @@ A query is read into :class:`Denial` s. A denial names the objects a picture mus
 "not every shape is red"                  nothing                    (red ones are allowed)
 "every shape is not red"                  red
 "a star that is not on the left"          star on the left
+"a non-yellow star"                       yellow star
+"no red or blue squares"                  red squares / blue squares
 ========================================  =====================================================
 
 Each denial renders as a short label ("blue square", "something other than squares") that
@@ -164,7 +166,9 @@ _GENERIC_NOUN = r"(?:shape|object|thing|figure|item|colou?r)s?"
 _HERE = r"(?:(?:here|in there|in (?:the|this|each|every) (?:picture|pic|image|scene|photo|frame))\s+)?"
 # "only one circle" counts and "just left of" places: neither excludes anything
 _NOT_EXCLUSIVE = re.compile(r"^(?:one|two|three|a single|single|a couple|a pair|a few|\d"
-                            r"|left|right|above|below|next|beside|behind|in front)\b")
+                            r"|left|right|above|below|next|beside|behind|in front"
+                            # "just find a star": "just" is about the asking
+                            r"|find|show|give|get|look|search|see|display|pick|bring)\b")
 _COUNTED = re.compile(r"^(?:more|fewer|less|other|else)\b")
 _PICTURE_OF = re.compile(r"^(?:picture|image|photo|scene|drawing) (?:of|with|showing) ")
 
@@ -174,15 +178,16 @@ _CONTRACTIONS = [(r"\bwon't\b", "will not"), (r"\bcan't\b", "can not"), (r"\bcan
                  (r"\b(do|does|did|is|are|was|were|has|have|should|could|would)nt\b", r"\1 not"),
                  (r"\bcant\b", "can not"), (r"(?<![a-z])'em\b", "them"),
                  (r",? (?:but |and )?(?:it|they) (?:is|are) not ", " that is not "),
-                 (r"\b([a-z]+)-free\b", r"free of \1,")]  # the comma ends the denied phrase
+                 # "star-free", "triangle free"; the comma ends the denied phrase
+                 (r"\b([a-z]+)(?:-| )free\b(?! (?:of|from)\b)", r"free of \1,")]
 
 # (pattern, kind) in the order they are tried; a match is blanked out for later patterns.
 _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in [
     # "it is not true that there is no star": what follows is flipped
-    (r"\b(?:it is |that is )?(?:(?:not true|untrue|not the case|not like|not as if)(?: that)?|false that) "
-     r"(?P<rest>[^;,.!?]*)", "flip"),
+    (r"\b(?:it is |that is )?(?:(?:not true|untrue|not the case|not like|not as if|wrong to say"
+     r"|incorrect to say)(?: that)?|false that) (?P<rest>[^;,.!?]*)", "flip"),
     # double negation: "nothing that is not red", "no circle that is not blue"
-    (rf"\b(?:{_NO}|not (?:want|need|like|see|show me) (?:anything|any))\s*(?P<subject>(?:{_WORD} )*?)"
+    (rf"\b(?:{_NO}|not (?:(?:want|need|like|see|show me|be) )?(?:anything|any))\s*(?P<subject>(?:{_WORD} )*?)"
      rf"{_HERE}(?:that |which )?(?:is|are) not {_FILLER}(?P<unless>{_PHRASE}){_END}{_ALTS}", "only_unless"),
     # a cancelled denial: "not without a red shape", "never lacking yellow"
     (rf"\b(?:not|never) (?:an? (?:picture|pic|image|scene|photo) )?(?:be |being )?"
@@ -241,11 +246,16 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
      rf"lacking|lacks?|lack of|devoid of|(?:in the |complete )?absence of|minus|excluding|except(?: for)?|"
      rf"anything but|everything but|other than|instead of|rather than|never|neither|nor|zero|sans|no sign of|"
      rf"leave out|leaving out|clear of|empty of|avoid|avoiding|skip|skipping|exclude|hide|apart from|"
-     rf"aside from|missing)"
-     rf"(?: (?:find|see|show|contain|have|include)s?)? {_FILLER}(?P<subject>{_PHRASE}){_END}"
+     rf"aside from|missing|omit|omitting|get rid of|getting rid of|remove|removing|drop|ditch)"
+     rf"(?: (?:find|see|show|contain|have|include|want)s?(?: me)?)?"
+     rf"(?: (?:any |the )?(?:pictures|pics|images|scenes|photos|ones) (?:that (?:have|has|show|contain)s?"
+     rf"|with|showing))? {_FILLER}(?P<subject>{_PHRASE}){_END}"
      rf"(?P<more>(?:\s*,?\s*(?:or|nor) {_FILLER}{_PHRASE}{_END})*)", "deny"),
+    # "a non-yellow star": a star, but not a yellow one
+    (rf"(?:^|(?<=[;,:])|\band\b|\bwith\b|\bbut\b|\ban?\b)\s*non-(?P<pred>[a-z]+) "
+     rf"(?P<subject>{_PHRASE}){_END}", "merge"),
     # a bare "all red", "all circles": the whole query is an exclusive
-    (rf"^\s*all {_FILLER}(?P<unless>{_PHRASE})\s*[.!]?\s*$", "only"),
+    (rf"^\s*(?:all|everything) {_FILLER}(?P<unless>{_PHRASE})\s*[.!]?\s*$", "only"),
 ]]
 _MORE = re.compile(rf"(?:or|nor) {_FILLER}(?P<phrase>{_PHRASE}){_END}")
 _AND_OR = re.compile(rf"(?:and|or) {_FILLER}(?P<phrase>{_PHRASE}){_END}")
@@ -286,7 +296,9 @@ def _merged(subject: str, pred: str) -> Optional[str]:
         return f"{subject} {pred}"
     if denied.has("shape"):
         return " ".join([w for w in subject.split() if w not in _GENERIC] + [pred])
-    return f"{pred} {subject}"
+    order = {"size": 0, "colour": 1}  # "big orange box", not "orange big box"
+    words = (pred + " " + subject).split()
+    return " ".join(sorted(words, key=lambda w: order.get(VOCABULARY.get(w, ("",))[0], 2)))
 
 
 def parse_denials(query: str) -> list[Denial]:
@@ -340,6 +352,9 @@ def _readable(denial: Denial) -> bool:
 def _tidy(denial: Denial) -> Denial:
     """The denial with each of its phrases cut to the words the check reads."""
     subject = denial.subject if denial.subject == _SOMETHING else _known_span(denial.subject)
+    subject = re.sub(r"\bones$", "shapes", re.sub(r"\bone$", "shape", subject))  # "small ones"
+    if re.match(r"(?:on|in|at) the ", subject):
+        subject = f"a shape {subject}"  # "✗ has a shape in the middle", not "✗ has in the middle"
     unless = (ALTERNATIVE.join(_known_span(p) for p in denial.unless.split(ALTERNATIVE))
               if denial.unless else "")
     return Denial(subject, unless)
@@ -392,6 +407,8 @@ def _denials_of(match: re.Match, kind: str) -> Optional[list[Denial]]:
         merged = _merged(subject, pred)
         return [Denial(merged)] if merged else None
     if kind == "merge":
+        if re.search(r"\bnot (?:a single|any|one single|even one)\b", match.group(0)):
+            return None  # "a navy kite, not a single orange shape": a denial of its own
         merged = _merged(groups["subject"], groups["pred"])
         return [Denial(merged)] if merged else None
     if kind == "postfix":
@@ -399,9 +416,42 @@ def _denials_of(match: re.Match, kind: str) -> Optional[list[Denial]]:
         return [Denial(subject)] if parse_phrase(subject) and subject not in _GENERIC else None
     if _COUNTED.match(_clean(groups["subject"])):
         return []  # "no more than two shapes" counts; "no other shapes" needs what it is other than
-    denials = [Denial(_clean(groups["subject"]))] if _clean(groups["subject"]) else []
-    denials += [Denial(_clean(m.group("phrase"))) for m in _MORE.finditer(groups.get("more") or "")]
-    return denials
+    phrases = [_clean(groups["subject"])] if _clean(groups["subject"]) else []
+    phrases += [_clean(m.group("phrase")) for m in _MORE.finditer(groups.get("more") or "")]
+    return [Denial(p) for p in _ones_named(_shared_noun(phrases))]
+
+
+def _shared_noun(phrases: list[str]) -> list[str]:
+    """"no red or blue squares" denies red squares and blue squares: the last phrase's noun
+    goes to the earlier ones that name none."""
+    if len(phrases) < 2:
+        return phrases
+    words = phrases[-1].split()
+    noun = next((words[i:] for i in range(1, len(words)) if _is_noun(" ".join(words[i:]))), None)
+    if noun is None:
+        return phrases
+    return [p if _is_noun(p.split()[-1]) or (parse_phrase(p) or ObjectDesc()).has("shape")
+            else f"{p} {' '.join(noun)}" for p in phrases[:-1]] + phrases[-1:]
+
+
+def _ones_named(phrases: list[str]) -> list[str]:
+    """"no red stars or blue ones": "ones" is the noun of the phrase before."""
+    named = list(phrases)
+    for i in range(1, len(named)):
+        words = named[i].split()
+        if words and words[-1] in ("one", "ones"):
+            before = named[i - 1].split()
+            noun = next((before[j:] for j in range(len(before)) if _is_noun(" ".join(before[j:]))), None)
+            if noun:
+                named[i] = " ".join(words[:-1] + noun)
+    return named
+
+
+def _is_noun(phrase: str) -> bool:
+    """A shape word or a generic object word alone: "squares", "plus signs", "shapes"."""
+    desc = parse_phrase(phrase)
+    return phrase in _GENERIC or (desc is not None and [k for k, _ in desc.required] == ["shape"]
+                                  and not desc.excluded)
 
 
 def negated_terms(query: str) -> list[str]:
