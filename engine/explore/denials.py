@@ -73,8 +73,8 @@ def _vocabulary() -> dict[str, tuple[str, str]]:
     for attribute, values in groups:
         for value in values:
             words = {value, *SYNONYMS.get(value, ()), *WORDINGS.get(value, ()), *EVERYDAY_WORDS.get(value, ())}
-            if attribute == "colour":
-                words |= set(spoken_colour_words()[value])
+            if attribute == "colour":  # and the basic colours as nouns: "no reds"
+                words |= set(spoken_colour_words()[value]) | {value + "s"}
             if attribute == "shape":  # the world's words get -s; the lexicon lists its plurals
                 words |= {w + ("es" if w.endswith(("s", "x")) else "s") for w in words}
                 words |= {form for pair in SHAPE_WORDS[value] for form in pair}
@@ -172,7 +172,8 @@ _NOT_EXCLUSIVE = re.compile(r"^(?:one|two|three|a single|single|a couple|a pair|
 _COUNTED = re.compile(r"^(?:more|fewer|less|other|else)\b")
 _PICTURE_OF = re.compile(r"^(?:picture|image|photo|scene|drawing) (?:of|with|showing) ")
 
-_CONTRACTIONS = [(r"\bwon't\b", "will not"), (r"\bcan't\b", "can not"), (r"\bcannot\b", "can not"),
+_CONTRACTIONS = [(r"(?<![a-z])w/o\b", "without"),
+                 (r"\bwon't\b", "will not"), (r"\bcan't\b", "can not"), (r"\bcannot\b", "can not"),
                  (r"n't\b", " not"), (r"\b(it|there|that)'s\b", r"\1 is"), (r"\bthey're\b", "they are"),
                  (r"\b([a-z]+)'s (nowhere|absent|missing|gone|not)\b", r"\1 is \2"),
                  (r"\b(do|does|did|is|are|was|were|has|have|should|could|would)nt\b", r"\1 not"),
@@ -230,6 +231,7 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
     (rf"(?:^|(?<=[;,:])|\band\b|\bwith\b|\bbut\b|\bwhile\b)\s*{_FILLER}(?P<subject>{_PHRASE}) "
      rf"(?:(?:is|are|appears?|shows? up) )?(?:absent|missing|excluded|excepted|gone|removed|hidden|nowhere"
      rf"|left out|(?:does|do) not(?: appear| show(?: up)?| turn up| exist)?{_END}"
+     rf"|never (?:appears?|shows? up|turns? up|exists?|shows?)\b"
      rf"|(?:is|are) not (?:present|there|visible|shown|included|here)\b)",
      "postfix"),
     (r"\bthe (?P<subject>left|right|middle|centre|center)(?: side| third| part)? (?:is|are) empty\b", "postfix"),
@@ -250,14 +252,18 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
      rf"(?: (?:find|see|show|contain|have|include|want)s?(?: me)?)?"
      rf"(?: (?:any |the )?(?:pictures|pics|images|scenes|photos|ones) (?:that (?:have|has|show|contain)s?"
      rf"|with|showing))? {_FILLER}(?P<subject>{_PHRASE}){_END}"
-     rf"(?P<more>(?:\s*,?\s*(?:or|nor) {_FILLER}{_PHRASE}{_END})*)", "deny"),
+     # more things denied: "or stars", "nor crosses", a list "squares, stars or crosses"
+     rf"(?P<more>(?:\s*,\s*(?!(?:a|an|the|and|or|but|with|no|not|nothing)\b){_PHRASE}{_END})+"
+     rf"\s*,?\s*(?:or|nor|and) {_FILLER}{_PHRASE}{_END}|(?:\s*,?\s*(?:or|nor) {_FILLER}{_PHRASE}{_END})*)",
+     "deny"),
     # "a non-yellow star": a star, but not a yellow one
     (rf"(?:^|(?<=[;,:])|\band\b|\bwith\b|\bbut\b|\ban?\b)\s*non-(?P<pred>[a-z]+) "
      rf"(?P<subject>{_PHRASE}){_END}", "merge"),
     # a bare "all red", "all circles": the whole query is an exclusive
     (rf"^\s*(?:all|everything) {_FILLER}(?P<unless>{_PHRASE})\s*[.!]?\s*$", "only"),
 ]]
-_MORE = re.compile(rf"(?:or|nor) {_FILLER}(?P<phrase>{_PHRASE}){_END}")
+_MORE = re.compile(rf"(?:,|\bor\b|\bnor\b|\band\b)\s*(?:(?:or|nor|and)\s+)?{_FILLER}"
+                   rf"(?P<phrase>{_PHRASE}){_END}")
 _AND_OR = re.compile(rf"(?:and|or) {_FILLER}(?P<phrase>{_PHRASE}){_END}")
 
 
