@@ -163,24 +163,30 @@ _ALTS = (rf"(?P<alts>(?:(?:\s*,)?\s+(?:and|or) (?!(?:no|not|nothing|none|without
          rf"|all|each|every|both)\b){_FILLER}"
          rf"{_PHRASE}{_END})*)")
 _GENERIC_NOUN = r"(?:shape|object|thing|figure|item|colou?r)s?"
+# "they are mostly red" is no exclusive
+_NO_HEDGE = (r"(?!(?:mostly|usually|probably|often|sometimes|maybe|mainly|largely|nearly|almost|kind of"
+             r"|sort of)\b)")
 _HERE = r"(?:(?:here|in there|in (?:the|this|each|every) (?:picture|pic|image|scene|photo|frame))\s+)?"
 # "only one circle" counts and "just left of" places: neither excludes anything
 _NOT_EXCLUSIVE = re.compile(r"^(?:one|two|three|a single|single|a couple|a pair|a few|\d"
-                            r"|left|right|above|below|next|beside|behind|in front"
-                            # "just find a star": "just" is about the asking
-                            r"|find|show|give|get|look|search|see|display|pick|bring)\b")
+                            r"|left|right|above|below|next|beside|behind|in front)\b")
+# "only show me circles" asks for circles; "just find a star" only asks
+_REQUEST = re.compile(r"^(?:find|show|give|get|look for|search for|see|display|pick|bring)"
+                      r"(?: me| us)?\s+")
 _COUNTED = re.compile(r"^(?:more|fewer|less|other|else)\b")
 _PICTURE_OF = re.compile(r"^(?:picture|image|photo|scene|drawing) (?:of|with|showing) ")
 
+_WORLD_WORDS = "|".join(sorted({w for v in (*SHAPES, *COLOURS) for w in (v, v + "s", v + "es")}))
 _CONTRACTIONS = [(r"(?<![a-z])w/o\b", "without"),
                  (r"\bwon't\b", "will not"), (r"\bcan't\b", "can not"), (r"\bcannot\b", "can not"),
                  (r"n't\b", " not"), (r"\b(it|there|that)'s\b", r"\1 is"), (r"\bthey're\b", "they are"),
                  (r"\b([a-z]+)'s (nowhere|absent|missing|gone|not)\b", r"\1 is \2"),
                  (r"\b(do|does|did|is|are|was|were|has|have|should|could|would)nt\b", r"\1 not"),
                  (r"\bcant\b", "can not"), (r"(?<![a-z])'em\b", "them"),
-                 (r",? (?:but |and )?(?:it|they) (?:is|are) not ", " that is not "),
+                 (r",? but (?:it|they) (?:is|are) not ", " that is not "),
                  # "star-free", "triangle free"; the comma ends the denied phrase
-                 (r"\b([a-z]+)(?:-| )free\b(?! (?:of|from)\b)", r"free of \1,")]
+                 (r"\b([a-z]+)-free\b", r"free of \1,"),
+                 (rf"\b({_WORLD_WORDS}) free\b(?! (?:of|from|to)\b)", r"free of \1,")]
 
 # (pattern, kind) in the order they are tried; a match is blanked out for later patterns.
 _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in [
@@ -188,39 +194,45 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
     (r"\b(?:it is |that is )?(?:(?:not true|untrue|not the case|not like|not as if|wrong to say"
      r"|incorrect to say)(?: that)?|false that) (?P<rest>[^;,.!?]*)", "flip"),
     # double negation: "nothing that is not red", "no circle that is not blue"
-    (rf"\b(?:{_NO}|not (?:(?:want|need|like|see|show me|be) )?(?:anything|any))\s*(?P<subject>(?:{_WORD} )*?)"
-     rf"{_HERE}(?:that |which )?(?:is|are) not {_FILLER}(?P<unless>{_PHRASE}){_END}{_ALTS}", "only_unless"),
+    (rf"\b(?:{_NO}|not (?:(?:want|need|like|see|show(?: me)?|find|have|be) )?(?:anything|any))\s*"
+     rf"(?P<subject>(?:{_WORD} )*?){_HERE}(?:that |which )?(?:is|are) not {_FILLER}"
+     rf"(?P<unless>{_PHRASE}){_END}{_ALTS}", "only_unless"),
     # a cancelled denial: "not without a red shape", "never lacking yellow"
     (rf"\b(?:not|never) (?:an? (?:picture|pic|image|scene|photo) )?(?:be |being )?"
      rf"(?:without|lacking|lacks?|free of|free from|missing|devoid of) "
      rf"{_FILLER}{_PHRASE}{_END}", "none"),
     # "not only circles" adds, "all but one are red" counts, "not every shape is red" allows
     # red ones: none of them denies a thing
-    (r"\bnot (?:only|just|solely|merely|exclusively)\b|\ball (?:but|except) (?:one|two)\b[^;,.!?]*"
-     r"|\bnot (?:all|every|everything|each|both)\b[^;,.!?]*", "none"),
+    (r"\bnot (?:only|just|solely|merely|exclusively)\b|\ball (?:but|except) (?:one|two)\b[^;,.!?]*?"
+     r"(?=\s+and\b|[;,.!?]|$)|\bnot (?:all|every|everything|each|both)\b[^;,.!?]*?(?=\s+and\b|[;,.!?]|$)"
+     r"|\bnot forget\b[^;,.!?]*", "none"),
     # "no shape is yellow", "nothing is green": what no object is
-    (rf"\b{_NO}\s*(?P<subject>(?:{_WORD} )*?)(?:here |in the picture )?(?:is|are) {_FILLER}"
+    (rf"\b{_NO}\s*(?P<subject>(?:{_WORD} )*?){_HERE}(?:is|are) {_FILLER}"
      rf"(?P<pred>{_PHRASE}){_END}", "no_is"),
     # exclusives
-    (rf"\bthe only {_GENERIC_NOUN} (?:here |in the picture )?(?:is|are) {_FILLER}"
+    (rf"\bthe only {_GENERIC_NOUN} {_HERE}(?:is|are) {_FILLER}"
      rf"(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
-    (rf"\b(?:only|just|solely|exclusively|purely|(?:no|nothing) (?:{_GENERIC_NOUN} )?(?:but|besides|"
+    (rf"\b(?P<trigger>only|just|solely|exclusively|purely|(?:no|nothing) (?:{_GENERIC_NOUN} )?(?:but|besides|"
      rf"other than|except(?: for)?|apart from)) (?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
     (rf"\b(?:(?:every|each)(?: single)?|all(?: of)?(?: the)?) (?:shape|object|thing|figure|item)s? "
-     rf"(?:here |in the picture )?"
+     rf"{_HERE}"
      rf"(?:is|are) (?:all )?{_FILLER}(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
-    (rf"\beverything {_HERE}(?:is|are) {_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
+    (rf"\beverything {_HERE}(?:is|are) {_NO_HEDGE}{_FILLER}(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
     # "all of them are stars", "they are all red", "each one is blue", "both are circles"
     (rf"(?:^|(?<=[;,:])|\band\b|\bbut\b)\s*(?:(?:(?:all|each|every one|both) of (?:them|these|those)|they"
-     rf"|these|those|all|each one|every one|both) (?:here |in the picture )?(?:is|are) (?:all |both )?"
+     rf"|these|those|all|each one|every one|both) {_HERE}(?:is|are) (?:all |both )?{_NO_HEDGE}"
      rf"|it is (?:all|just) ){_FILLER}"
      rf"(?P<unless>{_PHRASE}){_END}{_ALTS}", "only"),
     (rf"\bthe (?:shapes|objects|things|figures) are all {_FILLER}(?P<unless>{_PHRASE}){_END}", "only"),
-    (rf"(?:^|(?<=[;,:]))\s*{_FILLER}(?P<unless>{_PHRASE})(?P<alts>(?:,?\s+(?:and|or) {_FILLER}{_PHRASE})+)"
-     rf"(?: only\b|,? (?:and )?(?:nothing (?:else|more)|that is it|that is all)\b)", "only"),
-    (rf"(?:^|(?<=[;,:]))\s*{_FILLER}(?P<unless>{_PHRASE})(?: only\b|,? (?:and )?(?:nothing (?:else|more)"
-     rf"|that is it|that is all)\b"
-     rf"| (?:is|are) the only\b| (?:(?:is|are) )?(?:on its own|(?:all )?alone|by itself)\b"
+    # "all circles are red", "every star is big": a circle that is not red breaks it
+    (rf"\b(?:every|each|all(?: of)?(?: the)?) (?P<subject>{_PHRASE}) (?:is|are) (?:all )?"
+     rf"(?!(?:not|no|never)\b){_NO_HEDGE}{_FILLER}(?P<unless>{_PHRASE}){_END}", "only_unless"),
+    # "a red circle, a blue square, that's all": every object named before it is allowed
+    (r"^\s*(?P<items>[^;:!?]*?),? (?:and )?(?:nothing (?:else|more)|that is it|that is all)\b", "only_items"),
+    (rf"(?:^|(?<=[;,:]))\s*{_FILLER}(?P<unless>{_PHRASE})(?P<alts>(?:,?\s+(?:and|or) {_FILLER}{_PHRASE})*)"
+     rf" only\b", "only"),
+    (rf"(?:^|(?<=[;,:]))\s*{_FILLER}(?P<unless>{_PHRASE})(?: (?:is|are) the only\b"
+     rf"| (?:(?:is|are) )?(?:on its own|(?:all )?alone|by itself)\b"
      rf"|,? (?:with|and|but) (?:no|nothing) other(?P<other> {_GENERIC_NOUN})?\b)", "only"),
     # "a star that is not on the left", "the circle is not red": the subject and what it is not,
     # "a star, not yellow", "a triangle in anything but orange"
@@ -235,9 +247,12 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
      rf"|(?:is|are) not (?:present|there|visible|shown|included|here)\b)",
      "postfix"),
     (r"\bthe (?P<subject>left|right|middle|centre|center)(?: side| third| part)? (?:is|are) empty\b", "postfix"),
-    # "triangles: none", "red? none", "circles - zero"
-    (rf"(?:^|(?<=[;,]))\s*{_FILLER}(?P<subject>{_PHRASE})(?:\s*[:?\-]\s*(?:none|zero|nil)\b"
-     rf"|,?\s+no(?=\s*(?:[,;.!?]|$)))", "postfix"),
+    # "triangles: none", "red? none", "circles yes, squares no", "pics missing a star"
+    (rf"(?:^|(?<=[;,]))\s*{_FILLER}(?P<subject>{_PHRASE})\s*[:?]\s*(?:none|zero|nil)\b", "postfix"),
+    (rf"(?:(?<=yes, )|(?<=yes; ))\s*{_FILLER}(?P<subject>{_PHRASE}) no\b", "postfix"),
+    (rf"(?:^|(?<=[;,]))\s*{_FILLER}(?P<subject>{_PHRASE}) no(?=,? {_PHRASE} yes\b)", "postfix"),
+    (rf"\b(?:pictures|pics|images|scenes|photos|ones) missing {_FILLER}(?P<subject>{_PHRASE}){_END}",
+     "postfix"),
     (rf"\b(?:keep|leave) {_FILLER}(?P<subject>{_PHRASE}) out\b", "postfix"),
     (rf"\b(?:hide|skip|avoid|remove|drop|exclude|without) {_FILLER}"
      rf"(?:ones|pictures|pics|images|scenes|photos) (?:with|that have|that show|showing) "
@@ -247,20 +262,25 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
      rf"nothing|(?:none|neither) of (?:them|the \w+)(?: (?:is|are))?|none|without|free of|free from|"
      rf"lacking|lacks?|lack of|devoid of|(?:in the |complete )?absence of|minus|excluding|except(?: for)?|"
      rf"anything but|everything but|other than|instead of|rather than|never|neither|nor|zero|sans|no sign of|"
-     rf"leave out|leaving out|clear of|empty of|avoid|avoiding|skip|skipping|exclude|hide|apart from|"
-     rf"aside from|missing|omit|omitting|get rid of|getting rid of|remove|removing|drop|ditch)"
+     rf"leave out|leaving out|clear of|empty of|avoid|avoiding|exclude|omit|omitting|get rid of|"
+     rf"getting rid of|(?:everything|anything|all|any \w+) (?:apart|aside) from|"
+     # a verb that also means something else ("drop me a star", "skip to the next one") denies
+     # only what follows it with "the", "all" or "any"
+     rf"(?:hide|skip|skipping|remove|removing|drop|ditch)(?= (?:the|all|any|anything)\b))"
      rf"(?: (?:find|see|show|contain|have|include|want)s?(?: me)?)?"
      rf"(?: (?:any |the )?(?:pictures|pics|images|scenes|photos|ones) (?:that (?:have|has|show|contain)s?"
      rf"|with|showing))? {_FILLER}(?P<subject>{_PHRASE}){_END}"
      # more things denied: "or stars", "nor crosses", a list "squares, stars or crosses"
      rf"(?P<more>(?:\s*,\s*(?!(?:a|an|the|and|or|but|with|no|not|nothing)\b){_PHRASE}{_END})+"
-     rf"\s*,?\s*(?:or|nor|and) {_FILLER}{_PHRASE}{_END}|(?:\s*,?\s*(?:or|nor) {_FILLER}{_PHRASE}{_END})*)",
+     rf"\s*,?\s*(?:(?:or|nor) {_FILLER}|and (?!(?:a|an|the)\b)){_PHRASE}{_END}"
+     rf"|(?:\s*,?\s*(?:or|nor) {_FILLER}{_PHRASE}{_END})*)",
      "deny"),
     # "a non-yellow star": a star, but not a yellow one
     (rf"(?:^|(?<=[;,:])|\band\b|\bwith\b|\bbut\b|\ban?\b)\s*non-(?P<pred>[a-z]+) "
      rf"(?P<subject>{_PHRASE}){_END}", "merge"),
     # a bare "all red", "all circles": the whole query is an exclusive
-    (rf"^\s*(?:all|everything) {_FILLER}(?P<unless>{_PHRASE})\s*[.!]?\s*$", "only"),
+    (rf"^\s*(?:all|everything) (?!.*\b(?:is|are|kinds?|sorts?|types?)\b){_FILLER}(?P<unless>{_PHRASE})"
+     rf"\s*[.!]?\s*$", "only"),
 ]]
 _MORE = re.compile(rf"(?:,|\bor\b|\bnor\b|\band\b)\s*(?:(?:or|nor|and)\s+)?{_FILLER}"
                    rf"(?P<phrase>{_PHRASE}){_END}")
@@ -289,8 +309,9 @@ def _merged(subject: str, pred: str) -> Optional[str]:
     """The one object a subject and what it is not describe together: "star" + "on the left"
     -> "star on the left", "cross" + "green" -> "green cross", "red shape" + "circle" -> "red
     circle"; None when they do not combine ("a red circle, not a blue square")."""
-    subject = _clean(subject)
-    pred = " ".join(w for w in _clean(pred).split() if w not in ("one", "ones"))  # "a golden one"
+    subject = _known_words(_clean(subject))
+    # "a star, not a golden one": "one" is the star
+    pred = " ".join(w for w in _known_words(_clean(pred)).split() if w not in ("one", "ones"))
     about, denied = parse_phrase(subject), parse_phrase(pred)
     if about is None or denied is None or about.is_empty or denied.is_empty:
         return None
@@ -302,9 +323,7 @@ def _merged(subject: str, pred: str) -> Optional[str]:
         return f"{subject} {pred}"
     if denied.has("shape"):
         return " ".join([w for w in subject.split() if w not in _GENERIC] + [pred])
-    order = {"size": 0, "colour": 1}  # "big orange box", not "orange big box"
-    words = (pred + " " + subject).split()
-    return " ".join(sorted(words, key=lambda w: order.get(VOCABULARY.get(w, ("",))[0], 2)))
+    return _known_words(f"{pred} {subject}")  # "big orange box", not "orange big box"
 
 
 def parse_denials(query: str) -> list[Denial]:
@@ -327,41 +346,53 @@ def _scan(text: str) -> list[tuple[int, Denial]]:
     return found
 
 
-def _known_span(phrase: str) -> str:
-    """The phrase from its first to its last word the vocabulary knows, so the label the app
-    shows reads "stars", not "want to see any stars" ("I don't want to see any stars"); the
-    phrase itself when it knows none of them."""
+def _known_words(phrase: str) -> str:
+    """The words of a phrase the check reads, size and colour first, so the label the app shows
+    reads "stars", not "want to see any stars" ("I don't want to see any stars"), and "big
+    orange box", not "orange big box"; "on the" stays before a place ("star on the left"). The
+    phrase itself when it names nothing the check knows."""
     words = phrase.split()
-    known = [i for i, w in enumerate(words) if w in VOCABULARY or w in _GENERIC
-             or w.rsplit("-", 1)[-1] in VOCABULARY]
+    known = {i for i, w in enumerate(words) if w in VOCABULARY or w in _GENERIC
+             or w.rsplit("-", 1)[-1] in VOCABULARY}
     for multi in _PHRASES:  # "plus sign": "sign" alone is no word of the world
         size = len(multi.split())
-        known += [i + j for i in range(len(words) - size + 1)
-                  if " ".join(words[i:i + size]) == multi for j in range(size)]
-    if not known:
+        known |= {i + j for i in range(len(words) - size + 1)
+                  if " ".join(words[i:i + size]) == multi for j in range(size)}
+    for i in sorted(known):
+        if (VOCABULARY.get(words[i], ("",))[0] == "position" and i >= 2 and words[i - 1] == "the"
+                and words[i - 2] in ("on", "in", "at")):
+            known |= {i - 2, i - 1}
+    vague = {i for i in known if words[i] in ("anything", "something", "everything")}
+    kept = [words[i] for i in sorted(known - vague if known - vague else known)]
+    if not kept:
         return phrase
-    first = min(known)
-    while first < max(known) and words[first] in ("anything", "something", "everything"):
-        first += 1  # "anything yellow" -> "yellow"
-    if first >= 2 and VOCABULARY.get(words[first], ("",))[0] == "position" and words[first - 1] == "the":
-        first -= 2  # "on the left", "in the middle"
-    return " ".join(words[first:max(known) + 1])
+    order = {"size": 0, "colour": 1}
+    return " ".join(sorted(kept, key=lambda w: order.get(VOCABULARY.get(w, ("",))[0], 2)))
 
 
 def _readable(denial: Denial) -> bool:
     """Whether the check can tell which pictures show the denial's subject: "not sure" and
     "no circle left of a square" (a relation) name no object it can check, so they are left out
     rather than shown as a label that frames nothing."""
-    return denial.subject == _SOMETHING or parse_phrase(denial.subject) is not None
+    if denial.subject == _SOMETHING:
+        return bool(denial.unless)
+    if parse_phrase(denial.subject) is None:
+        return False
+    # "without anything else", "they aren't my favourite shapes": a generic word among words the
+    # check cannot read names no object; a plain "no shapes" still does
+    known = _known_words(denial.subject)
+    vague = known in ("anything", "everything", "something")  # "I don't want anything"
+    only_generic = all(w in _GENERIC for w in known.split()) and known != _clean(denial.subject)
+    return not vague and not only_generic
 
 
 def _tidy(denial: Denial) -> Denial:
     """The denial with each of its phrases cut to the words the check reads."""
-    subject = denial.subject if denial.subject == _SOMETHING else _known_span(denial.subject)
+    subject = denial.subject if denial.subject == _SOMETHING else _known_words(denial.subject)
     subject = re.sub(r"\bones$", "shapes", re.sub(r"\bone$", "shape", subject))  # "small ones"
     if re.match(r"(?:on|in|at) the ", subject):
         subject = f"a shape {subject}"  # "✗ has a shape in the middle", not "✗ has in the middle"
-    unless = (ALTERNATIVE.join(_known_span(p) for p in denial.unless.split(ALTERNATIVE))
+    unless = (ALTERNATIVE.join(_known_words(p) for p in denial.unless.split(ALTERNATIVE))
               if denial.unless else "")
     return Denial(subject, unless)
 
@@ -387,15 +418,27 @@ def _denials_of(match: re.Match, kind: str) -> Optional[list[Denial]]:
         return [Denial(_clean(rest))] if parse_phrase(rest) else []
     if kind == "none":
         return []
+    if kind == "only_items":  # "a red circle, a blue square, that's all"
+        items = [_clean(i) for i in re.split(r",\s*|\s+and\s+", groups["items"]) if i.strip()]
+        if not items or any(parse_phrase(i) is None or re.search(r"\b(?:no|not|without)\b", i)
+                            for i in items):
+            return None
+        return [Denial(_SOMETHING, ALTERNATIVE.join(items))]
     if kind in ("only", "only_unless"):
-        universal_no = re.match(r"(?:not|no|never)\s+(?P<rest>.*)", groups["unless"])
-        if kind == "only" and universal_no:  # "every shape is not red", "they are no circles"
-            denied = _clean(universal_no.group("rest"))
-            return [Denial(denied)] if parse_phrase(denied) and denied not in _GENERIC else None
-        if _NOT_EXCLUSIVE.match(groups["unless"]):
+        unless = groups["unless"]
+        if kind == "only":
+            universal_no = re.match(r"(?:not|no|never)\s+(?P<rest>.*)", unless)
+            if universal_no:  # "every shape is not red", "they are no circles"
+                denied = _clean(universal_no.group("rest"))
+                return [Denial(denied)] if parse_phrase(denied) and denied not in _GENERIC else None
+            if _REQUEST.match(unless):  # "only show me circles" asks for circles; "just find a star"
+                if groups.get("trigger") == "just":
+                    return []
+                unless = _REQUEST.sub("", unless)
+        if _NOT_EXCLUSIVE.match(unless):
             return []  # "only one circle" counts, it does not exclude
-        allowed = [_clean(groups["unless"])] + [_clean(m.group("phrase")) for m in
-                                                _AND_OR.finditer(groups.get("alts") or "")]
+        allowed = [_clean(unless)] + [_clean(m.group("phrase")) for m in
+                                      _AND_OR.finditer(groups.get("alts") or "")]
         if re.match(r" colou?rs?", groups.get("other") or ""):  # "a red circle with no other colours"
             colours = [v for a in allowed for k, v in (parse_phrase(a) or ObjectDesc()).required if k == "colour"]
             allowed = colours if len(colours) == len(allowed) else allowed
@@ -436,8 +479,8 @@ def _shared_noun(phrases: list[str]) -> list[str]:
     noun = next((words[i:] for i in range(1, len(words)) if _is_noun(" ".join(words[i:]))), None)
     if noun is None:
         return phrases
-    return [p if _is_noun(p.split()[-1]) or (parse_phrase(p) or ObjectDesc()).has("shape")
-            else f"{p} {' '.join(noun)}" for p in phrases[:-1]] + phrases[-1:]
+    return [p if parse_phrase(p) is None or (parse_phrase(p) or ObjectDesc()).has("shape")
+            or _is_noun(p.split()[-1]) else f"{p} {' '.join(noun)}" for p in phrases[:-1]] + phrases[-1:]
 
 
 def _ones_named(phrases: list[str]) -> list[str]:
