@@ -475,12 +475,14 @@ def _shared_noun(phrases: list[str]) -> list[str]:
     goes to the earlier ones that name none."""
     if len(phrases) < 2:
         return phrases
-    words = phrases[-1].split()
-    noun = next((words[i:] for i in range(1, len(words)) if _is_noun(" ".join(words[i:]))), None)
+    noun = _noun_of(phrases[-1], skip_first=True)
     if noun is None:
         return phrases
-    return [p if parse_phrase(p) is None or (parse_phrase(p) or ObjectDesc()).has("shape")
-            or _is_noun(p.split()[-1]) else f"{p} {' '.join(noun)}" for p in phrases[:-1]] + phrases[-1:]
+
+    def names_a_noun(phrase: str) -> bool:
+        desc = parse_phrase(phrase)
+        return desc is None or desc.has("shape") or _is_noun(phrase.split()[-1])
+    return [p if names_a_noun(p) else f"{p} {noun}" for p in phrases[:-1]] + phrases[-1:]
 
 
 def _ones_named(phrases: list[str]) -> list[str]:
@@ -488,12 +490,17 @@ def _ones_named(phrases: list[str]) -> list[str]:
     named = list(phrases)
     for i in range(1, len(named)):
         words = named[i].split()
-        if words and words[-1] in ("one", "ones"):
-            before = named[i - 1].split()
-            noun = next((before[j:] for j in range(len(before)) if _is_noun(" ".join(before[j:]))), None)
-            if noun:
-                named[i] = " ".join(words[:-1] + noun)
+        noun = _noun_of(named[i - 1]) if words and words[-1] in ("one", "ones") else None
+        if noun:
+            named[i] = " ".join(words[:-1] + [noun])
     return named
+
+
+def _noun_of(phrase: str, skip_first: bool = False) -> Optional[str]:
+    """The noun that ends a phrase ("plus signs" of "blue plus signs"), or None."""
+    words = phrase.split()
+    return next((" ".join(words[i:]) for i in range(int(skip_first), len(words))
+                 if _is_noun(" ".join(words[i:]))), None)
 
 
 def _is_noun(phrase: str) -> bool:
