@@ -84,6 +84,12 @@ def _vocabulary() -> dict[str, tuple[str, str]]:
 
 
 VOCABULARY = _vocabulary()
+# Basic colour names the world does not draw (and no lexicon gives to one it does): "no olive
+# pyramids" must not frame every pyramid, as it would with "olive" skipped as an unknown word.
+_FOREIGN_COLOURS = frozenset({
+    "pink", "brown", "grey", "gray", "black", "teal", "turquoise", "aqua", "cyan", "magenta", "maroon",
+    "olive", "khaki", "beige", "tan", "silver", "burgundy", "salmon", "coral", "fuchsia", "taupe",
+    "ochre", "periwinkle", "puce", "sage", "seafoam", "slate", "rose", "blush"}) - set(VOCABULARY)
 _RELATION = re.compile(r" (?:left|right) of | next to | beside | above | below | than | instead of ")
 _PHRASES = sorted((w for w in VOCABULARY if " " in w), key=len, reverse=True)
 
@@ -94,6 +100,8 @@ def parse_phrase(phrase: str) -> Optional[ObjectDesc]:
     text = " " + re.sub(r"[^a-z\- ]", " ", phrase.lower()) + " "
     if _RELATION.search(text):
         return None  # "shapes left of the circle" is about two objects: we cannot tell
+    if _FOREIGN_COLOURS & set(text.split()):
+        return None  # "olive pyramids": not the world's green, and no shape is olive
     found: dict[str, str] = {}
     for multi in _PHRASES:  # "round disc", "plus sign", "five-pointed star" before single words
         if f" {multi} " in text:
@@ -150,11 +158,12 @@ class Denial:
 
 # A denied phrase runs to the next clause boundary; fillers after it ("at all") close it too.
 _END = (r"(?=\s*(?:[,;.!?:]|\band\b|\bbut\b|\bwith\b|\bor\b|\bnor\b|\bthough\b|\bwhile\b"
+        r"|\bno\b|\bnot\b|\bwithout\b"
         r"|\bthat\b|\bwhich\b|\banywhere\b|\bat all\b|\bwhatsoever\b|\bhere\b|\bin sight\b"
         r"|\bto be (?:seen|found)\b|\bnearby\b|\baround\b"
         r"|\bin (?:it|this|the (?:picture|image|scene|frame))\b|$))")
 # a word that does not open a new clause, and a run of them
-_WORD = r"(?:(?!(?:and|but|with|or|nor|that|which|while|though)\b)[a-z][a-z\-]*)"
+_WORD = r"(?:(?!(?:and|but|with|or|nor|that|which|while|though|no|not|without)\b)[a-z][a-z\-]*)"
 _PHRASE = rf"(?:{_WORD}(?:\s+{_WORD})*?)"
 _FILLER = r"(?:(?:any|a|an|the|one|single|even|of|some|either)\s+)*"
 _NO = r"(?:there (?:is|are) )?(?:no|nothing|none|not (?:a single|one|any|a|an))\b"
@@ -179,10 +188,12 @@ _PICTURE_OF = re.compile(r"^(?:picture|image|photo|scene|drawing) (?:of|with|sho
 _WORLD_WORDS = "|".join(sorted({w for v in (*SHAPES, *COLOURS) for w in (v, v + "s", v + "es")}))
 _CONTRACTIONS = [(r"(?<![a-z])w/o\b", "without"),
                  (r"\bwon't\b", "will not"), (r"\bcan't\b", "can not"), (r"\bcannot\b", "can not"),
-                 (r"n't\b", " not"), (r"\b(it|there|that)'s\b", r"\1 is"), (r"\bthey're\b", "they are"),
+                 (r"n't\b", " not"), (r"\b(it|there|that|everything|nothing|something)'s\b", r"\1 is"),
+                 (r"\bthey're\b", "they are"),
                  (r"\b([a-z]+)'s (nowhere|absent|missing|gone|not)\b", r"\1 is \2"),
                  (r"\b(do|does|did|is|are|was|were|has|have|should|could|would)nt\b", r"\1 not"),
                  (r"\bcant\b", "can not"), (r"(?<![a-z])'em\b", "them"),
+                 (r"\bat all (?=(?:on|in|at) the )", ""),  # "no shapes at all in the middle"
                  (r",? but (?:it|they) (?:is|are) not ", " that is not "),
                  # "star-free", "triangle free"; the comma ends the denied phrase
                  (r"\b([a-z]+)-free\b", r"free of \1,"),
@@ -259,14 +270,16 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p), kind) for p, kind in 
      rf"{_FILLER}(?P<subject>{_PHRASE}){_END}", "postfix"),
     # prefix denials, with or without "no/not"
     (rf"\b(?:(?:any|every|all)(?: [a-z]+)? (?:but|except(?: for)?|besides|other than)|but not|not|no|"
-     rf"nothing|(?:none|neither) of (?:them|the \w+)(?: (?:is|are))?|none|without|free of|free from|"
+     rf"nothing|(?:none|neither) of (?:them|the (?P<of>\w+))(?: (?:is|are|can be|could be|should be|"
+     rf"may be|will be|must be))?|none|without|free of|free from|"
      rf"lacking|lacks?|lack of|devoid of|(?:in the |complete )?absence of|minus|excluding|except(?: for)?|"
      rf"anything but|everything but|other than|instead of|rather than|never|neither|nor|zero|sans|no sign of|"
      rf"leave out|leaving out|clear of|empty of|avoid|avoiding|exclude|omit|omitting|get rid of|"
      rf"getting rid of|(?:everything|anything|all|any \w+) (?:apart|aside) from|"
      # a verb that also means something else ("drop me a star", "skip to the next one") denies
      # only what follows it with "the", "all" or "any"
-     rf"(?:hide|skip|skipping|remove|removing|drop|ditch)(?= (?:the|all|any|anything)\b))"
+     rf"(?:hide|skip|skipping|remove|removing|drop|ditch|take away|taking away)"
+     rf"(?= (?:the|all|any|anything)\b))"
      rf"(?: (?:find|see|show|contain|have|include|want)s?(?: me)?)?"
      rf"(?: (?:any |the )?(?:pictures|pics|images|scenes|photos|ones) (?:that (?:have|has|show|contain)s?"
      rf"|with|showing))? {_FILLER}(?P<subject>{_PHRASE}){_END}"
@@ -465,6 +478,11 @@ def _denials_of(match: re.Match, kind: str) -> Optional[list[Denial]]:
         return [Denial(subject)] if parse_phrase(subject) and subject not in _GENERIC else None
     if _COUNTED.match(_clean(groups["subject"])):
         return []  # "no more than two shapes" counts; "no other shapes" needs what it is other than
+    of = groups.get("of")
+    if of and parse_phrase(of) and not parse_phrase(of).is_empty:  # "none of the boxes are red"
+        merged = _merged(of, groups["subject"])
+        if merged:
+            return [Denial(merged)]
     phrases = [_clean(groups["subject"])] if _clean(groups["subject"]) else []
     phrases += [_clean(m.group("phrase")) for m in _MORE.finditer(groups.get("more") or "")]
     return [Denial(p) for p in _ones_named(_shared_noun(phrases))]
