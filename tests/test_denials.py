@@ -210,7 +210,7 @@ def frames_agree(row: dict) -> bool:
 
 @pytest.mark.parametrize("name, size", PHRASING_SETS.items())
 def test_red_frames_agree_with_phrasings_written_by_others(name, size):
-    """tests/data/red_frame_phrasings*.json: queries four reviewers wrote as a class would type
+    """tests/data/red_frame_phrasings*.json: queries five reviewers wrote as a class would type
     them, each with the predicate of what it denies (null: it denies nothing), without reading
     the check (bench/RESULTS.md section 18). Measured before each round's fixes: 20 of the first
     235 disagreed ("crosses don't show up", "can't be without orange"), 18 of the next 222
