@@ -31,7 +31,8 @@ A query is read into :class:`Denial` s. A denial names the objects a picture mus
 
 Each denial renders as a short label ("blue square", "something other than squares") that
 :func:`objects_match` reads back, so the app can show and check the same strings. A label keeps
-only the span of words the check reads ("I don't want to see any stars" -> "stars"). A relation
+only the words the check reads ("I don't want to see any stars" -> "stars"). A misspelt world
+word is read as the word ("no yelow stars"): dropped, it would leave "no stars". A relation
 between two objects ("no circle left of a square") is not read: it frames nothing rather than
 guess which object breaks it.
 """
@@ -40,7 +41,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Mapping, Optional, Sequence
+
+from rapidfuzz.distance import OSA
 
 from engine.data.shapes.query import ObjectDesc
 from engine.data.shapes.language import SHAPE_WORDS, spoken_colour_words
@@ -302,9 +306,47 @@ _AND_OR = re.compile(rf"(?:and|or) {_FILLER}(?P<phrase>{_PHRASE}){_END}")
 
 def _normalise(query: str) -> str:
     text = " ".join(query.lower().replace("’", "'").split())
+    text = re.sub(r"[a-z]+", lambda m: _spelled(m.group()), text)
     for pattern, repl in _CONTRACTIONS:
         text = re.sub(pattern, repl, text)
     return text
+
+
+# Words a misspelling is read as: the world's single words and the denial words. Dropping
+# "yelow" from "no yelow stars" would frame every star.
+_SPELLED = frozenset({w for w in VOCABULARY if " " not in w and "-" not in w and len(w) >= 4}
+                     | {"nothing", "without", "except", "every", "everything", "anything", "only"})
+# Everyday words one letter from a world word, never read as a misspelling of it
+_NOT_TYPOS = frozenset({"range", "stare", "stares", "start", "starts", "purely", "bigger", "single",
+                        "sorry", "blur", "bleed", "greet", "grease", "creme", "whine", "while",
+                        "shaped", "spots", "excepted", "larger", "smaller", "smalt", "lapis"})
+
+
+@lru_cache(maxsize=4096)
+def _spelled(word: str) -> str:
+    """A word of the query, or the world word it misspells ("yelow" -> "yellow", "sqaure" ->
+    "square", "bleu" -> "blue", "nothign" -> "nothing"): the one word of ``_SPELLED`` with the
+    same first letter one edit away (two for words of eight letters or more; for four-letter
+    words, two swapped letters only), else the word itself."""
+    if (len(word) < 4 or word in _SPELLED or word in VOCABULARY or word in _GENERIC
+            or word in _NOT_TYPOS or word in _FOREIGN_COLOURS):
+        return word
+    allowed = 2 if len(word) >= 8 else 1
+    close = {w: _edits(word, w, swaps_only=len(word) == 4) for w in _SPELLED
+             if w[0] == word[0] and abs(len(w) - len(word)) <= allowed and (len(word) > 4 or len(w) == 4)}
+    best = sorted((d, w) for w, d in close.items() if d <= allowed)
+    nearest = [w for d, w in best if d == best[0][0]] if best else []
+    # "diamons": "diamond" and "diamonds" are one edit away and mean the same
+    meanings = {VOCABULARY.get(w, w) for w in nearest}
+    return nearest[0] if len(meanings) == 1 else word
+
+
+def _edits(a: str, b: str, swaps_only: bool = False) -> int:
+    """Edits from ``a`` to ``b``, two neighbouring letters swapped counting one (optimal string
+    alignment); with ``swaps_only``, 1 for one such swap and 9 for anything else."""
+    if swaps_only:  # "bleu" -> "blue"
+        return 1 if a != b and b in {a[:i] + a[i + 1] + a[i] + a[i + 2:] for i in range(len(a) - 1)} else 9
+    return OSA.distance(a, b)
 
 
 def _clean(phrase: str) -> str:
