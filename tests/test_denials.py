@@ -317,7 +317,7 @@ def test_everyday_words_near_a_world_word_are_not_corrected(word):
     ("a red star but no plus sign please", "plus sign"),
     ("a star, not a golden one", "golden star"), ("i dont want anything yellow", "yellow"),
     ("a big box, not orange", "big orange box"), ("nothing in the middle", "a shape in the middle"),
-    ("no small ones", "small shapes"),
+    ("no small ones", "small shapes"), ("only big ones", "something other than big shapes"),
 ])
 def test_labels_keep_only_the_words_the_check_reads(query, label):
     """The card says "✗ has stars", not "✗ has want to see any stars"."""

@@ -443,12 +443,13 @@ def _readable(denial: Denial) -> bool:
 
 def _tidy(denial: Denial) -> Denial:
     """The denial with each of its phrases cut to the words the check reads."""
-    subject = denial.subject if denial.subject == _SOMETHING else _known_words(denial.subject)
-    subject = re.sub(r"\bones$", "shapes", re.sub(r"\bone$", "shape", subject))  # "small ones"
+    def named(phrase: str) -> str:  # "small ones" -> "small shapes"
+        return re.sub(r"\bones$", "shapes", re.sub(r"\bone$", "shape", _known_words(phrase)))
+
+    subject = denial.subject if denial.subject == _SOMETHING else named(denial.subject)
     if re.match(r"(?:on|in|at) the ", subject):
         subject = f"a shape {subject}"  # "✗ has a shape in the middle", not "✗ has in the middle"
-    unless = (ALTERNATIVE.join(_known_words(p) for p in denial.unless.split(ALTERNATIVE))
-              if denial.unless else "")
+    unless = ALTERNATIVE.join(named(p) for p in denial.unless.split(ALTERNATIVE)) if denial.unless else ""
     return Denial(subject, unless)
 
 
