@@ -98,9 +98,11 @@ _RELATION = re.compile(r" (?:left|right) of | next to | beside | above | below |
 _PHRASES = sorted((w for w in VOCABULARY if " " in w), key=len, reverse=True)
 
 
+@lru_cache(maxsize=4096)
 def parse_phrase(phrase: str) -> Optional[ObjectDesc]:
     """The object description in a phrase ("large red circle on the left", "boxes"), or None
-    when it names no shapes-world attribute and no generic object word ("a dog")."""
+    when it names no shapes-world attribute and no generic object word ("a dog"). Cached: a
+    label is read again for every picture it is checked against."""
     text = " " + re.sub(r"[^a-z\- ]", " ", phrase.lower()) + " "
     if _RELATION.search(text):
         return None  # "shapes left of the circle" is about two objects: we cannot tell
@@ -519,14 +521,15 @@ def _denials_of(match: re.Match, kind: str) -> Optional[list[Denial]]:
     if kind == "postfix":
         subject = _clean(groups["subject"])
         return [Denial(subject)] if parse_phrase(subject) and subject not in _GENERIC else None
-    if _COUNTED.match(_clean(groups["subject"])):
+    subject = _clean(groups["subject"])
+    if _COUNTED.match(subject):
         return []  # "no more than two shapes" counts; "no other shapes" needs what it is other than
-    of = groups.get("of")
-    if of and parse_phrase(of) and not parse_phrase(of).is_empty:  # "none of the boxes are red"
-        merged = _merged(of, groups["subject"])
+    of = parse_phrase(groups["of"]) if groups.get("of") else None
+    if of is not None and not of.is_empty:  # "none of the boxes are red"
+        merged = _merged(groups["of"], groups["subject"])
         if merged:
             return [Denial(merged)]
-    phrases = [_clean(groups["subject"])] if _clean(groups["subject"]) else []
+    phrases = [subject] if subject else []
     phrases += [_clean(m.group("phrase")) for m in _MORE.finditer(groups.get("more") or "")]
     return [Denial(p) for p in _ones_named(_shared_noun(phrases))]
 
